@@ -1,0 +1,28 @@
+"""tabular-mlops: the Google Cloud platform for the MLOps lifecycle of one tabular dataset.
+
+One program, one stack per environment (Pulumi.staging.yaml, Pulumi.prod.yaml). The stack's config
+is validated once, here; the components never read config themselves.
+"""
+
+import pulumi
+
+from contracts import ContractError
+from stacks.config import ConfigError, load_pulumi_config
+from stacks.platform import build_platform
+
+try:
+    config = load_pulumi_config()
+except (ConfigError, ContractError) as error:
+    # A RunError is reported without a Python traceback: the message says what to fix, and where.
+    raise pulumi.RunError(f"invalid configuration:\n{error}") from None
+
+platform = build_platform(config, stack=pulumi.get_stack())
+
+pulumi.export("project", config.project)
+pulumi.export("region", config.region)
+pulumi.export("landing_bucket", platform.data_lake.landing.name)
+pulumi.export("quarantine_bucket", platform.data_lake.quarantine.name)
+pulumi.export("artifacts_bucket", platform.data_lake.artifacts.name)
+pulumi.export("dataset", platform.warehouse.dataset.dataset_id)
+pulumi.export("curated_table", platform.warehouse.curated.table_id)
+pulumi.export("endpoint", platform.serving.endpoint.name)

@@ -1,0 +1,111 @@
+"""Data lake: the Cloud Storage buckets data passes through.
+
+- landing: the analysts' CSV uploads; versioned, so an overwritten upload is never lost.
+- quarantine: rejected files and their JSON reports; versioned and never expired.
+- artifacts: pipeline root, compiled templates and model artifacts; transient run data expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from resources.base import PlatformComponent
+
+
+@dataclass(frozen=True)
+class DataLakeArgs:
+    project: str
+    location: str
+    landing_bucket: str
+    quarantine_bucket: str
+    artifacts_bucket: str
+    labels: Mapping[str, str]
+    force_destroy: bool = False
+    """Whether `pulumi destroy` may delete non-empty buckets (off where data matters)."""
+    artifacts_retention_days: int = 30
+    noncurrent_retention_days: int = 30
+    kms_key: str | None = None
+
+
+class DataLake(PlatformComponent):
+    """The landing, quarantine and artifacts buckets, private and uniformly controlled."""
+
+    TYPE = "tabular-mlops:storage:DataLake"
+    APIS = ("storage.googleapis.com",)
+
+    landing: gcp.storage.Bucket
+    """Where data analysts upload CSVs; every finalized object triggers ingestion."""
+    quarantine: gcp.storage.Bucket
+    """Rejected files, each with a JSON report beside it."""
+    artifacts: gcp.storage.Bucket
+    """Pipeline root and model artifacts."""
+
+    def __init__(self, name: str, args: DataLakeArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(name, opts)
+        self.landing = self._bucket(
+            f"{name}-landing",
+            args,
+            args.landing_bucket,
+            versioned=True,
+            lifecycle_rules=[
+                # Only superseded versions expire; the live object stays until someone removes it.
+                {
+                    "action": {"type": "Delete"},
+                    "condition": {"days_since_noncurrent_time": args.noncurrent_retention_days},
+                }
+            ],
+        )
+        # Nothing here ever expires: a quarantined file is the only copy of what was rejected.
+        self.quarantine = self._bucket(
+            f"{name}-quarantine", args, args.quarantine_bucket, versioned=True
+        )
+        self.artifacts = self._bucket(
+            f"{name}-artifacts",
+            args,
+            args.artifacts_bucket,
+            versioned=False,
+            lifecycle_rules=[
+                {
+                    "action": {"type": "Delete"},
+                    "condition": {
+                        "age": args.artifacts_retention_days,
+                        "matches_prefixes": ["pipeline-root/", "tmp/"],
+                    },
+                }
+            ],
+        )
+        self.register_outputs(
+            {
+                "landing": self.landing.name,
+                "quarantine": self.quarantine.name,
+                "artifacts": self.artifacts.name,
+            }
+        )
+
+    def _bucket(
+        self,
+        resource_name: str,
+        args: DataLakeArgs,
+        bucket_name: str,
+        *,
+        versioned: bool,
+        lifecycle_rules: list[dict] | None = None,
+    ) -> gcp.storage.Bucket:
+        return gcp.storage.Bucket(
+            resource_name,
+            name=bucket_name,
+            project=args.project,
+            location=args.location,
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            versioning={"enabled": versioned},
+            lifecycle_rules=lifecycle_rules or [],
+            force_destroy=args.force_destroy,
+            encryption={"default_kms_key_name": args.kms_key} if args.kms_key else None,
+            labels=dict(args.labels),
+            opts=self.child(),
+        )

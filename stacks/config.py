@@ -1,0 +1,448 @@
+"""The typed configuration of one stack, validated once at the edge of the program.
+
+A stack file (`Pulumi.<stack>.yaml`) holds three keys in the `tabular-mlops` namespace:
+`project` and `region` (declared in Pulumi.yaml) and `platform`, a structured object with one
+section per concern. Pulumi.yaml cannot declare object-typed keys, so `platform` is described by
+this module instead; docs/configuration.md is generated from it.
+
+Every error names the stack file, the key path and what was expected, for example
+`Pulumi.prod.yaml: tabular-mlops:platform.serving.min_replicas: must be >= 1, got 0`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+NAMESPACE = "tabular-mlops"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors (a typo must not silently fall back to a default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- value types shared by several sections ---------------------------------------------------
+
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+_MEMBER = re.compile(r"^(user|group|serviceAccount|domain):[^\s]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
+_CRON_FIELD = r"[0-9*/,\-A-Za-z]+"
+_CRON = re.compile(rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$")
+
+
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    for key, val in value.items():
+        if not _LABEL_KEY.match(key):
+            raise ValueError(
+                f"label key {key!r} must be lowercase letters, digits, '_' or '-', "
+                "starting with a letter (GCP label rules)"
+            )
+        if not _LABEL_VALUE.match(val):
+            raise ValueError(
+                f"label {key}={val!r}: values must be lowercase letters, digits, '_' or '-', "
+                "at most 63 characters (GCP label rules)"
+            )
+    return value
+
+
+def _member(value: str) -> str:
+    if value in ("allUsers", "allAuthenticatedUsers"):
+        raise ValueError(f"{value} would make the resource public; name users or groups")
+    if not _MEMBER.match(value):
+        raise ValueError(
+            f"{value!r} is not an IAM member; expected user:, group:, serviceAccount: or domain:"
+        )
+    return value
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def _cron(value: str) -> str:
+    if not _CRON.match(value.strip()):
+        raise ValueError(f"{value!r} is not a 5-field cron expression (min hour dom month dow)")
+    return value.strip()
+
+
+Labels = Annotated[dict[str, str], AfterValidator(_labels)]
+Member = Annotated[str, AfterValidator(_member)]
+Email = Annotated[str, AfterValidator(_email)]
+Cron = Annotated[str, AfterValidator(_cron)]
+GcpProjectId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
+Region = Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]$")]
+KmsKeyName = Annotated[
+    str,
+    Field(pattern=r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$"),
+]
+
+
+# --- one section per concern -----------------------------------------------------------------
+
+
+class DataLakeConfig(StrictModel):
+    """Cloud Storage: landing (analysts' CSVs), quarantine (rejected files), pipeline artifacts."""
+
+    force_destroy: bool = Field(
+        default=False,
+        description="let `pulumi destroy` delete non-empty buckets; keep false where data matters",
+    )
+    artifacts_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="age at which transient pipeline artifacts expire"
+    )
+    noncurrent_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="how long overwritten landing objects are kept as noncurrent versions",
+    )
+
+
+class WarehouseConfig(StrictModel):
+    """BigQuery: curated table from the data contract, ingestion log, metrics and evaluations."""
+
+    dataset: str = Field(
+        default="tabular_mlops",
+        pattern=r"^[a-z][a-z0-9_]{0,900}$",
+        description="dataset id prefix; the stack name is appended",
+    )
+    location: str | None = Field(
+        default=None, description="BigQuery location; defaults to the stack's region"
+    )
+    contract: str = Field(
+        default="contracts/penguins.yaml",
+        description="data contract file, relative to the project root",
+    )
+    deletion_protection: bool = Field(
+        default=True, description="refuse to delete tables and the dataset on `pulumi destroy`"
+    )
+
+    @model_validator(mode="after")
+    def _contract_exists(self) -> WarehouseConfig:
+        if not (PROJECT_ROOT / self.contract).is_file():
+            raise ValueError(f"contract file {self.contract!r} does not exist")
+        return self
+
+
+class IngestionConfig(StrictModel):
+    """The Cloud Function that checks and loads every uploaded CSV."""
+
+    landing_prefix: str = Field(
+        default="incoming/",
+        pattern=r"^([A-Za-z0-9._-]+/)*$",
+        description="only objects under this prefix are ingested ('' for the whole bucket)",
+    )
+    min_instances: int = Field(default=0, ge=0, le=100)
+    max_instances: int = Field(default=10, ge=1, le=1000)
+    memory: str = Field(default="1Gi", pattern=r"^[0-9]+(Mi|Gi)$")
+    timeout_seconds: int = Field(
+        default=540, ge=60, le=540, description="event-driven functions stop at 540 s"
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> IngestionConfig:
+        if self.min_instances > self.max_instances:
+            raise ValueError(
+                f"min_instances ({self.min_instances}) exceeds max_instances ({self.max_instances})"
+            )
+        return self
+
+
+class WorkbenchConfig(StrictModel):
+    """Vertex AI Workbench for the data scientists' exploration; usually staging only."""
+
+    enabled: bool = False
+    owner: Email | None = Field(default=None, description="the one instance owner (an email)")
+    machine_type: str = "e2-standard-4"
+    idle_shutdown_minutes: int = Field(default=60, ge=10, le=1440)
+    zone: str | None = Field(default=None, description="defaults to <region>-a")
+
+    @model_validator(mode="after")
+    def _owner_when_enabled(self) -> WorkbenchConfig:
+        if self.enabled and not self.owner:
+            raise ValueError("owner is required when the workbench is enabled")
+        return self
+
+
+class ServingConfig(StrictModel):
+    """The stack's Vertex AI endpoint (staging endpoint in staging, production in prod)."""
+
+    machine_type: str = "n1-standard-2"
+    min_replicas: int = Field(default=1, ge=1, description="dedicated resources need at least 1")
+    max_replicas: int = Field(default=1, ge=1, le=100)
+    request_logging: bool = Field(default=False, description="log requests/responses to BigQuery")
+    logging_sampling_rate: float = Field(default=1.0, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _replica_bounds(self) -> ServingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas})"
+            )
+        return self
+
+
+class ScheduleConfig(StrictModel):
+    cron: Cron
+    time_zone: str = "UTC"
+    paused: bool = Field(default=True, description="created paused until switched on")
+
+
+class TrainingConfig(StrictModel):
+    """The training pipeline's schedule and the gate a challenger must clear."""
+
+    schedule: ScheduleConfig = ScheduleConfig(cron="0 3 * * 1")
+    min_accuracy: float = Field(
+        default=0.9, gt=0, le=1, description="absolute bar a model must clear to be deployed"
+    )
+    min_improvement: float = Field(
+        default=0.0, ge=0, le=1, description="margin by which a challenger must beat the champion"
+    )
+    hyperparameters: dict[str, float | int | str] = Field(
+        default_factory=dict, description="passed to the training pipeline as parameters"
+    )
+
+
+class EvaluationConfig(StrictModel):
+    """Continuous evaluation: when to judge the production model and when to retrain."""
+
+    schedule: ScheduleConfig = ScheduleConfig(cron="0 4 * * *")
+    min_new_rows: int = Field(default=200, ge=1, description="labelled rows needed to judge")
+    min_accuracy: float = Field(default=0.85, gt=0, le=1)
+    max_degradation: float = Field(
+        default=0.05, ge=0, le=1, description="allowed drop from the model's own test accuracy"
+    )
+
+
+class PipelinesConfig(StrictModel):
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+
+class MonitoringConfig(StrictModel):
+    """Alerting and the stakeholders' dashboard."""
+
+    notification_email: Email | None = Field(
+        default=None, description="where alerts go; no channel is created when unset"
+    )
+    quarantine_alert_threshold: int = Field(
+        default=1, ge=1, description="rejected files within an hour that raise an alert"
+    )
+
+
+class AccessConfig(StrictModel):
+    """Who plays each persona. Bindings are created at resource scope for exactly these members."""
+
+    data_analysts: list[Member] = Field(default_factory=list)
+    data_scientists: list[Member] = Field(default_factory=list)
+    qa: list[Member] = Field(default_factory=list)
+    ml_engineers: list[Member] = Field(default_factory=list)
+    stakeholders: list[Member] = Field(default_factory=list)
+
+
+class PlatformConfig(StrictModel):
+    """The structured `tabular-mlops:platform` key."""
+
+    labels: Labels = Field(default_factory=dict, description="added to every labelled resource")
+    kms_key: KmsKeyName | None = Field(
+        default=None, description="CMEK key applied wherever supported; Google-managed when unset"
+    )
+    data_lake: DataLakeConfig = DataLakeConfig()
+    warehouse: WarehouseConfig = WarehouseConfig()
+    ingestion: IngestionConfig = IngestionConfig()
+    workbench: WorkbenchConfig = WorkbenchConfig()
+    serving: ServingConfig = ServingConfig()
+    pipelines: PipelinesConfig = PipelinesConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    access: AccessConfig = AccessConfig()
+
+
+class StackConfig(StrictModel):
+    """Everything one stack needs: the GCP project, the region and the platform settings."""
+
+    project: GcpProjectId = Field(description="GCP project id the stack deploys into")
+    region: Region = Field(description="GCP region for every regional resource")
+    platform: PlatformConfig = PlatformConfig()
+
+
+# --- reading and reporting -------------------------------------------------------------------
+
+
+class ConfigError(ValueError):
+    """Invalid stack configuration. One line per problem: file, key path, what is expected."""
+
+
+def stack_file_name(stack: str) -> str:
+    return f"Pulumi.{stack}.yaml"
+
+
+def parse_stack_config(values: dict[str, Any], source: str) -> StackConfig:
+    """Validate the `tabular-mlops:*` values of one stack (other namespaces, e.g. `gcp:`, pass).
+
+    `values` maps full keys (`tabular-mlops:project`) to values, either already structured (read
+    from YAML) or as the JSON strings Pulumi hands a program.
+    """
+    prefix = f"{NAMESPACE}:"
+    ours = {k.removeprefix(prefix): _decode(v) for k, v in values.items() if k.startswith(prefix)}
+    try:
+        return StackConfig.model_validate(ours)
+    except ValidationError as err:
+        raise ConfigError(
+            "\n".join(f"{source}: {_key_path(e['loc'])}: {_describe(e)}" for e in err.errors())
+        ) from None
+
+
+def load_stack_file(path: str | Path) -> StackConfig:
+    """Read and validate a `Pulumi.<stack>.yaml` file."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path.name}: stack file not found at {path}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path.name}: not valid YAML: {err}") from None
+    values = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path.name}: has no `config:` mapping")
+    return parse_stack_config(values, source=path.name)
+
+
+def stack_config_values(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The raw `config:` mapping of a committed stack file, as Pulumi would pass it."""
+    document = yaml.safe_load((root / stack_file_name(stack)).read_text(encoding="utf-8")) or {}
+    return dict(document.get("config") or {})
+
+
+def load_pulumi_config() -> StackConfig:
+    """Validate the config Pulumi passes to the running program (the current stack's)."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    return parse_stack_config(values, source=stack_file_name(pulumi.get_stack()))
+
+
+def _decode(value: Any) -> Any:
+    """Pulumi passes structured values as JSON text; YAML hands them over already parsed."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _key_path(loc: tuple) -> str:
+    path = f"{NAMESPACE}:"
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += ("." if i else "") + str(part)
+    return path
+
+
+def _describe(error: dict) -> str:
+    """Turn a pydantic error into 'what is expected, got what'."""
+    kind, ctx, got = error["type"], error.get("ctx", {}), error.get("input")
+    bounds = {
+        "greater_than_equal": ">=",
+        "greater_than": ">",
+        "less_than_equal": "<=",
+        "less_than": "<",
+    }
+    if kind == "missing":
+        return "required, not set"
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see docs/configuration.md)"
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"must be {bounds[kind]} {limit}, got {got!r}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"must be an integer, got {got!r}"
+    if kind in ("float_parsing", "float_type"):
+        return f"must be a number, got {got!r}"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"must be true or false, got {got!r}"
+    if kind in ("string_type",):
+        return f"must be a string, got {got!r}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"must be a mapping of keys, got {got!r}"
+    if kind == "list_type":
+        return f"must be a list, got {got!r}"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx.get('pattern')}, got {got!r}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}, got {got!r}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return f"{error['msg']}, got {got!r}"
+
+
+def configuration_reference() -> str:
+    """docs/configuration.md: every key of a stack file, with type, default and meaning."""
+    lines = [
+        "# Stack configuration reference",
+        "",
+        "Generated from `stacks/config.py` by `make docs`; a test fails when it is out of date.",
+        "Every key lives in a stack file (`Pulumi.<stack>.yaml`) under `config:`. Unknown keys",
+        "are errors.",
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+
+    def walk(model: type[BaseModel], path: str) -> None:
+        for name, field in model.model_fields.items():
+            key = f"{path}{name}" if path.endswith(":") else f"{path}.{name}"
+            annotation = field.annotation
+            nested = _nested_model(annotation)
+            if nested is not None:
+                doc = (nested.__doc__ or "").strip().splitlines()[0] if nested.__doc__ else ""
+                lines.append(f"| `{key}` | section | | {doc} |")
+                walk(nested, key)
+                continue
+            default = "required" if field.is_required() else _show_default(field)
+            lines.append(
+                f"| `{key}` | {_type_name(annotation)} | {default} | {field.description or ''} |"
+            )
+
+    walk(StackConfig, f"{NAMESPACE}:")
+    return "\n".join(lines) + "\n"
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _type_name(annotation: Any) -> str:
+    text = str(annotation) if not isinstance(annotation, type) else annotation.__name__
+    text = text.replace("typing.", "").replace("NoneType", "None")
+    return f"`{text}`".replace("|", "\\|")
+
+
+def _show_default(field: Any) -> str:
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    return f"`{json.dumps(value)}`"
