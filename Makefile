@@ -11,7 +11,7 @@ STACK  ?= staging
 BUILD  := build
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint format demo plan plan-diff lock clean
+.PHONY: help venv test lint format demo plan plan-diff docs lock clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ plan: $(READY) ## offline plan of one stack: make plan STACK=prod
 
 plan-diff: $(READY) ## what differs between the staging and prod plans
 	$(PY) -m stacks.plan --diff staging prod --out-dir $(BUILD)
+
+docs: $(READY) ## regenerate the generated docs (docs/configuration.md, …)
+	$(PY) -m stacks.docs
 
 lock: ## re-resolve requirements.in into requirements.txt in a scratch venv
 	rm -rf $(BUILD)/lock-venv

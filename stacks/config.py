@@ -150,9 +150,11 @@ class IngestionConfig(StrictModel):
         pattern=r"^([A-Za-z0-9._-]+/)*$",
         description="only objects under this prefix are ingested ('' for the whole bucket)",
     )
-    min_instances: int = Field(default=0, ge=0, le=100)
-    max_instances: int = Field(default=10, ge=1, le=1000)
-    memory: str = Field(default="1Gi", pattern=r"^[0-9]+(Mi|Gi)$")
+    min_instances: int = Field(default=0, ge=0, le=100, description="instances kept warm")
+    max_instances: int = Field(
+        default=10, ge=1, le=1000, description="upper bound on concurrent instances (and cost)"
+    )
+    memory: str = Field(default="1Gi", pattern=r"^[0-9]+(Mi|Gi)$", description="per instance")
     timeout_seconds: int = Field(
         default=540, ge=60, le=540, description="event-driven functions stop at 540 s"
     )
@@ -169,10 +171,12 @@ class IngestionConfig(StrictModel):
 class WorkbenchConfig(StrictModel):
     """Vertex AI Workbench for the data scientists' exploration; usually staging only."""
 
-    enabled: bool = False
+    enabled: bool = Field(default=False, description="create the instance in this stack")
     owner: Email | None = Field(default=None, description="the one instance owner (an email)")
-    machine_type: str = "e2-standard-4"
-    idle_shutdown_minutes: int = Field(default=60, ge=10, le=1440)
+    machine_type: str = Field(default="e2-standard-4", description="Compute Engine machine type")
+    idle_shutdown_minutes: int = Field(
+        default=60, ge=10, le=1440, description="stop the instance after this long idle"
+    )
     zone: str | None = Field(default=None, description="defaults to <region>-a")
 
     @model_validator(mode="after")
@@ -185,11 +189,13 @@ class WorkbenchConfig(StrictModel):
 class ServingConfig(StrictModel):
     """The stack's Vertex AI endpoint (staging endpoint in staging, production in prod)."""
 
-    machine_type: str = "n1-standard-2"
+    machine_type: str = Field(default="n1-standard-2", description="machine type per replica")
     min_replicas: int = Field(default=1, ge=1, description="dedicated resources need at least 1")
-    max_replicas: int = Field(default=1, ge=1, le=100)
+    max_replicas: int = Field(default=1, ge=1, le=100, description="autoscaling upper bound")
     request_logging: bool = Field(default=False, description="log requests/responses to BigQuery")
-    logging_sampling_rate: float = Field(default=1.0, gt=0, le=1)
+    logging_sampling_rate: float = Field(
+        default=1.0, gt=0, le=1, description="share of requests logged when logging is on"
+    )
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> ServingConfig:
@@ -201,8 +207,10 @@ class ServingConfig(StrictModel):
 
 
 class ScheduleConfig(StrictModel):
-    cron: Cron
-    time_zone: str = "UTC"
+    """When a pipeline runs."""
+
+    cron: Cron = Field(description="5-field cron expression")
+    time_zone: str = Field(default="UTC", description="IANA time zone of the cron expression")
     paused: bool = Field(default=True, description="created paused until switched on")
 
 
@@ -217,7 +225,7 @@ class TrainingConfig(StrictModel):
         default=0.0, ge=0, le=1, description="margin by which a challenger must beat the champion"
     )
     hyperparameters: dict[str, float | int | str] = Field(
-        default_factory=dict, description="passed to the training pipeline as parameters"
+        default={}, description="passed to the training pipeline as parameters"
     )
 
 
@@ -226,13 +234,17 @@ class EvaluationConfig(StrictModel):
 
     schedule: ScheduleConfig = ScheduleConfig(cron="0 4 * * *")
     min_new_rows: int = Field(default=200, ge=1, description="labelled rows needed to judge")
-    min_accuracy: float = Field(default=0.85, gt=0, le=1)
+    min_accuracy: float = Field(
+        default=0.85, gt=0, le=1, description="retrain when accuracy on new data falls below"
+    )
     max_degradation: float = Field(
         default=0.05, ge=0, le=1, description="allowed drop from the model's own test accuracy"
     )
 
 
 class PipelinesConfig(StrictModel):
+    """Vertex AI pipelines and their schedules."""
+
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
 
@@ -251,17 +263,19 @@ class MonitoringConfig(StrictModel):
 class AccessConfig(StrictModel):
     """Who plays each persona. Bindings are created at resource scope for exactly these members."""
 
-    data_analysts: list[Member] = Field(default_factory=list)
-    data_scientists: list[Member] = Field(default_factory=list)
-    qa: list[Member] = Field(default_factory=list)
-    ml_engineers: list[Member] = Field(default_factory=list)
-    stakeholders: list[Member] = Field(default_factory=list)
+    data_analysts: list[Member] = Field(default=[], description="upload CSVs, read their outcome")
+    data_scientists: list[Member] = Field(
+        default=[], description="explore the warehouse, use Workbench, run pipelines"
+    )
+    qa: list[Member] = Field(default=[], description="test the staging endpoint, approve promotion")
+    ml_engineers: list[Member] = Field(default=[], description="operate the platform and CI/CD")
+    stakeholders: list[Member] = Field(default=[], description="read dashboards and model reports")
 
 
 class PlatformConfig(StrictModel):
-    """The structured `tabular-mlops:platform` key."""
+    """The platform's settings, one section per concern."""
 
-    labels: Labels = Field(default_factory=dict, description="added to every labelled resource")
+    labels: Labels = Field(default={}, description="added to every labelled resource")
     kms_key: KmsKeyName | None = Field(
         default=None, description="CMEK key applied wherever supported; Google-managed when unset"
     )
@@ -404,45 +418,69 @@ def configuration_reference() -> str:
         "",
         "Generated from `stacks/config.py` by `make docs`; a test fails when it is out of date.",
         "Every key lives in a stack file (`Pulumi.<stack>.yaml`) under `config:`. Unknown keys",
-        "are errors.",
+        "are errors, and every error names the stack file and the key.",
         "",
         "| key | type | default | meaning |",
         "|---|---|---|---|",
     ]
+    schema = StackConfig.model_json_schema()
+    definitions = schema.get("$defs", {})
 
-    def walk(model: type[BaseModel], path: str) -> None:
-        for name, field in model.model_fields.items():
+    def resolve(node: dict) -> dict:
+        while "$ref" in node:
+            node = definitions[node["$ref"].split("/")[-1]]
+        return node
+
+    def walk(model_schema: dict, path: str) -> None:
+        required = set(model_schema.get("required", []))
+        for name, prop in model_schema.get("properties", {}).items():
             key = f"{path}{name}" if path.endswith(":") else f"{path}.{name}"
-            annotation = field.annotation
-            nested = _nested_model(annotation)
-            if nested is not None:
-                doc = (nested.__doc__ or "").strip().splitlines()[0] if nested.__doc__ else ""
-                lines.append(f"| `{key}` | section | | {doc} |")
-                walk(nested, key)
+            target = resolve(prop)
+            if target.get("type") == "object" and "properties" in target:
+                lines.append(f"| `{key}` | section | | {_first_line(target.get('description'))} |")
+                walk(target, key)
                 continue
-            default = "required" if field.is_required() else _show_default(field)
+            default = "required" if name in required else f"`{json.dumps(prop.get('default'))}`"
             lines.append(
-                f"| `{key}` | {_type_name(annotation)} | {default} | {field.description or ''} |"
+                f"| `{key}` | {_schema_type(prop, resolve)} | {default} | "
+                f"{_first_line(prop.get('description') or target.get('description'))} |"
             )
 
-    walk(StackConfig, f"{NAMESPACE}:")
+    walk(schema, f"{NAMESPACE}:")
     return "\n".join(lines) + "\n"
 
 
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if text else ""
 
 
-def _type_name(annotation: Any) -> str:
-    text = str(annotation) if not isinstance(annotation, type) else annotation.__name__
-    text = text.replace("typing.", "").replace("NoneType", "None")
-    return f"`{text}`".replace("|", "\\|")
-
-
-def _show_default(field: Any) -> str:
-    value = field.get_default(call_default_factory=True)
-    if isinstance(value, BaseModel):
-        value = value.model_dump()
-    return f"`{json.dumps(value)}`"
+def _schema_type(prop: dict, resolve: Any) -> str:
+    """A readable type from a JSON schema node, with its constraints."""
+    options = prop.get("anyOf", [prop])
+    parts = []
+    for option in options:
+        option = resolve(option)
+        kind = option.get("type", "any")
+        if kind == "null":
+            continue
+        if kind == "array":
+            kind = f"list of {_schema_type(option.get('items', {}), resolve)}"
+        elif kind == "object":
+            values = option.get("additionalProperties")
+            inner = _schema_type(values, resolve) if isinstance(values, dict) else "any"
+            kind = f"map of {inner}"
+        limits = [
+            f"{sign} {option[bound]}"
+            for bound, sign in (
+                ("minimum", ">="),
+                ("exclusiveMinimum", ">"),
+                ("maximum", "<="),
+                ("exclusiveMaximum", "<"),
+            )
+            if bound in option
+        ]
+        if "pattern" in option:
+            limits.append(f"matching `{option['pattern']}`".replace("|", "\\|"))
+        parts.append(kind + (f" ({', '.join(limits)})" if limits else ""))
+    text = " or ".join(dict.fromkeys(parts)) or "any"
+    return text + (", optional" if len(options) > 1 and len(parts) < len(options) else "")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import runpy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,6 +253,24 @@ def _as_pulumi_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def declare(
+    fn: Callable[[], Any],
+    *,
+    stack: str = "test",
+    project: str = "test-project",
+    config: dict[str, Any] | None = None,
+) -> StackRecord:
+    """Run `fn` (anything that declares resources) under the recording mocks; wait for it all.
+
+    Errors raised by `fn`, or inside an output's apply, propagate.
+    """
+    with mocked_stack(stack, config or {}, project) as record:
+        stack_resource = settings.get_root_resource()
+        _sync_await(run_pulumi_func(fn))
+        record.outputs = _sync_await(_stack_outputs(stack_resource))
+    return record
+
+
 def run_program(
     stack: str, config: dict[str, Any] | None = None, program: Path | None = None
 ) -> StackRecord:
@@ -264,15 +282,13 @@ def run_program(
     config = stack_config_values(stack) if config is None else config
     program = program or PROJECT_ROOT / "__main__.py"
     project = str(config.get(f"{NAMESPACE}:project", "offline-project"))
-    with mocked_stack(stack, config, project) as record, _working_directory(program.parent):
-        stack_resource = settings.get_root_resource()
-
-        def main() -> None:
-            runpy.run_path(str(program), run_name="__main__")
-
-        _sync_await(run_pulumi_func(main))
-        record.outputs = _sync_await(_stack_outputs(stack_resource))
-    return record
+    with _working_directory(program.parent):
+        return declare(
+            lambda: runpy.run_path(str(program), run_name="__main__"),
+            stack=stack,
+            project=project,
+            config=config,
+        )
 
 
 async def _stack_outputs(stack_resource: Any) -> dict[str, Any]:

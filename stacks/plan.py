@@ -1,0 +1,284 @@
+"""The offline plan: every resource a stack declares, read before any cloud is involved.
+
+    python -m stacks.plan --stack staging [--stack prod] [--out-dir build]
+    python -m stacks.plan --diff staging prod
+
+Runs the real program under the recording mocks (stacks/offline.py), prints a table (type, logical
+name, parent, key settings) and writes the full record as JSON (`build/plan-<stack>.json`).
+`--diff` shows what differs between two stacks: resources only one declares, and changed settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from contracts import ContractError
+from stacks.config import ConfigError
+from stacks.offline import ResourceRecord, StackRecord, run_program
+
+# The settings a reviewer looks at first, per resource type (dotted paths into the inputs).
+# Types not listed show their scalar inputs.
+KEY_SETTINGS: dict[str, tuple[str, ...]] = {
+    "gcp:storage/bucket:Bucket": (
+        "name",
+        "location",
+        "uniformBucketLevelAccess",
+        "publicAccessPrevention",
+        "versioning.enabled",
+        "forceDestroy",
+        "lifecycleRules",
+        "encryption.defaultKmsKeyName",
+    ),
+    "gcp:bigquery/dataset:Dataset": ("datasetId", "location", "deleteContentsOnDestroy"),
+    "gcp:bigquery/table:Table": (
+        "tableId",
+        "timePartitioning.field",
+        "clusterings",
+        "deletionProtection",
+        "schema",
+    ),
+    "gcp:projects/service:Service": ("service", "disableOnDestroy"),
+    "gcp:vertex/aiEndpoint:AiEndpoint": ("displayName", "location", "encryptionSpec.kmsKeyName"),
+    "pulumi:providers:gcp": ("project", "region"),
+}
+# Never worth a column: shown on every resource, or too long to read in a table.
+_NOISE = {"labels", "description", "project", "__defaults"}
+
+
+def short_type(type_: str) -> str:
+    """'gcp:storage/bucket:Bucket' -> 'storage.Bucket'; component tokens stay whole."""
+    parts = type_.split(":")
+    if parts[0] == "gcp" and len(parts) == 3:
+        return f"{parts[1].split('/')[0]}.{parts[2]}"
+    return type_
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested inputs as dotted paths to leaves (lists of scalars stay whole)."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else key))
+        return out
+    if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        out = {}
+        for i, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, str) and value.startswith("[{") and value.endswith("}]"):
+        try:  # a JSON schema: show its size, the plan JSON has it whole
+            return f"<{len(json.loads(value))} fields>"
+        except json.JSONDecodeError:
+            pass
+    if isinstance(value, list | dict):
+        text = json.dumps(value, separators=(",", ":"))
+        return text if len(text) <= 80 else f"<{len(value)} items>"
+    return str(value)
+
+
+def key_settings(record: ResourceRecord) -> list[str]:
+    flat = flatten(record.inputs)
+    wanted = KEY_SETTINGS.get(record.type)
+    if wanted is None:
+        wanted = tuple(
+            key
+            for key, value in flat.items()
+            if key.split(".")[0] not in _NOISE and not isinstance(value, dict | list)
+        )
+    shown = []
+    for path in wanted:
+        value = flat.get(path, _lookup(record.inputs, path))
+        if value is not None:
+            shown.append(f"{path}={_show(value)}")
+    return shown
+
+
+def _lookup(inputs: dict, path: str) -> Any:
+    node: Any = inputs
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def render_table(record: StackRecord, width: int = 150) -> str:
+    """Resources grouped under their parent component, one row each."""
+    rows: list[tuple[str, str, str, list[str]]] = [("TYPE", "NAME", "PARENT", ["KEY SETTINGS"])]
+    for res in _in_tree_order(record):
+        parent = record.parent(res)
+        rows.append(
+            (short_type(res.type), res.name, parent.name if parent else "-", key_settings(res))
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = []
+    indent = sum(widths) + 6
+    for row in rows:
+        head = "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True))
+        wrapped = _fill(row[3], max(40, width - indent))
+        lines.append(f"{head}  {wrapped[0]}".rstrip())
+        lines += [" " * indent + more for more in wrapped[1:]]
+    return "\n".join(lines)
+
+
+def _fill(items: list[str], width: int) -> list[str]:
+    """Lay settings out on lines of at most `width`, never splitting one setting."""
+    lines = [""]
+    for item in items:
+        if lines[-1] and len(lines[-1]) + 2 + len(item) > width:
+            lines.append("")
+        lines[-1] = f"{lines[-1]}  {item}" if lines[-1] else item
+    return lines
+
+
+def _in_tree_order(record: StackRecord) -> list[ResourceRecord]:
+    """Depth-first from the stack: each component followed by its children."""
+    children: dict[str, list[ResourceRecord]] = {}
+    for res in record.resources:
+        children.setdefault(res.parent_urn, []).append(res)
+    known = {r.urn for r in record.resources}
+    roots = [r for r in record.resources if r.parent_urn not in known]
+    ordered: list[ResourceRecord] = []
+
+    def visit(res: ResourceRecord) -> None:
+        ordered.append(res)
+        for child in sorted(children.get(res.urn, []), key=lambda r: (r.type, r.name)):
+            visit(child)
+
+    for root in sorted(roots, key=lambda r: (r.custom, r.name)):
+        visit(root)
+    return ordered
+
+
+def to_json(record: StackRecord) -> dict[str, Any]:
+    return {
+        "stack": record.stack,
+        "outputs": record.outputs,
+        "resources": [
+            {
+                "type": r.type,
+                "name": r.name,
+                "parent": (record.parent(r).name if record.parent(r) else None),
+                "component": r.is_component,
+                "depends_on": sorted({d.split("::")[-1] for d in record.depends_on(r)} - {r.name}),
+                "inputs": r.inputs,
+            }
+            for r in _in_tree_order(record)
+        ],
+    }
+
+
+def diff(a: StackRecord, b: StackRecord) -> str:
+    """What differs between two stacks' plans, for a reviewer comparing environments."""
+    index_a = {(r.type, r.name): r for r in a.resources}
+    index_b = {(r.type, r.name): r for r in b.resources}
+    identity_a = (a.outputs.get("project", ""), a.stack)
+    identity_b = (b.outputs.get("project", ""), b.stack)
+    lines = [
+        f"Plan difference: {a.stack} -> {b.stack}",
+        f"(values that differ only by project {identity_a[0]} -> {identity_b[0]} or stack "
+        f"{a.stack} -> {b.stack}, such as bucket names, are not listed)",
+        "",
+    ]
+    only_a = sorted(set(index_a) - set(index_b))
+    only_b = sorted(set(index_b) - set(index_a))
+    for label, keys in ((f"only in {a.stack}", only_a), (f"only in {b.stack}", only_b)):
+        lines.append(f"{label}: {len(keys)} resource(s)")
+        lines += [f"  {short_type(t)}  {n}" for t, n in keys]
+        lines.append("")
+    changed = 0
+    lines.append("settings that differ in resources both declare:")
+    for key in sorted(set(index_a) & set(index_b)):
+        flat_a = _normalized(flatten(index_a[key].inputs), identity_a)
+        flat_b = _normalized(flatten(index_b[key].inputs), identity_b)
+        deltas = [
+            f"      {path}: {_show(flat_a.get(path))} -> {_show(flat_b.get(path))}"
+            for path in sorted(set(flat_a) | set(flat_b))
+            if flat_a.get(path) != flat_b.get(path)
+        ]
+        if deltas:
+            changed += 1
+            lines.append(f"  {short_type(key[0])}  {key[1]}")
+            lines += deltas
+    if not changed:
+        lines.append("  (none)")
+    return "\n".join(lines)
+
+
+def _normalized(flat: dict[str, Any], identity: tuple[str, str]) -> dict[str, Any]:
+    """Replace the project id and stack name in string values by placeholders."""
+    project, stack = identity
+    # Whole words only: the stack "prod" must not rewrite "production".
+    stack_word = re.compile(rf"(?<![A-Za-z0-9]){re.escape(stack)}(?![A-Za-z0-9])")
+
+    def norm(value: Any) -> Any:
+        if isinstance(value, str):
+            if project:
+                value = value.replace(project, "<project>")
+            return stack_word.sub("<stack>", value)
+        if isinstance(value, list):
+            return [norm(v) for v in value]
+        return value
+
+    return {path: norm(value) for path, value in flat.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m stacks.plan", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--stack", action="append", default=[], help="stack to plan (repeatable)")
+    parser.add_argument("--diff", nargs=2, metavar=("A", "B"), help="compare two stacks' plans")
+    parser.add_argument("--out-dir", type=Path, default=Path("build"), help="where JSON goes")
+    args = parser.parse_args(argv)
+    if not args.stack and not args.diff:
+        parser.error("name a --stack, or --diff two stacks")
+
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    records: dict[str, StackRecord] = {}
+    try:
+        for stack in dict.fromkeys(args.stack + (args.diff or [])):
+            started = time.perf_counter()
+            records[stack] = run_program(stack)
+            elapsed = time.perf_counter() - started
+            path = args.out_dir / f"plan-{stack}.json"
+            path.write_text(json.dumps(to_json(records[stack]), indent=2, sort_keys=False) + "\n")
+            if stack in args.stack:
+                rec = records[stack]
+                components = sum(1 for r in rec.resources if r.is_component)
+                print(
+                    f"\n=== stack {stack}: {len(rec.resources) - components} resources in "
+                    f"{components} components ({elapsed:.1f} s) — full record: {path}\n"
+                )
+                print(render_table(rec))
+                print("\noutputs:")
+                for key, value in rec.outputs.items():
+                    print(f"  {key} = {_show(value)}")
+    except pulumi.RunError as error:  # what __main__.py raises for a bad config
+        print(error, file=sys.stderr)
+        return 2
+    except (ConfigError, ContractError) as error:
+        print(f"invalid configuration:\n{error}", file=sys.stderr)
+        return 2
+    if args.diff:
+        print()
+        print(diff(records[args.diff[0]], records[args.diff[1]]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The program under the recording mocks, and the offline plan built from it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import time
+
+import pulumi
+import pytest
+
+from resources.data_lake import DataLake, DataLakeArgs
+from stacks.config import PROJECT_ROOT, stack_config_values
+from stacks.offline import run_program
+from stacks.plan import diff, render_table
+
+
+def test_every_component_follows_the_shape(stack_record):
+    """Type tokens are `tabular-mlops:<module>:<Name>`; children are named after their parent."""
+    components = [r for r in stack_record.resources if r.is_component]
+    assert components, "the program declares no component"
+    for component in components:
+        package, module, name = component.type.split(":")
+        assert package == "tabular-mlops" and module and name[0].isupper()
+        assert component.name not in component.type
+        children = [r for r in stack_record.resources if r.parent_urn == component.urn]
+        assert children, f"{component.name} has no children"
+        for child in children:
+            assert child.name.startswith(f"{component.name}-"), child.name
+
+
+def test_every_cloud_resource_belongs_to_a_component(stack_record):
+    for res in stack_record.resources:
+        if res.custom and not res.type.startswith("pulumi:providers:"):
+            parent = stack_record.parent(res)
+            assert parent is not None and parent.is_component, res.name
+
+
+def test_resources_wait_for_the_apis_they_use(stack_record):
+    """Every resource outside the services component waits for at least one enabled API."""
+    services = {r.urn for r in stack_record.resources if r.type == "gcp:projects/service:Service"}
+    for res in stack_record.resources:
+        if not res.custom or res.type in ("gcp:projects/service:Service", "pulumi:providers:gcp"):
+            continue
+        assert stack_record.depends_on(res) & services, f"{res.name} waits for no API"
+
+
+def test_outputs_are_exported(stack_records):
+    outputs = stack_records["prod"].outputs
+    assert outputs["landing_bucket"] == "acme-mlops-prod-prod-landing"
+    assert outputs["dataset"] == "tabular_mlops_prod"
+
+
+def test_component_under_mocks_fixture(pulumi_mocks):
+    args = DataLakeArgs(
+        project="p-test1",
+        location="europe-west4",
+        landing_bucket="l",
+        quarantine_bucket="q",
+        artifacts_bucket="a",
+        labels={"stack": "test"},
+        force_destroy=False,
+    )
+    record = pulumi_mocks(lambda: DataLake("lake", args))
+    buckets = record.of_type("gcp:storage/bucket:Bucket")
+    assert {b.inputs["name"] for b in buckets} == {"l", "q", "a"}
+    assert not any(b.inputs["forceDestroy"] for b in buckets)
+
+
+def test_mocks_are_reset_between_declarations(pulumi_mocks):
+    first = pulumi_mocks(lambda: pulumi.ComponentResource("tabular-mlops:test:A", "a"), stack="x")
+    second = pulumi_mocks(lambda: None, stack="y")
+    assert len(first.resources) == 1 and second.resources == []
+    assert pulumi.get_stack() is None  # no stack settings leak out of a declaration
+
+
+def test_invalid_config_fails_the_program_with_the_clear_message():
+    config = copy.deepcopy(stack_config_values("prod"))
+    config["tabular-mlops:platform"]["serving"]["min_replicas"] = 0
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program("prod", config=config)
+    assert (
+        "Pulumi.prod.yaml: tabular-mlops:platform.serving.min_replicas: must be >= 1, got 0"
+        in str(caught.value)
+    )
+
+
+def test_table_lists_type_name_parent_and_settings(stack_records):
+    table = render_table(stack_records["prod"])
+    header = table.splitlines()[0].split()
+    assert header[:3] == ["TYPE", "NAME", "PARENT"]
+    assert "storage.Bucket" in table and "publicAccessPrevention=enforced" in table
+    assert "datasetId=tabular_mlops_prod" in table
+
+
+def test_diff_shows_what_the_environments_change(stack_records):
+    text = diff(stack_records["staging"], stack_records["prod"])
+    assert "forceDestroy: on -> off" in text
+    assert "deletionProtection: off -> on" in text
+    # Names derived from project and stack are not noise in the diff.
+    assert "acme-mlops-prod-prod-landing" not in text
+
+
+def test_plan_command_for_both_stacks_is_fast_and_writes_json(tmp_path):
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "stacks.plan", "--stack", "staging", "--stack", "prod",
+         "--out-dir", str(tmp_path)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    assert elapsed < 5, f"the plan of both stacks took {elapsed:.1f} s"
+    assert "=== stack staging" in result.stdout and "=== stack prod" in result.stdout
+    plan = json.loads((tmp_path / "plan-prod.json").read_text())
+    by_name = {r["name"]: r for r in plan["resources"]}
+    assert by_name["data-lake-landing"]["parent"] == "data-lake"
+    assert "services-storage" in by_name["data-lake-landing"]["depends_on"]
+
+
+def test_plan_diff_command(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "stacks.plan", "--diff", "staging", "prod",
+         "--out-dir", str(tmp_path)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "Plan difference: staging -> prod" in result.stdout
