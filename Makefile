@@ -35,8 +35,8 @@ format: $(READY) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-demo: $(READY) ## the lifecycle locally (today: the offline plan of both stacks)
-	$(PY) -m stacks.plan --stack staging --stack prod --out-dir $(BUILD)
+demo: $(READY) ## the lifecycle locally, stage by stage, with a closing report
+	$(PY) -m local.demo
 
 plan: $(READY) ## offline plan of one stack: make plan STACK=prod
 	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD)
