@@ -26,3 +26,9 @@ pulumi.export("artifacts_bucket", platform.data_lake.artifacts.name)
 pulumi.export("dataset", platform.warehouse.dataset.dataset_id)
 pulumi.export("curated_table", platform.warehouse.curated.table_id)
 pulumi.export("endpoint", platform.serving.endpoint.name)
+pulumi.export("ingestion_function", platform.ingestion.function.name)
+# CI submits pipeline runs as the runner; `make`/CI read these rather than rebuilding names.
+pulumi.export("pipeline_runner", platform.identities.pipeline_runner.email)
+pulumi.export("schedule_caller", platform.identities.schedule_caller.email)
+if platform.workbench is not None:
+    pulumi.export("workbench_instance", platform.workbench.instance.name)

@@ -7,13 +7,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pulumi
 import pulumi_gcp as gcp
 
-from resources.base import PlatformComponent
+from resources.access import Grantee, Members, Permission
+from resources.base import PlatformComponent, binder
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class DataLakeArgs:
     artifacts_retention_days: int = 30
     noncurrent_retention_days: int = 30
     kms_key: str | None = None
+    members: Members = dataclasses.field(default_factory=dict)
+    """Who plays each grantee of PERMISSIONS in this stack (resources/access.py)."""
 
 
 class DataLake(PlatformComponent):
@@ -36,6 +41,99 @@ class DataLake(PlatformComponent):
 
     TYPE = "tabular-mlops:storage:DataLake"
     APIS = ("storage.googleapis.com",)
+    KMS_AGENTS = ("storage",)
+    TARGETS: ClassVar[dict[str, str]] = {
+        "landing": "landing bucket",
+        "quarantine": "quarantine bucket",
+        "artifacts": "artifacts bucket (pipeline root, model artifacts, function sources)",
+    }
+    PERMISSIONS = (
+        Permission(
+            Grantee.DATA_ANALYSTS,
+            "roles/storage.objectCreator",
+            "landing",
+            "upload CSVs; no overwrite or delete, so an upload is never lost",
+        ),
+        Permission(
+            Grantee.DATA_ANALYSTS,
+            "roles/storage.objectViewer",
+            "landing",
+            "list and read back their uploads",
+        ),
+        Permission(
+            Grantee.DATA_ANALYSTS,
+            "roles/storage.objectViewer",
+            "quarantine",
+            "read a rejected file and the JSON report that says why",
+        ),
+        Permission(
+            Grantee.DATA_SCIENTISTS,
+            "roles/storage.objectViewer",
+            "artifacts",
+            "read pipeline outputs: datasets, models, evaluation reports",
+        ),
+        Permission(
+            Grantee.QA,
+            "roles/storage.objectViewer",
+            "artifacts",
+            "read the evaluation report of the model under test",
+        ),
+        Permission(
+            Grantee.ML_ENGINEERS,
+            "roles/storage.objectUser",
+            "landing",
+            "re-drive ingestion (re-upload a fixed file) and remove mistaken uploads; "
+            "versioning keeps what is removed",
+        ),
+        Permission(
+            Grantee.ML_ENGINEERS,
+            "roles/storage.objectViewer",
+            "quarantine",
+            "investigate rejections; quarantined files are never deleted",
+        ),
+        Permission(
+            Grantee.ML_ENGINEERS,
+            "roles/storage.objectUser",
+            "artifacts",
+            "manage pipeline artifacts and clean up failed runs",
+        ),
+        Permission(
+            Grantee.STAKEHOLDERS,
+            "roles/storage.objectViewer",
+            "artifacts",
+            "open the model reports (HTML, plots) the training pipeline writes",
+        ),
+        Permission(
+            Grantee.INGESTION,
+            "roles/storage.objectViewer",
+            "landing",
+            "read the uploaded file (BigQuery loads it from its gs:// URI as this account)",
+        ),
+        Permission(
+            Grantee.INGESTION,
+            "roles/storage.objectCreator",
+            "quarantine",
+            "copy a rejected file and write its report; cannot overwrite or delete",
+        ),
+        Permission(
+            Grantee.INGESTION,
+            "roles/storage.objectViewer",
+            "quarantine",
+            "check whether a redelivered event's file is already quarantined",
+        ),
+        Permission(
+            Grantee.PIPELINE_RUNNER,
+            "roles/storage.objectUser",
+            "artifacts",
+            "pipeline root: read and write run artifacts and models",
+        ),
+        Permission(
+            Grantee.WORKBENCH,
+            "roles/storage.objectViewer",
+            "artifacts",
+            "read pipeline artifacts from notebooks",
+        ),
+    )
 
     landing: gcp.storage.Bucket
     """Where data analysts upload CSVs; every finalized object triggers ingestion."""
@@ -78,6 +176,18 @@ class DataLake(PlatformComponent):
                 }
             ],
         )
+        self.bindings = self.grant(
+            args.project,
+            args.members,
+            {
+                key: binder(self, gcp.storage.BucketIAMMember, bucket=bucket.name)
+                for key, bucket in (
+                    ("landing", self.landing),
+                    ("quarantine", self.quarantine),
+                    ("artifacts", self.artifacts),
+                )
+            },
+        )
         self.register_outputs(
             {
                 "landing": self.landing.name,
@@ -107,5 +217,6 @@ class DataLake(PlatformComponent):
             force_destroy=args.force_destroy,
             encryption={"default_kms_key_name": args.kms_key} if args.kms_key else None,
             labels=dict(args.labels),
-            opts=self.child(),
+            # Where the config protects data, Pulumi also refuses to delete or replace the bucket.
+            opts=self.child(protect=not args.force_destroy),
         )

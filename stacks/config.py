@@ -177,7 +177,16 @@ class WorkbenchConfig(StrictModel):
     idle_shutdown_minutes: int = Field(
         default=60, ge=10, le=1440, description="stop the instance after this long idle"
     )
-    zone: str | None = Field(default=None, description="defaults to <region>-a")
+    zone: str | None = Field(
+        default=None,
+        pattern=r"^[a-z]+-[a-z]+[0-9]-[a-z]$",
+        # Not "-a": europe-west1 and us-east1, among others, have no zone a.
+        description="Compute Engine zone; defaults to <region>-b",
+    )
+    internet_egress: bool = Field(
+        default=True,
+        description="outbound-only internet through Cloud NAT (pip install); no inbound access",
+    )
 
     @model_validator(mode="after")
     def _owner_when_enabled(self) -> WorkbenchConfig:
@@ -270,6 +279,10 @@ class AccessConfig(StrictModel):
     qa: list[Member] = Field(default=[], description="test the staging endpoint, approve promotion")
     ml_engineers: list[Member] = Field(default=[], description="operate the platform and CI/CD")
     stakeholders: list[Member] = Field(default=[], description="read dashboards and model reports")
+    deployers: list[Member] = Field(
+        default=[],
+        description="who runs `pulumi up` (people or CI): may act as each workload account",
+    )
 
 
 class PlatformConfig(StrictModel):
@@ -317,11 +330,41 @@ def parse_stack_config(values: dict[str, Any], source: str) -> StackConfig:
     prefix = f"{NAMESPACE}:"
     ours = {k.removeprefix(prefix): _decode(v) for k, v in values.items() if k.startswith(prefix)}
     try:
-        return StackConfig.model_validate(ours)
+        config = StackConfig.model_validate(ours)
     except ValidationError as err:
         raise ConfigError(
             "\n".join(f"{source}: {_key_path(e['loc'])}: {_describe(e)}" for e in err.errors())
         ) from None
+    problems = _location_problems(config)
+    if problems:
+        raise ConfigError(
+            "\n".join(f"{source}: {NAMESPACE}:{key}: {message}" for key, message in problems)
+        )
+    return config
+
+
+def _location_problems(config: StackConfig) -> list[tuple[str, str]]:
+    """Checks across sections, each reported at the key to change."""
+    platform, region = config.platform, config.region
+    problems = []
+    zone = platform.workbench.zone
+    if zone and not zone.startswith(f"{region}-"):
+        problems.append(
+            ("platform.workbench.zone", f"{zone!r} is not in the stack's region {region!r}")
+        )
+    if platform.kms_key:
+        # A CMEK key protects only resources in its own location.
+        key_location = platform.kms_key.split("/")[3]
+        locations = {region, (platform.warehouse.location or region).lower()}
+        if locations != {key_location}:
+            problems.append(
+                (
+                    "platform.kms_key",
+                    f"the key is in {key_location!r} but the stack's resources are in "
+                    f"{' and '.join(sorted(locations))}: a CMEK key must be in their location",
+                )
+            )
+    return problems
 
 
 def load_stack_file(path: str | Path) -> StackConfig:

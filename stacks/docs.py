@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from resources.access import permissions_reference
 from stacks.config import PROJECT_ROOT, configuration_reference
+from stacks.platform import ALL_COMPONENTS
 
 GENERATED: dict[str, Callable[[], str]] = {
     "docs/configuration.md": configuration_reference,
+    "docs/permissions.md": lambda: permissions_reference(ALL_COMPONENTS),
 }
 
 

@@ -74,9 +74,25 @@ class Naming:
         """A physical name scoped to the project (functions, endpoints, schedules, repositories)."""
         return _fit(_slug(f"{APP}-{self.env}-{purpose}"), limit)
 
+    def role_id(self, purpose: str) -> str:
+        """A project custom role id (letters, digits, '_' and '.', at most 64): per stack."""
+        return _fit(re.sub(r"[^a-zA-Z0-9_]", "_", f"{APP}_{self.env}_{purpose}"), 64).replace(
+            "-", "_"
+        )
+
+    @property
+    def metric_prefix(self) -> str:
+        """Log-based metric name prefix ('tabular-mlops/staging'), as stacks may share a project."""
+        return f"{APP}/{self.env}"
+
+    @property
+    def display_prefix(self) -> str:
+        """'tabular-mlops staging', the start of every console name."""
+        return f"{APP} {self.env}"
+
     def display_name(self, purpose: str) -> str:
         """A human-readable name for consoles: 'tabular-mlops staging: training schedule'."""
-        return f"{APP} {self.env}: {purpose}"
+        return f"{self.display_prefix}: {purpose}"
 
     @property
     def labels(self) -> dict[str, str]:

@@ -12,6 +12,7 @@ realistic values instead of None. Data sources (invokes) answer with realistic v
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import runpy
 from collections.abc import Callable, Iterator
@@ -30,6 +31,14 @@ from stacks.config import NAMESPACE, PROJECT_ROOT, stack_config_values
 
 PROJECT_NUMBER = "123456789012"
 GCS_SERVICE_AGENT = f"service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
+BQ_SERVICE_AGENT = f"bq-{PROJECT_NUMBER}@bigquery-encryption.iam.gserviceaccount.com"
+# The service agent each API's `projects.ServiceIdentity` returns, by API.
+SERVICE_AGENT_DOMAINS = {
+    "eventarc.googleapis.com": "gcp-sa-eventarc",
+    "aiplatform.googleapis.com": "gcp-sa-aiplatform",
+    "artifactregistry.googleapis.com": "gcp-sa-artifactregistry",
+    "pubsub.googleapis.com": "gcp-sa-pubsub",
+}
 
 
 @dataclass
@@ -45,6 +54,11 @@ class ResourceRecord:
     parent_urn: str
     dependencies: list[str]
     property_dependencies: dict[str, list[str]]
+    protect: bool = False
+    """Pulumi refuses to delete or replace it (`protect`)."""
+    retain_on_delete: bool = False
+    """`pulumi destroy` leaves it in the cloud."""
+    ignore_changes: list[str] = field(default_factory=list)
 
     @property
     def is_component(self) -> bool:
@@ -91,9 +105,25 @@ class StackRecord:
         return urns
 
 
+def _resource_id(type_: str, name: str, inputs: dict[str, Any], project: str) -> str:
+    """The provider's id where other resources consume it (networks by id); else a placeholder."""
+    ids = {
+        "gcp:compute/network:Network": f"projects/{project}/global/networks/{inputs.get('name')}",
+        "gcp:compute/subnetwork:Subnetwork": f"projects/{project}/regions/"
+        f"{inputs.get('region')}/subnetworks/{inputs.get('name')}",
+    }
+    return ids.get(type_, f"{name}-id")
+
+
+def _service_agent(service: str | None) -> str:
+    domain = SERVICE_AGENT_DOMAINS.get(service or "", f"gcp-sa-{(service or '').split('.')[0]}")
+    return f"service-{PROJECT_NUMBER}@{domain}.iam.gserviceaccount.com"
+
+
 def _computed_outputs(type_: str, name: str, inputs: dict[str, Any], project: str) -> dict:
     """Outputs the provider would compute, for the resources whose outputs others consume."""
     region = inputs.get("region") or inputs.get("location") or "us-central1"
+    agent = _service_agent(inputs.get("service"))
     table: dict[str, dict[str, Any]] = {
         "gcp:serviceaccount/account:Account": {
             "email": f"{inputs.get('accountId')}@{project}.iam.gserviceaccount.com",
@@ -126,8 +156,21 @@ def _computed_outputs(type_: str, name: str, inputs: dict[str, Any], project: st
         "gcp:artifactregistry/repository:Repository": {
             "name": inputs.get("repositoryId"),
         },
+        "gcp:projects/serviceIdentity:ServiceIdentity": {
+            "email": agent,
+            "member": f"serviceAccount:{agent}",
+        },
+        "gcp:projects/iAMCustomRole:IAMCustomRole": {
+            "name": f"projects/{project}/roles/{inputs.get('roleId')}",
+        },
+        "gcp:compute/network:Network": {
+            "selfLink": "https://www.googleapis.com/compute/v1/"
+            + _resource_id(type_, name, inputs, project),
+        },
         "gcp:monitoring/notificationChannel:NotificationChannel": {
-            "name": f"projects/{project}/notificationChannels/{abs(hash(name)) % 10**12}",
+            # A digest, not hash(): the plan must be the same in every process.
+            "name": f"projects/{project}/notificationChannels/"
+            f"{int(hashlib.sha256(name.encode()).hexdigest()[:10], 16) % 10**12}",
         },
         "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": {
             "name": f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
@@ -150,7 +193,7 @@ class PlatformMocks(pulumi_mocks.Mocks):
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
         outputs = _computed_outputs(args.typ, args.name, args.inputs, self.project)
-        return f"{args.name}-id", outputs
+        return _resource_id(args.typ, args.name, args.inputs, self.project), outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
         project = args.args.get("project") or self.project
@@ -158,6 +201,11 @@ class PlatformMocks(pulumi_mocks.Mocks):
             "gcp:storage/getProjectServiceAccount:getProjectServiceAccount": {
                 "emailAddress": GCS_SERVICE_AGENT,
                 "member": f"serviceAccount:{GCS_SERVICE_AGENT}",
+                "project": project,
+            },
+            "gcp:bigquery/getDefaultServiceAccount:getDefaultServiceAccount": {
+                "email": BQ_SERVICE_AGENT,
+                "member": f"serviceAccount:{BQ_SERVICE_AGENT}",
                 "project": project,
             },
             "gcp:organizations/getProject:getProject": {
@@ -203,6 +251,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 property_dependencies={
                     key: list(deps.urns) for key, deps in request.propertyDependencies.items()
                 },
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                ignore_changes=list(request.ignoreChanges),
             )
         )
         return response

@@ -26,6 +26,7 @@ from stacks.offline import ResourceRecord, StackRecord, run_program
 
 # The settings a reviewer looks at first, per resource type (dotted paths into the inputs).
 # Types not listed show their scalar inputs.
+_IAM = ("role", "member", "condition.title")
 KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     "gcp:storage/bucket:Bucket": (
         "name",
@@ -37,7 +38,13 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
         "lifecycleRules",
         "encryption.defaultKmsKeyName",
     ),
-    "gcp:bigquery/dataset:Dataset": ("datasetId", "location", "deleteContentsOnDestroy"),
+    "gcp:storage/bucketObject:BucketObject": ("bucket", "name"),
+    "gcp:bigquery/dataset:Dataset": (
+        "datasetId",
+        "location",
+        "deleteContentsOnDestroy",
+        "defaultEncryptionConfiguration.kmsKeyName",
+    ),
     "gcp:bigquery/table:Table": (
         "tableId",
         "timePartitioning.field",
@@ -46,7 +53,87 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
         "schema",
     ),
     "gcp:projects/service:Service": ("service", "disableOnDestroy"),
-    "gcp:vertex/aiEndpoint:AiEndpoint": ("displayName", "location", "encryptionSpec.kmsKeyName"),
+    "gcp:projects/serviceIdentity:ServiceIdentity": ("service",),
+    "gcp:vertex/aiEndpoint:AiEndpoint": (
+        "displayName",
+        "location",
+        "encryptionSpec.kmsKeyName",
+        "predictRequestResponseLoggingConfig.enabled",
+        "predictRequestResponseLoggingConfig.samplingRate",
+        "predictRequestResponseLoggingConfig.bigqueryDestination.outputUri",
+    ),
+    "gcp:serviceaccount/account:Account": ("accountId", "displayName"),
+    "gcp:projects/iAMCustomRole:IAMCustomRole": ("roleId", "permissions"),
+    "gcp:cloudfunctionsv2/function:Function": (
+        "name",
+        "location",
+        "buildConfig.runtime",
+        "buildConfig.entryPoint",
+        "buildConfig.source.storageSource.object",
+        "buildConfig.serviceAccount",
+        "serviceConfig.serviceAccountEmail",
+        "serviceConfig.ingressSettings",
+        "serviceConfig.minInstanceCount",
+        "serviceConfig.maxInstanceCount",
+        "serviceConfig.availableMemory",
+        "serviceConfig.timeoutSeconds",
+        "serviceConfig.environmentVariables.*",
+        "eventTrigger.eventType",
+        "eventTrigger.triggerRegion",
+        "eventTrigger.eventFilters[0].value",
+        "eventTrigger.retryPolicy",
+        "eventTrigger.serviceAccountEmail",
+        "kmsKeyName",
+    ),
+    "gcp:artifactregistry/repository:Repository": (
+        "repositoryId",
+        "format",
+        "location",
+        "cleanupPolicies",
+        "kmsKeyName",
+    ),
+    "gcp:workbench/instance:Instance": (
+        "name",
+        "location",
+        "instanceOwners",
+        "gceSetup.machineType",
+        "gceSetup.disablePublicIp",
+        "gceSetup.shieldedInstanceConfig.enableSecureBoot",
+        "gceSetup.shieldedInstanceConfig.enableVtpm",
+        "gceSetup.shieldedInstanceConfig.enableIntegrityMonitoring",
+        "gceSetup.serviceAccounts[0].email",
+        "gceSetup.metadata.*",
+        "gceSetup.bootDisk.diskEncryption",
+    ),
+    "gcp:compute/network:Network": ("name", "autoCreateSubnetworks"),
+    "gcp:compute/subnetwork:Subnetwork": ("name", "region", "ipCidrRange", "privateIpGoogleAccess"),
+    "gcp:compute/router:Router": ("name", "region"),
+    "gcp:compute/routerNat:RouterNat": (
+        "name",
+        "natIpAllocateOption",
+        "sourceSubnetworkIpRangesToNat",
+    ),
+    "gcp:logging/metric:Metric": ("name", "filter"),
+    "gcp:monitoring/notificationChannel:NotificationChannel": ("displayName", "type"),
+    "gcp:monitoring/alertPolicy:AlertPolicy": (
+        "displayName",
+        "severity",
+        "conditions[0].displayName",
+        "conditions[1].displayName",
+        "notificationChannels",
+    ),
+    "gcp:monitoring/dashboard:Dashboard": ("dashboardJson",),
+    "gcp:storage/bucketIAMMember:BucketIAMMember": ("bucket", *_IAM),
+    "gcp:bigquery/datasetIamMember:DatasetIamMember": ("datasetId", *_IAM),
+    "gcp:bigquery/iamMember:IamMember": ("tableId", *_IAM),
+    "gcp:projects/iAMMember:IAMMember": _IAM,
+    "gcp:serviceaccount/iAMMember:IAMMember": ("serviceAccountId", *_IAM),
+    "gcp:vertex/aiEndpointIamMember:AiEndpointIamMember": ("endpoint", *_IAM),
+    "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": ("name", *_IAM),
+    "gcp:cloudfunctionsv2/functionIamMember:FunctionIamMember": ("cloudFunction", *_IAM),
+    "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": ("repository", *_IAM),
+    "gcp:workbench/instanceIamMember:InstanceIamMember": ("name", *_IAM),
+    "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember": ("cryptoKeyId", *_IAM),
     "pulumi:providers:gcp": ("project", "region"),
 }
 # Never worth a column: shown on every resource, or too long to read in a table.
@@ -79,11 +166,21 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # the mocks hand numbers back as floats
     if isinstance(value, str) and value.startswith("[{") and value.endswith("}]"):
         try:  # a JSON schema: show its size, the plan JSON has it whole
             return f"<{len(json.loads(value))} fields>"
         except json.JSONDecodeError:
             pass
+    if isinstance(value, str) and value.startswith('{"') and len(value) > 80:
+        try:  # a JSON document (a dashboard): its size, the plan JSON has it whole
+            document = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+        else:
+            tiles = document.get("mosaicLayout", {}).get("tiles")
+            return f"<{len(tiles)} tiles>" if tiles is not None else f"<{len(document)} keys>"
     if isinstance(value, list | dict):
         text = json.dumps(value, separators=(",", ":"))
         return text if len(text) <= 80 else f"<{len(value)} items>"
@@ -99,6 +196,12 @@ def key_settings(record: ResourceRecord) -> list[str]:
             for key, value in flat.items()
             if key.split(".")[0] not in _NOISE and not isinstance(value, dict | list)
         )
+    # "a.b.*" stands for every leaf under a.b (environment variables, metadata).
+    wanted = tuple(
+        key
+        for path in wanted
+        for key in ([k for k in flat if k.startswith(path[:-1])] if path.endswith(".*") else [path])
+    )
     shown = []
     for path in wanted:
         value = flat.get(path, _lookup(record.inputs, path))

@@ -2,7 +2,8 @@
 
 This is the only place that knows both the config and the components. It decides names (through
 `Naming`), hands each component the narrow args it needs, and makes each component wait for the
-APIs it declares. Stacks differ only through the config: there is no `if stack == "prod"` here.
+APIs it declares (and, with CMEK on, for the key grants). Stacks differ only through the config:
+there is no `if stack == "prod"` here.
 """
 
 from __future__ import annotations
@@ -13,14 +14,34 @@ import pulumi
 import pulumi_gcp as gcp
 
 from contracts import DataContract, load_contract
+from contracts.tables import INGESTION_LOG
+from resources.access import PERSONAS, Grantee, Members
+from resources.base import PlatformComponent
 from resources.data_lake import DataLake, DataLakeArgs
+from resources.encryption import Encryption, EncryptionArgs
+from resources.identities import ACCOUNT_NAMES, WORKLOADS, Identities, IdentitiesArgs
+from resources.ingestion import FunctionSettings, Ingestion, IngestionArgs, function_source
+from resources.monitoring import Monitoring, MonitoringArgs
 from resources.services import ProjectServices, ProjectServicesArgs
 from resources.serving import Serving, ServingArgs
 from resources.warehouse import Warehouse, WarehouseArgs
+from resources.workbench import Workbench, WorkbenchArgs
 from stacks.config import PROJECT_ROOT, StackConfig
 from stacks.naming import Naming
 
-COMPONENTS = (DataLake, Warehouse, Serving)
+FUNCTION_DIR = PROJECT_ROOT / "function_src"
+
+COMPONENTS: tuple[type[PlatformComponent], ...] = (
+    Identities,
+    DataLake,
+    Warehouse,
+    Ingestion,
+    Serving,
+    Monitoring,
+)
+OPTIONAL_COMPONENTS: tuple[type[PlatformComponent], ...] = (Workbench, Encryption)
+ALL_COMPONENTS = COMPONENTS + OPTIONAL_COMPONENTS
+"""Every component a stack may declare: the source of docs/permissions.md."""
 
 
 @dataclass(frozen=True)
@@ -30,37 +51,88 @@ class Platform:
     naming: Naming
     contract: DataContract
     services: ProjectServices
+    identities: Identities
     data_lake: DataLake
     warehouse: Warehouse
+    ingestion: Ingestion
     serving: Serving
+    monitoring: Monitoring
+    workbench: Workbench | None
+    encryption: Encryption | None
 
 
 def build_platform(config: StackConfig, stack: str) -> Platform:
     platform = config.platform
-    naming = Naming(config.project, stack, dict(platform.labels))
+    project, region = config.project, config.region
+    naming = Naming(project, stack, dict(platform.labels))
     labels = naming.labels
-    contract = load_contract(PROJECT_ROOT / platform.warehouse.contract)
+    contract_file = PROJECT_ROOT / platform.warehouse.contract
+    contract = load_contract(contract_file)
+    bq_location = platform.warehouse.location or region
+    workbench_on = platform.workbench.enabled
+    kms_key = platform.kms_key
 
     # An explicit provider: every resource goes to the project and region the config names,
     # whatever `gcp:project` the person running Pulumi has set.
-    provider = gcp.Provider("gcp", project=config.project, region=config.region)
+    provider = gcp.Provider("gcp", project=project, region=region)
     base = pulumi.ResourceOptions(providers={"gcp": provider})
 
-    apis = sorted({api for component in COMPONENTS for api in component.APIS})
+    declared = [
+        *COMPONENTS,
+        *([Workbench] if workbench_on else []),
+        *([Encryption] if kms_key else []),
+    ]
+    apis = sorted({api for component in declared for api in component.APIS})
     services = ProjectServices(
-        "services", ProjectServicesArgs(project=config.project, apis=tuple(apis)), base
+        "services", ProjectServicesArgs(project=project, apis=tuple(apis)), base
     )
 
-    def after(component: type) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions.merge(
-            base, pulumi.ResourceOptions(depends_on=services.needed_by(*component.APIS))
+    encryption = None
+    if kms_key:
+        agents = sorted({agent for component in declared for agent in component.KMS_AGENTS})
+        encryption = Encryption(
+            "encryption",
+            EncryptionArgs(project=project, kms_key=kms_key, agents=tuple(agents)),
+            pulumi.ResourceOptions.merge(
+                base, pulumi.ResourceOptions(depends_on=services.needed_by(*Encryption.APIS))
+            ),
         )
+
+    def after(
+        component: type[PlatformComponent], *others: pulumi.Resource
+    ) -> pulumi.ResourceOptions:
+        """Wait for the component's APIs, the key grants it relies on, and `others`."""
+        waits: list[pulumi.Resource] = [*services.needed_by(*component.APIS), *others]
+        if encryption is not None and component.KMS_AGENTS:
+            waits.append(encryption)
+        return pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=waits))
+
+    access = platform.access
+    people: Members = {
+        grantee: list(getattr(access, grantee.value))
+        for grantee in (*PERSONAS, Grantee.DEPLOYERS)
+        if getattr(access, grantee.value)
+    }
+    workloads = [w for w in WORKLOADS if w != Grantee.WORKBENCH or workbench_on]
+    identities = Identities(
+        "identities",
+        IdentitiesArgs(
+            project=project,
+            account_ids={w: naming.account_id(ACCOUNT_NAMES[w]) for w in workloads},
+            display_prefix=naming.display_prefix,
+            members=people,
+        ),
+        after(Identities),
+    )
+    members: Members = {**people, **identities.members}
+    if workbench_on:
+        members[Grantee.WORKBENCH_OWNER] = [f"user:{platform.workbench.owner}"]
 
     data_lake = DataLake(
         "data-lake",
         DataLakeArgs(
-            project=config.project,
-            location=config.region,
+            project=project,
+            location=region,
             landing_bucket=naming.bucket("landing"),
             quarantine_bucket=naming.bucket("quarantine"),
             artifacts_bucket=naming.bucket("artifacts"),
@@ -68,39 +140,135 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             force_destroy=platform.data_lake.force_destroy,
             artifacts_retention_days=platform.data_lake.artifacts_retention_days,
             noncurrent_retention_days=platform.data_lake.noncurrent_retention_days,
-            kms_key=platform.kms_key,
+            kms_key=kms_key,
+            members=members,
         ),
         after(DataLake),
     )
     warehouse = Warehouse(
         "warehouse",
         WarehouseArgs(
-            project=config.project,
-            location=platform.warehouse.location or config.region,
+            project=project,
+            location=bq_location,
             dataset_id=naming.dataset_id(platform.warehouse.dataset),
             contract=contract,
             labels=labels,
             deletion_protection=platform.warehouse.deletion_protection,
-            kms_key=platform.kms_key,
+            kms_key=kms_key,
+            members=members,
         ),
         after(Warehouse),
+    )
+    # The Cloud Storage agent publishes the landing bucket's events (looked up, not created).
+    storage_agent = gcp.storage.get_project_service_account_output(
+        project=project,
+        opts=pulumi.InvokeOutputOptions(
+            provider=provider, depends_on=services.needed_by("storage.googleapis.com")
+        ),
+    )
+    ingestion_settings = platform.ingestion
+    ingestion = Ingestion(
+        "ingestion",
+        IngestionArgs(
+            project=project,
+            region=region,
+            function_name=naming.resource("ingest"),
+            repository_id=naming.resource("functions"),
+            source=function_source(FUNCTION_DIR, contract_file),
+            settings=FunctionSettings(
+                landing_prefix=ingestion_settings.landing_prefix,
+                min_instances=ingestion_settings.min_instances,
+                max_instances=ingestion_settings.max_instances,
+                memory=ingestion_settings.memory,
+                timeout_seconds=ingestion_settings.timeout_seconds,
+            ),
+            landing_bucket=data_lake.landing.name,
+            landing_location=region,
+            quarantine_bucket=data_lake.quarantine.name,
+            artifacts_bucket=naming.bucket("artifacts"),
+            dataset_id=warehouse.dataset.dataset_id,
+            bq_location=bq_location,
+            curated_table=warehouse.curated.table_id,
+            ingestion_log_table=warehouse.tables[INGESTION_LOG.table_id].table_id,
+            runtime_account_email=identities.ingestion.email,
+            trigger_account_email=identities.ingestion_trigger.email,
+            build_account_name=identities.function_build.name,
+            labels=labels,
+            kms_key=kms_key,
+            members={**members, Grantee.STORAGE_AGENT: [storage_agent.member]},
+        ),
+        # The function handles events as soon as it exists: its grants on the buckets and the
+        # dataset come first.
+        after(Ingestion, data_lake, warehouse),
     )
     serving = Serving(
         "serving",
         ServingArgs(
-            project=config.project,
-            region=config.region,
+            project=project,
+            region=region,
             display_name=naming.display_name("endpoint"),
             labels=labels,
-            kms_key=platform.kms_key,
+            predictor_role_id=naming.role_id("endpoint_predictor"),
+            kms_key=kms_key,
+            request_logging_dataset=(
+                pulumi.Output.concat("bq://", project, ".", warehouse.dataset.dataset_id)
+                if platform.serving.request_logging
+                else None
+            ),
+            logging_sampling_rate=platform.serving.logging_sampling_rate,
+            members=members,
         ),
         after(Serving),
+    )
+    workbench = None
+    if workbench_on:
+        settings = platform.workbench
+        workbench = Workbench(
+            "workbench",
+            WorkbenchArgs(
+                project=project,
+                region=region,
+                zone=settings.zone or f"{region}-b",
+                instance_name=naming.resource("workbench"),
+                network_name=naming.resource("workbench"),
+                owner=settings.owner,
+                service_account_email=identities.workbench.email,
+                service_account_name=identities.workbench.name,
+                machine_type=settings.machine_type,
+                idle_shutdown_minutes=settings.idle_shutdown_minutes,
+                internet_egress=settings.internet_egress,
+                labels=labels,
+                kms_key=kms_key,
+                members=members,
+            ),
+            after(Workbench, data_lake, warehouse),
+        )
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            project=project,
+            display_prefix=naming.display_prefix,
+            metric_prefix=naming.metric_prefix,
+            function_name=naming.resource("ingest"),
+            endpoint_id=serving.endpoint.name,
+            quarantine_bucket=data_lake.quarantine.name,
+            labels=labels,
+            notification_email=platform.monitoring.notification_email,
+            quarantine_alert_threshold=platform.monitoring.quarantine_alert_threshold,
+            members=members,
+        ),
+        after(Monitoring),
     )
     return Platform(
         naming=naming,
         contract=contract,
         services=services,
+        identities=identities,
         data_lake=data_lake,
         warehouse=warehouse,
+        ingestion=ingestion,
         serving=serving,
+        monitoring=monitoring,
+        workbench=workbench,
+        encryption=encryption,
     )

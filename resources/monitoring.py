@@ -1,0 +1,418 @@
+"""Monitoring: alerts for the ML engineers and a dashboard for everyone, from logs and metrics.
+
+Ingestion outcomes come from the function's structured logs. The function writes one JSON line per
+ingestion attempt to stdout (Cloud Run turns it into `jsonPayload`), mirroring its ingestion_log
+row, with at least:
+
+    {"event": "ingestion", "status": "LOADED|REJECTED|DUPLICATE|FAILED", "rows_loaded": 342, ...}
+
+(`INGESTION_LOG_EVENT` and the ingestion_log table's `status` values). Pipeline runs come from the
+state changes Vertex AI Pipelines logs for every job; function errors and endpoint traffic from
+the built-in Cloud Run and Vertex AI metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from resources.access import PROJECT, Grantee, Members, Permission
+from resources.base import PlatformComponent
+
+INGESTION_LOG_EVENT = "ingestion"
+"""`jsonPayload.event` of the function's one structured log line per ingestion attempt."""
+PIPELINE_STATES = ("PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED")
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    project: str
+    display_prefix: str
+    """Prefix of every console name, e.g. 'tabular-mlops staging'."""
+    metric_prefix: str
+    """Prefix of the log-based metrics' names (unique per stack within the project)."""
+    function_name: str
+    endpoint_id: pulumi.Input[str]
+    quarantine_bucket: pulumi.Input[str]
+    labels: Mapping[str, str]
+    notification_email: str | None = None
+    quarantine_alert_threshold: int = 1
+    members: Members = dataclasses.field(default_factory=dict)
+    """Who plays each grantee of PERMISSIONS in this stack (resources/access.py)."""
+
+
+class Monitoring(PlatformComponent):
+    """Log-based metrics, the notification channel, alert policies and the dashboard."""
+
+    TYPE = "tabular-mlops:observability:Monitoring"
+    APIS = (
+        "monitoring.googleapis.com",
+        "logging.googleapis.com",
+        "cloudresourcemanager.googleapis.com",
+    )
+    PERMISSIONS = (
+        Permission(
+            Grantee.STAKEHOLDERS,
+            "roles/monitoring.viewer",
+            PROJECT,
+            "read the dashboard and alert history (dashboards have no narrower IAM)",
+        ),
+        Permission(
+            Grantee.QA,
+            "roles/monitoring.viewer",
+            PROJECT,
+            "watch the endpoint's traffic, latency and errors during acceptance",
+        ),
+        Permission(
+            Grantee.ML_ENGINEERS,
+            "roles/monitoring.editor",
+            PROJECT,
+            "tune alert policies and dashboards, silence incidents",
+        ),
+        Permission(
+            Grantee.ML_ENGINEERS,
+            "roles/logging.viewer",
+            PROJECT,
+            "read the function's and pipelines' logs when an alert fires",
+        ),
+    )
+
+    channel: gcp.monitoring.NotificationChannel | None
+    """The email channel alerts go to (None when the config names no email)."""
+    alerts: dict[str, gcp.monitoring.AlertPolicy]
+    """Alert policies by purpose: quarantine, function_errors, pipeline_failures."""
+    dashboard: gcp.monitoring.Dashboard
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(name, opts)
+        function_logs = (
+            'resource.type="cloud_run_revision" '
+            f'AND resource.labels.service_name="{args.function_name}"'
+        )
+        self.outcomes = gcp.logging.Metric(
+            f"{name}-ingestion-outcomes",
+            project=args.project,
+            name=f"{args.metric_prefix}/ingestion_outcomes",
+            description="Ingestion attempts of uploaded files, by outcome.",
+            filter=f'{function_logs} AND jsonPayload.event="{INGESTION_LOG_EVENT}"',
+            metric_descriptor={
+                "metric_kind": "DELTA",
+                "value_type": "INT64",
+                "unit": "1",
+                "labels": [
+                    {"key": "status", "value_type": "STRING", "description": "LOADED, REJECTED…"}
+                ],
+            },
+            label_extractors={"status": "EXTRACT(jsonPayload.status)"},
+            opts=self.child(),
+        )
+        self.pipeline_runs = gcp.logging.Metric(
+            f"{name}-pipeline-runs",
+            project=args.project,
+            name=f"{args.metric_prefix}/pipeline_runs",
+            description="Vertex AI pipeline runs that ended, by pipeline and final state.",
+            filter=_pipeline_ended(PIPELINE_STATES),
+            metric_descriptor={
+                "metric_kind": "DELTA",
+                "value_type": "INT64",
+                "unit": "1",
+                "labels": [
+                    {"key": "state", "value_type": "STRING", "description": "final state"},
+                    {"key": "pipeline", "value_type": "STRING", "description": "pipeline name"},
+                ],
+            },
+            label_extractors={
+                "state": "EXTRACT(jsonPayload.state)",
+                "pipeline": "EXTRACT(jsonPayload.pipelineName)",
+            },
+            opts=self.child(),
+        )
+        outcomes_type = self.outcomes.name.apply(lambda n: f"logging.googleapis.com/user/{n}")
+
+        self.channel = None
+        channels: list[pulumi.Input[str]] = []
+        if args.notification_email:
+            self.channel = gcp.monitoring.NotificationChannel(
+                f"{name}-email",
+                project=args.project,
+                display_name=f"{args.display_prefix}: alerts",
+                type="email",
+                labels={"email_address": args.notification_email},
+                user_labels=dict(args.labels),
+                opts=self.child(),
+            )
+            channels = [self.channel.name]
+
+        def policy(key: str, display: str, severity: str, docs: pulumi.Input[str], **spec) -> None:
+            self.alerts[key] = gcp.monitoring.AlertPolicy(
+                f"{name}-{key.replace('_', '-')}",
+                project=args.project,
+                display_name=f"{args.display_prefix}: {display}",
+                severity=severity,
+                notification_channels=channels,
+                documentation={"mime_type": "text/markdown", "content": docs},
+                user_labels=dict(args.labels),
+                opts=self.child(),
+                **spec,
+            )
+
+        self.alerts = {}
+        threshold = args.quarantine_alert_threshold
+        policy(
+            "quarantine",
+            "files quarantined",
+            "WARNING",
+            pulumi.Output.concat(
+                f"At least {threshold} uploaded file(s) were rejected within an hour. Each "
+                "rejected file is in gs://",
+                args.quarantine_bucket,
+                " with a JSON report beside it saying why; the `ingestion_log` table lists them "
+                "with `status = 'REJECTED'`.",
+            ),
+            combiner="OR",
+            conditions=[
+                {
+                    "display_name": f"rejected files in 1 h >= {threshold}",
+                    "condition_threshold": {
+                        "filter": pulumi.Output.concat(
+                            'metric.type="',
+                            outcomes_type,
+                            '" AND resource.type="cloud_run_revision"'
+                            ' AND metric.label.status="REJECTED"',
+                        ),
+                        "aggregations": [_sum("3600s")],
+                        "comparison": "COMPARISON_GT",
+                        # Whole files: "more than threshold - 1" is "at least threshold".
+                        "threshold_value": threshold - 1,
+                        "duration": "0s",
+                    },
+                }
+            ],
+        )
+        policy(
+            "function_errors",
+            "ingestion function failing",
+            "ERROR",
+            "The ingestion function crashed or could not finish a file (status FAILED). "
+            "Eventarc retries failed deliveries; read the function's logs for the error.",
+            combiner="OR",
+            conditions=[
+                {
+                    "display_name": "function returned 5xx",
+                    "condition_threshold": {
+                        "filter": f'metric.type="run.googleapis.com/request_count" '
+                        f'AND resource.type="cloud_run_revision" '
+                        f'AND resource.label.service_name="{args.function_name}" '
+                        f'AND metric.label.response_code_class="5xx"',
+                        "aggregations": [_sum("300s")],
+                        "comparison": "COMPARISON_GT",
+                        "threshold_value": 0,
+                        "duration": "0s",
+                    },
+                },
+                {
+                    "display_name": "ingestion attempts FAILED",
+                    "condition_threshold": {
+                        "filter": pulumi.Output.concat(
+                            'metric.type="',
+                            outcomes_type,
+                            '" AND resource.type="cloud_run_revision"'
+                            ' AND metric.label.status="FAILED"',
+                        ),
+                        "aggregations": [_sum("300s")],
+                        "comparison": "COMPARISON_GT",
+                        "threshold_value": 0,
+                        "duration": "0s",
+                    },
+                },
+            ],
+        )
+        policy(
+            "pipeline_failures",
+            "pipeline run failed",
+            "ERROR",
+            "A Vertex AI pipeline run failed. Open it from the log entry (`jsonPayload."
+            "pipelineName`, resource `pipeline_job_id`) in Vertex AI > Pipelines to see the step.",
+            combiner="OR",
+            conditions=[
+                {
+                    "display_name": "a pipeline job ended in PIPELINE_STATE_FAILED",
+                    # A log-match condition: the incident carries the failed job's log entry.
+                    "condition_matched_log": {
+                        "filter": _pipeline_ended(("PIPELINE_STATE_FAILED",))
+                    },
+                }
+            ],
+            # Required for log-match conditions: at most one notification per 5 minutes.
+            alert_strategy={"notification_rate_limit": {"period": "300s"}, "auto_close": "86400s"},
+        )
+        self.dashboard = gcp.monitoring.Dashboard(
+            f"{name}-dashboard",
+            project=args.project,
+            dashboard_json=pulumi.Output.json_dumps(
+                _dashboard(args, outcomes_type, self.pipeline_runs.name)
+            ),
+            opts=self.child(),
+        )
+        self.bindings = self.grant(args.project, args.members, {})
+        self.register_outputs(
+            {
+                "alerts": {key: alert.display_name for key, alert in self.alerts.items()},
+                "channel": self.channel.name if self.channel else None,
+            }
+        )
+
+
+def _pipeline_ended(states: tuple[str, ...]) -> str:
+    """Log filter of Vertex AI pipeline jobs reaching one of `states` (in any stack's project)."""
+    wanted = " OR ".join(f'"{s}"' for s in states)
+    return f'resource.type="aiplatform.googleapis.com/PipelineJob" AND jsonPayload.state=({wanted})'
+
+
+def _sum(period: str) -> dict:
+    return {
+        "alignment_period": period,
+        "per_series_aligner": "ALIGN_SUM",
+        "cross_series_reducer": "REDUCE_SUM",
+    }
+
+
+def _chart(
+    title: str,
+    filter_: pulumi.Input[str],
+    aligner: str,
+    group_by: list[str],
+    *,
+    period="3600s",
+    kind="STACKED_BAR",
+) -> dict:
+    aggregation: dict = {"alignmentPeriod": period, "perSeriesAligner": aligner}
+    if not aligner.startswith("ALIGN_PERCENTILE"):
+        aggregation |= {"crossSeriesReducer": "REDUCE_SUM", "groupByFields": group_by}
+    return {
+        "title": title,
+        "xyChart": {
+            "dataSets": [
+                {
+                    "plotType": kind,
+                    "timeSeriesQuery": {
+                        "timeSeriesFilter": {"filter": filter_, "aggregation": aggregation}
+                    },
+                }
+            ]
+        },
+    }
+
+
+def _dashboard(
+    args: MonitoringArgs, outcomes_type: pulumi.Output[str], runs_name: pulumi.Output[str]
+) -> dict:
+    """The stakeholders' dashboard: ingestion, pipelines, endpoint, one row each."""
+    function = (
+        f'resource.type="cloud_run_revision" AND resource.label.service_name="{args.function_name}"'
+    )
+    endpoint = pulumi.Output.concat(
+        'resource.type="aiplatform.googleapis.com/Endpoint" AND resource.label.endpoint_id="',
+        args.endpoint_id,
+        '"',
+    )
+    outcomes = pulumi.Output.concat('metric.type="', outcomes_type, '"')
+    widgets = [
+        _chart(
+            "Uploaded files by outcome (per hour)", outcomes, "ALIGN_SUM", ["metric.label.status"]
+        ),
+        _chart(
+            "Rejected files (per hour)",
+            pulumi.Output.concat(outcomes, ' AND metric.label.status="REJECTED"'),
+            "ALIGN_SUM",
+            [],
+        ),
+        _chart(
+            "Function invocations by response class",
+            f'metric.type="run.googleapis.com/request_count" AND {function}',
+            "ALIGN_SUM",
+            ["metric.label.response_code_class"],
+            period="300s",
+        ),
+        _chart(
+            "Function latency (p95)",
+            f'metric.type="run.googleapis.com/request_latencies" AND {function}',
+            "ALIGN_PERCENTILE_95",
+            [],
+            period="300s",
+            kind="LINE",
+        ),
+        _chart(
+            "Pipeline runs by final state (per day)",
+            pulumi.Output.concat('metric.type="logging.googleapis.com/user/', runs_name, '"'),
+            "ALIGN_SUM",
+            ["metric.label.pipeline", "metric.label.state"],
+            period="86400s",
+        ),
+        _chart(
+            "Endpoint predictions (per minute)",
+            pulumi.Output.concat(
+                'metric.type="aiplatform.googleapis.com/prediction/online/prediction_count" AND ',
+                endpoint,
+            ),
+            "ALIGN_SUM",
+            [],
+            period="60s",
+            kind="LINE",
+        ),
+        _chart(
+            "Endpoint latency (p95)",
+            pulumi.Output.concat(
+                'metric.type="aiplatform.googleapis.com/prediction/online/prediction_latencies"'
+                " AND ",
+                endpoint,
+            ),
+            "ALIGN_PERCENTILE_95",
+            [],
+            period="60s",
+            kind="LINE",
+        ),
+        _chart(
+            "Endpoint errors (per minute)",
+            pulumi.Output.concat(
+                'metric.type="aiplatform.googleapis.com/prediction/online/error_count" AND ',
+                endpoint,
+            ),
+            "ALIGN_SUM",
+            [],
+            period="60s",
+        ),
+    ]
+    text = {
+        "title": "About this dashboard",
+        "text": {
+            "format": "MARKDOWN",
+            "content": (
+                "Uploads are checked against the data contract: **LOADED** files are in BigQuery, "
+                "**REJECTED** ones in the quarantine bucket with a report "
+                "(`ingestion_log` table for details). Pipelines train and evaluate the model; "
+                "the endpoint serves it."
+            ),
+        },
+    }
+    width, height = 24, 16
+    tiles = [{"xPos": 0, "yPos": 0, "width": 48, "height": 6, "widget": text}]
+    for i, widget in enumerate(widgets):
+        tiles.append(
+            {
+                "xPos": (i % 2) * width,
+                "yPos": 6 + (i // 2) * height,
+                "width": width,
+                "height": height,
+                "widget": widget,
+            }
+        )
+    return {
+        "displayName": f"{args.display_prefix}: ML platform",
+        "labels": dict(args.labels),
+        "mosaicLayout": {"columns": 48, "tiles": tiles},
+    }

@@ -1,0 +1,78 @@
+"""Reading IAM bindings and labels out of a recorded plan (shared by the infra tests)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from dataclasses import dataclass
+from functools import cache
+
+from stacks.offline import ResourceRecord, StackRecord
+
+# Where each kind of IAM member binding names the resource it is on.
+_TARGET_KEYS = (
+    "bucket",
+    "tableId",
+    "datasetId",
+    "serviceAccountId",
+    "endpoint",
+    "cloudFunction",
+    "repository",
+    "cryptoKeyId",
+    "name",
+)
+
+
+@dataclass(frozen=True)
+class Binding:
+    record: ResourceRecord
+    role: str
+    member: str
+    target: str
+    """'project', or the resource's name/id as the binding names it."""
+
+    @property
+    def kind(self) -> str:
+        return self.record.type.split(":")[1].split("/")[0]
+
+
+def bindings(record: StackRecord) -> list[Binding]:
+    """Every IAM member binding the stack declares."""
+    found = []
+    for res in record.resources:
+        if not res.custom or "role" not in res.inputs or "member" not in res.inputs:
+            continue
+        if res.type == "gcp:projects/iAMMember:IAMMember":
+            target = "project"
+        else:
+            target = next(str(res.inputs[k]) for k in _TARGET_KEYS if k in res.inputs)
+        found.append(Binding(res, res.inputs["role"], res.inputs["member"], target))
+    return found
+
+
+def held_by(record: StackRecord, member: str) -> set[tuple[str, str, str]]:
+    """(binding kind, role, target) of everything `member` is granted."""
+    return {(b.kind, b.role, b.target) for b in bindings(record) if b.member == member}
+
+
+@cache
+def _parameters(type_: str) -> frozenset[str]:
+    """The input names the resource class of a type token accepts."""
+    _, module, name = type_.split(":")
+    cls = getattr(importlib.import_module(f"pulumi_gcp.{module.split('/')[0]}"), name)
+    return frozenset(inspect.signature(cls._internal_init).parameters)
+
+
+def resource_labels(res: ResourceRecord) -> dict[str, str] | None:
+    """The labels a resource carries, or None when its type takes no labels at all."""
+    if res.type == "gcp:monitoring/dashboard:Dashboard":
+        return json.loads(res.inputs["dashboardJson"]).get("labels", {})
+    if not res.type.startswith("gcp:"):
+        return None
+    parameters = _parameters(res.type)
+    # NotificationChannel's `labels` configure the channel (the email); its own are user_labels.
+    for name, key in (("user_labels", "userLabels"), ("labels", "labels")):
+        if name in parameters:
+            return res.inputs.get(key) or {}
+    return None
