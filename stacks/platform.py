@@ -23,7 +23,7 @@ from resources.identities import ACCOUNT_NAMES, WORKLOADS, Identities, Identitie
 from resources.ingestion import FunctionSettings, Ingestion, IngestionArgs, function_source
 from resources.monitoring import Monitoring, MonitoringArgs
 from resources.services import ProjectServices, ProjectServicesArgs
-from resources.serving import Serving, ServingArgs
+from resources.serving import PREDICTOR, Serving, ServingArgs
 from resources.warehouse import Warehouse, WarehouseArgs
 from resources.workbench import Workbench, WorkbenchArgs
 from stacks.config import PROJECT_ROOT, StackConfig
@@ -208,7 +208,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             region=region,
             display_name=naming.display_name("endpoint"),
             labels=labels,
-            predictor_role_id=naming.role_id("endpoint_predictor"),
+            predictor_role_id=naming.role_id(PREDICTOR),
             kms_key=kms_key,
             request_logging_dataset=(
                 pulumi.Output.concat("bq://", project, ".", warehouse.dataset.dataset_id)

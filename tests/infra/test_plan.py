@@ -129,3 +129,19 @@ def test_plan_diff_command(tmp_path):
         cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert "Plan difference: staging -> prod" in result.stdout
+
+
+def test_table_shows_the_platform_settings_a_reviewer_checks(stack_records):
+    table = render_table(stack_records["staging"])
+    for setting in (
+        "serviceConfig.ingressSettings=ALLOW_INTERNAL_ONLY",
+        "eventTrigger.eventType=google.cloud.storage.object.v1.finalized",
+        "serviceConfig.environmentVariables.CONTRACT_PATH=contracts/penguins.yaml",
+        "gceSetup.disablePublicIp=on",
+        "gceSetup.metadata.idle-timeout-seconds=3600",
+        "role=roles/eventarc.eventReceiver",
+        "condition.title=function sources only",
+        "dashboardJson=<9 tiles>",
+        "serviceConfig.maxInstanceCount=5",
+    ):
+        assert setting in table, setting
