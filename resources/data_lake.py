@@ -15,7 +15,7 @@ from typing import ClassVar
 import pulumi
 import pulumi_gcp as gcp
 
-from resources.access import Grantee, Members, Permission
+from resources.access import Condition, Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
 
 
@@ -126,6 +126,13 @@ class DataLake(PlatformComponent):
             "roles/storage.objectUser",
             "artifacts",
             "pipeline root: read and write run artifacts and models",
+            # Pipeline code must not be able to swap the function's source archive.
+            condition=Condition(
+                title="not the function sources",
+                expression='!resource.name.startsWith("projects/_/buckets/{artifacts_bucket}/'
+                'objects/sources/")',
+                description="everything in the artifacts bucket but sources/",
+            ),
         ),
         Permission(
             Grantee.WORKBENCH,
@@ -187,6 +194,7 @@ class DataLake(PlatformComponent):
                     ("artifacts", self.artifacts),
                 )
             },
+            context={"artifacts_bucket": args.artifacts_bucket},
         )
         self.register_outputs(
             {

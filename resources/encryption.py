@@ -28,6 +28,11 @@ _NUMBERED_AGENTS = {
 AGENTS = ("storage", "bigquery", *sorted(_IDENTITY_SERVICES), *sorted(_NUMBERED_AGENTS))
 
 
+def agent_apis(agents: tuple[str, ...]) -> tuple[str, ...]:
+    """The APIs whose agents are looked up or created: each must be enabled first."""
+    return tuple(f"{agent}.googleapis.com" for agent in agents)
+
+
 @dataclass(frozen=True)
 class EncryptionArgs:
     project: str

@@ -18,7 +18,7 @@ from contracts.tables import INGESTION_LOG
 from resources.access import PERSONAS, Grantee, Members
 from resources.base import PlatformComponent
 from resources.data_lake import DataLake, DataLakeArgs
-from resources.encryption import Encryption, EncryptionArgs
+from resources.encryption import Encryption, EncryptionArgs, agent_apis
 from resources.identities import ACCOUNT_NAMES, WORKLOADS, Identities, IdentitiesArgs
 from resources.ingestion import FunctionSettings, Ingestion, IngestionArgs, function_source
 from resources.monitoring import Monitoring, MonitoringArgs
@@ -89,12 +89,15 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
 
     encryption = None
     if kms_key:
-        agents = sorted({agent for component in declared for agent in component.KMS_AGENTS})
+        agents = tuple(sorted({a for component in declared for a in component.KMS_AGENTS}))
         encryption = Encryption(
             "encryption",
-            EncryptionArgs(project=project, kms_key=kms_key, agents=tuple(agents)),
+            EncryptionArgs(project=project, kms_key=kms_key, agents=agents),
             pulumi.ResourceOptions.merge(
-                base, pulumi.ResourceOptions(depends_on=services.needed_by(*Encryption.APIS))
+                base,
+                pulumi.ResourceOptions(
+                    depends_on=services.needed_by(*Encryption.APIS, *agent_apis(agents))
+                ),
             ),
         )
 

@@ -76,3 +76,40 @@ def resource_labels(res: ResourceRecord) -> dict[str, str] | None:
         if name in parameters:
             return res.inputs.get(key) or {}
     return None
+
+
+# The API each kind of resource needs, by the module of its type token.
+API_OF_MODULE = {
+    "storage": "storage.googleapis.com",
+    "bigquery": "bigquery.googleapis.com",
+    "vertex": "aiplatform.googleapis.com",
+    "cloudfunctionsv2": "cloudfunctions.googleapis.com",
+    "cloudrunv2": "run.googleapis.com",
+    "artifactregistry": "artifactregistry.googleapis.com",
+    "workbench": "notebooks.googleapis.com",
+    "compute": "compute.googleapis.com",
+    "monitoring": "monitoring.googleapis.com",
+    "logging": "logging.googleapis.com",
+    "serviceaccount": "iam.googleapis.com",
+    "kms": "cloudkms.googleapis.com",
+}
+API_OF_TYPE = {
+    "gcp:projects/iAMMember:IAMMember": "cloudresourcemanager.googleapis.com",
+    "gcp:projects/iAMCustomRole:IAMCustomRole": "iam.googleapis.com",
+}
+
+
+def assert_waits_for_apis(record: StackRecord) -> None:
+    """Every cloud resource depends, itself or through its component, on the API it calls."""
+    services = {r.urn: r.inputs["service"] for r in record.of_type("gcp:projects/service:Service")}
+    for res in record.resources:
+        if not res.custom or res.type in ("gcp:projects/service:Service", "pulumi:providers:gcp"):
+            continue
+        if res.type == "gcp:projects/serviceIdentity:ServiceIdentity":
+            needed = res.inputs["service"]  # a service's agent exists once the service is on
+        else:
+            module = res.type.split(":")[1].split("/")[0]
+            needed = API_OF_TYPE.get(res.type) or API_OF_MODULE.get(module)
+        assert needed, f"{res.type} has no known API: add it to API_OF_MODULE"
+        enabled = {services[urn] for urn in record.depends_on(res) if urn in services}
+        assert needed in enabled, f"{res.name} does not wait for {needed}"

@@ -10,27 +10,8 @@ import pytest
 
 from resources.access import BASIC_ROLES, IMPERSONATION_ROLES
 from stacks.config import PROJECT_ROOT, load_stack_file
-from tests.infra.records import bindings, held_by, resource_labels
+from tests.infra.records import assert_waits_for_apis, bindings, held_by, resource_labels
 
-# The API each kind of resource needs, by the module of its type token.
-API_OF_MODULE = {
-    "storage": "storage.googleapis.com",
-    "bigquery": "bigquery.googleapis.com",
-    "vertex": "aiplatform.googleapis.com",
-    "cloudfunctionsv2": "cloudfunctions.googleapis.com",
-    "cloudrunv2": "run.googleapis.com",
-    "artifactregistry": "artifactregistry.googleapis.com",
-    "workbench": "notebooks.googleapis.com",
-    "compute": "compute.googleapis.com",
-    "monitoring": "monitoring.googleapis.com",
-    "logging": "logging.googleapis.com",
-    "serviceaccount": "iam.googleapis.com",
-    "kms": "cloudkms.googleapis.com",
-}
-API_OF_TYPE = {
-    "gcp:projects/iAMMember:IAMMember": "cloudresourcemanager.googleapis.com",
-    "gcp:projects/iAMCustomRole:IAMCustomRole": "iam.googleapis.com",
-}
 PUBLIC = ("allUsers", "allAuthenticatedUsers")
 
 
@@ -98,20 +79,7 @@ def test_everything_that_takes_labels_carries_the_stack(stack_record):
 
 
 def test_every_resource_waits_for_the_api_it_needs(stack_record):
-    services = {
-        r.urn: r.inputs["service"] for r in custom(stack_record, "gcp:projects/service:Service")
-    }
-    for res in custom(stack_record):
-        if res.type == "gcp:projects/service:Service":
-            continue
-        if res.type == "gcp:projects/serviceIdentity:ServiceIdentity":
-            needed = res.inputs["service"]  # a service's agent exists once the service is on
-        else:
-            module = res.type.split(":")[1].split("/")[0]
-            needed = API_OF_TYPE.get(res.type) or API_OF_MODULE.get(module)
-        assert needed, f"{res.type} has no known API: add it to API_OF_MODULE"
-        enabled = {services[urn] for urn in stack_record.depends_on(res) if urn in services}
-        assert needed in enabled, f"{res.name} does not wait for {needed}"
+    assert_waits_for_apis(stack_record)
 
 
 def test_stateful_resources_follow_the_protection_config(stack_record):
@@ -240,3 +208,18 @@ def test_alerts_reach_the_configured_email(stack_record, key):
     policy = stack_record.named(f"monitoring-{key}").inputs
     assert policy["notificationChannels"] == [channel.outputs["name"]]
     assert policy["conditions"]
+
+
+def test_pipeline_code_cannot_swap_the_function_source(stack_record):
+    artifacts = stack_record.named("data-lake-artifacts").inputs["name"]
+    (grant,) = [
+        b
+        for b in bindings(stack_record)
+        if b.member.startswith("serviceAccount:pipelines-") and b.target == artifacts
+    ]
+    expression = grant.record.inputs["condition"]["expression"]
+    assert (
+        expression
+        == f'!resource.name.startsWith("projects/_/buckets/{artifacts}/objects/sources/")'
+    )
+    assert stack_record.named("ingestion-source").inputs["name"].startswith("sources/")

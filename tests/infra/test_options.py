@@ -10,6 +10,7 @@ from resources.access import Grantee
 from resources.identities import Identities
 from stacks.config import ConfigError, parse_stack_config, stack_config_values
 from stacks.offline import BQ_SERVICE_AGENT, GCS_SERVICE_AGENT, PROJECT_NUMBER, run_program
+from tests.infra.records import assert_waits_for_apis
 
 KEY = "projects/acme-security/locations/europe-west4/keyRings/ml/cryptoKeys/data"
 
@@ -60,6 +61,10 @@ def test_cmek_agents_may_use_the_key_before_anything_is_encrypted(cmek_record):
     assert "cloudkms.googleapis.com" in {
         r.inputs["service"] for r in cmek_record.of_type("gcp:projects/service:Service")
     }
+
+
+def test_with_a_key_every_resource_still_waits_for_its_api(cmek_record):
+    assert_waits_for_apis(cmek_record)
 
 
 def test_without_a_key_nothing_is_customer_encrypted(stack_record):
