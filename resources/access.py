@@ -51,14 +51,6 @@ class Grantee(StrEnum):
     def title(self) -> str:
         return _TITLES[self]
 
-    @property
-    def is_persona(self) -> bool:
-        return self in PERSONAS
-
-    @property
-    def is_workload(self) -> bool:
-        return self in WORKLOADS
-
 
 PERSONAS = (
     Grantee.DATA_ANALYSTS,
@@ -282,7 +274,7 @@ def permissions_reference(components: Iterable[type]) -> str:
         "the Compute Engine default account.",
     ]
     for grantee in Grantee:
-        if grantee.is_persona or grantee == Grantee.DEPLOYERS:
+        if grantee in (*PERSONAS, Grantee.DEPLOYERS):
             continue
         mine = [r for r in rows if r.grantee == grantee]
         if not mine:

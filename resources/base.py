@@ -70,9 +70,9 @@ class PlatformComponent(pulumi.ComponentResource):
         CUSTOM_ROLES to role names; `context` fills condition placeholders.
         """
         binders = {PROJECT: binder(self, gcp.projects.IAMMember, project=project), **binders}
-        unknown = {p.target for p in self.PERMISSIONS} - set(binders) - {PROJECT}
-        if unknown - set(self.TARGETS):
-            raise ValueError(f"{type(self).__name__} grants on undeclared targets: {unknown}")
+        undeclared = {p.target for p in self.PERMISSIONS} - set(self.TARGETS) - {PROJECT}
+        if undeclared:
+            raise ValueError(f"{type(self).__name__} grants on undeclared targets: {undeclared}")
         created = []
         for perm in self.PERMISSIONS:
             if only is not None and perm.target not in only:
