@@ -64,6 +64,16 @@ class LocalEnvironment:
         return self.root / "registry"
 
     @property
+    def endpoints_dir(self) -> Path:
+        """One state file per local endpoint ("staging", "prod"): which registry version serves."""
+        return self.root / "endpoints"
+
+    @property
+    def model_id(self) -> str:
+        """The registry id of the dataset's model, named as a stack would name it."""
+        return self.naming.model_id(self.contract.name)
+
+    @property
     def pipeline_root(self) -> Path:
         """kfp.local's pipeline root (an absolute local path: a gs:// root breaks kfp.local)."""
         return (self.root / "pipeline-root").resolve()

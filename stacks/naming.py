@@ -90,6 +90,10 @@ class Naming:
         """'tabular-mlops staging', the start of every console name."""
         return f"{APP} {self.env}"
 
+    def model_id(self, dataset: str) -> str:
+        """The Model Registry id of a dataset's model (1-63 lowercase characters)."""
+        return self.resource(dataset)
+
     def display_name(self, purpose: str) -> str:
         """A human-readable name for consoles: 'tabular-mlops staging: training schedule'."""
         return f"{self.display_prefix}: {purpose}"

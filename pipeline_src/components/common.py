@@ -1,0 +1,156 @@
+"""What the components share: the decorator that puts them on the pipeline image, and helpers.
+
+A component's body runs on Vertex AI from the source the compiled spec carries, not from this
+package. So a helper a component calls is embedded in it (kfp's `additional_funcs`) and must be
+self-contained: imports inside, no module-level names other than other embedded helpers. A test
+checks every component's embedded source for names it would miss.
+"""
+
+from collections.abc import Callable
+
+from kfp import dsl
+from kfp.dsl.python_component import PythonComponent
+
+from pipeline_src.image import PLACEHOLDER_IMAGE, normalise, pinned_packages
+
+PACKAGES: dict[str, dict[str, str]] = {}
+"""Component name -> the pinned packages it imports on Vertex AI (all held by the image)."""
+
+
+def pipeline_component(
+    *, packages: tuple[str, ...], helpers: tuple[Callable, ...] = ()
+) -> Callable[[Callable], PythonComponent]:
+    """Declare a component that runs on the pipeline image and installs nothing at run time.
+
+    `packages` are the distributions the component imports; each must be pinned in the image's
+    requirements (checked now, at import), which is what makes the pins per component hold. The
+    image carries one consistent set rather than one per component on purpose: the model train
+    pickles is unpickled by evaluate, gate and serving, which needs the very same scikit-learn.
+    """
+    pins = pinned_packages()
+    missing = [p for p in packages if normalise(p) not in pins]
+    if missing:
+        raise ValueError(
+            f"packages {missing} are not in the pipeline image; add them, pinned to the lock, "
+            "to pipeline_src/requirements.txt"
+        )
+
+    def declare(func: Callable) -> PythonComponent:
+        PACKAGES[func.__name__] = {p: pins[normalise(p)] for p in packages}
+        return dsl.component(
+            func,
+            base_image=PLACEHOLDER_IMAGE,
+            install_kfp_package=False,  # the image holds kfp
+            additional_funcs=list(helpers) or None,
+        )
+
+    return declare
+
+
+# --- helpers embedded in components (self-contained) --------------------------------------------
+
+
+def feature_spec(contract: dict) -> dict:
+    """What the components need from a data contract (`DataContract.model_dump(mode="json")`).
+
+    Returns name, version, label, classes (the label's allowed values, if listed), keys, columns
+    and features. A feature is numeric (FLOAT64, INT64, BOOL as 0/1) or categorical (STRING, or
+    any column with allowed values, which become its fixed categories). Numbers in a contract that
+    crossed a pipeline boundary arrive as floats; that is undone here.
+    """
+    columns = contract.get("columns") or []
+    if not columns:
+        raise ValueError("the data contract has no columns; pass DataContract.model_dump()")
+    labels = [c["name"] for c in columns if c.get("role") == "label"]
+    if len(labels) != 1:
+        raise ValueError(f"the data contract needs exactly one label column, found {labels}")
+    features = []
+    for column in columns:
+        if column.get("role", "feature") != "feature":
+            continue
+        kind, allowed = column["type"], column.get("allowed")
+        if kind not in ("STRING", "INT64", "FLOAT64", "BOOL"):
+            raise ValueError(
+                f"feature {column['name']} has type {kind}, which the model cannot use; give the "
+                "column role 'metadata' in the contract or derive a numeric feature from it"
+            )
+        categorical = kind == "STRING" or allowed is not None
+        categories = None
+        if allowed is not None:
+            categories = [float(v) for v in allowed] if kind == "INT64" else list(allowed)
+        features.append(
+            {"name": column["name"], "type": kind, "categorical": categorical,
+             "categories": categories}
+        )  # fmt: skip
+    if not features:
+        raise ValueError("the data contract has no feature columns")
+    label = next(c for c in columns if c["name"] == labels[0])
+    return {
+        "name": contract["name"],
+        "version": int(contract["version"]),
+        "label": labels[0],
+        "classes": list(label["allowed"]) if label.get("allowed") else None,
+        "keys": [c["name"] for c in columns if c.get("role") == "key"],
+        "columns": columns,
+        "features": features,
+    }
+
+
+def model_inputs(frame, spec: dict):
+    """The model's input frame: the contract's features in contract order, numeric as float.
+
+    Missing values are NaN. Serving builds the same frame from request instances (see the model's
+    `model.json` signature); the fitted pipeline also accepts plain Python values and None.
+    """
+    import numpy as np
+    import pandas as pd
+
+    data = {}
+    for feature in spec["features"]:
+        values = frame[feature["name"]]
+        if feature["categorical"] and feature["type"] != "INT64":
+            data[feature["name"]] = values.astype(object).where(values.notna(), np.nan)
+        else:
+            data[feature["name"]] = pd.to_numeric(values, errors="coerce").astype(float)
+    return pd.DataFrame(data, index=frame.index)
+
+
+def local_environment(local_root: str):
+    """The local stand-ins under `local_root` (importable because local runs use this project)."""
+    from pathlib import Path
+
+    from local.environment import LocalEnvironment
+
+    return LocalEnvironment(root=Path(local_root))
+
+
+def gcs_fuse_path(uri: str) -> str:
+    """gs://bucket/path as the path Vertex AI Pipelines mounts it at (/gcs/bucket/path)."""
+    if uri.startswith("gs://"):
+        return "/gcs/" + uri[len("gs://") :]
+    return uri
+
+
+def label_value(text) -> str:
+    """Any value as a GCP label value: lowercase letters, digits, '_' and '-', at most 63."""
+    import re
+
+    if isinstance(text, float):
+        text = f"{text:.4f}".replace(".", "_")
+    return re.sub(r"[^a-z0-9_-]", "-", str(text).lower())[:63]
+
+
+def write_json(path: str, document) -> None:
+    import json
+    import os
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(document, out, indent=2, sort_keys=True, default=str)
+
+
+def read_json(path: str):
+    import json
+
+    with open(path, encoding="utf-8") as source:
+        return json.load(source)

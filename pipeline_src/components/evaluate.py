@@ -1,0 +1,302 @@
+"""evaluate: the model's metrics on the test split, beside a trivial baseline, and a report.
+
+Metrics: accuracy, balanced accuracy, macro F1, log loss, one-vs-rest ROC AUC, per-class
+precision and recall, the confusion matrix and permutation feature importance (on the raw
+features, so it reads in the contract's terms). The baseline always predicts the training split's
+class distribution: a model has to beat it to have learnt anything.
+
+Outputs: `evaluation` (all of it as JSON, kept with the model in the registry), `metrics` and
+`confusion` (shown by the Vertex AI console), `report` (one self-contained HTML page a stakeholder
+can open) and `plots` (the PNGs).
+"""
+
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from pipeline_src.components.common import (
+    feature_spec,
+    model_inputs,
+    pipeline_component,
+    read_json,
+    write_json,
+)
+
+
+def classification_metrics(labels, probabilities, classes) -> dict:
+    """Headline metrics from true labels and class probabilities (columns in `classes` order)."""
+    import numpy as np
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        f1_score,
+        log_loss,
+        roc_auc_score,
+    )
+
+    classes = np.asarray(classes)
+    predicted = classes[np.asarray(probabilities).argmax(axis=1)]
+    metrics = {
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
+        "f1_macro": float(f1_score(labels, predicted, average="macro", zero_division=0)),
+        "log_loss": float(log_loss(labels, probabilities, labels=classes)),
+        "roc_auc_ovr": None,  # undefined unless every class occurs in the test split
+    }
+    if set(classes) <= set(labels):
+        if len(classes) == 2:
+            metrics["roc_auc_ovr"] = float(roc_auc_score(labels == classes[1], probabilities[:, 1]))
+        else:
+            metrics["roc_auc_ovr"] = float(
+                roc_auc_score(labels, probabilities, multi_class="ovr", labels=classes)
+            )
+    return metrics
+
+
+def evaluate_classifier(model, test_frame, train_frame, spec: dict, seed: int):
+    """(evaluation dict, the model's test probabilities) for a fitted classifier."""
+    import numpy as np
+    from sklearn.dummy import DummyClassifier
+    from sklearn.inspection import permutation_importance
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    classes = [str(c) for c in model.classes_]
+    features = model_inputs(test_frame, spec)
+    labels = test_frame[spec["label"]].astype(str).to_numpy()
+    probabilities = model.predict_proba(features)
+
+    baseline = DummyClassifier(strategy="prior").fit(
+        model_inputs(train_frame, spec), train_frame[spec["label"]].astype(str)
+    )
+    baseline_probabilities = np.zeros_like(probabilities)
+    for i, name in enumerate(baseline.classes_):
+        baseline_probabilities[:, classes.index(str(name))] = baseline.predict_proba(features)[:, i]
+
+    predicted = np.asarray(classes)[probabilities.argmax(axis=1)]
+    report = classification_report(
+        labels, predicted, labels=classes, output_dict=True, zero_division=0
+    )
+    importance = permutation_importance(
+        model, features, labels, scoring="accuracy", n_repeats=5, random_state=seed
+    )
+    evaluation = {
+        "primary_metric": "accuracy",
+        "classes": classes,
+        "rows": {"train": len(train_frame), "test": len(test_frame)},
+        "model": classification_metrics(labels, probabilities, classes),
+        "baseline": {
+            "strategy": "predicts the training split's class distribution",
+            **classification_metrics(labels, baseline_probabilities, classes),
+        },
+        "per_class": {
+            c: {
+                "precision": float(report[c]["precision"]),
+                "recall": float(report[c]["recall"]),
+                "f1": float(report[c]["f1-score"]),
+                "support": int(report[c]["support"]),
+            }
+            for c in classes
+        },
+        "confusion_matrix": {
+            "labels": classes,
+            "matrix": confusion_matrix(labels, predicted, labels=classes).tolist(),
+        },
+        "feature_importance": {
+            name: {"mean": float(mean), "std": float(std)}
+            for name, mean, std in sorted(
+                zip(
+                    features.columns,
+                    importance.importances_mean,
+                    importance.importances_std,
+                    strict=True,
+                ),
+                key=lambda item: -item[1],
+            )
+        },
+    }
+    return evaluation, probabilities
+
+
+def render_plots(evaluation: dict, labels, probabilities, out_dir: str) -> dict:
+    """Confusion matrix, ROC and precision-recall curves, feature importance, as PNG files."""
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display in a pipeline task
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from sklearn.metrics import (
+        ConfusionMatrixDisplay,
+        PrecisionRecallDisplay,
+        RocCurveDisplay,
+    )
+
+    os.makedirs(out_dir, exist_ok=True)
+    classes = evaluation["classes"]
+    paths = {}
+
+    def save(figure, name: str) -> None:
+        figure.tight_layout()
+        paths[name] = os.path.join(out_dir, f"{name}.png")
+        figure.savefig(paths[name], dpi=100)
+        plt.close(figure)
+
+    figure, axes = plt.subplots(figsize=(5, 4.5))
+    ConfusionMatrixDisplay(
+        np.asarray(evaluation["confusion_matrix"]["matrix"]), display_labels=classes
+    ).plot(ax=axes, colorbar=False)
+    axes.set_title("Confusion matrix (test split)")
+    save(figure, "confusion_matrix")
+
+    for name, display, title in (
+        ("roc_curves", RocCurveDisplay, "ROC curves, one class vs rest"),
+        ("precision_recall_curves", PrecisionRecallDisplay, "Precision-recall, one vs rest"),
+    ):
+        figure, axes = plt.subplots(figsize=(5, 4.5))
+        for i, label in enumerate(classes):
+            truth = np.asarray(labels) == label
+            if truth.any() and not truth.all():
+                display.from_predictions(truth, probabilities[:, i], name=label, ax=axes)
+        axes.set_title(title)
+        save(figure, name)
+
+    importance = evaluation["feature_importance"]
+    names = list(importance)[::-1]
+    figure, axes = plt.subplots(figsize=(5, 0.4 * len(names) + 1.2))
+    axes.barh(
+        names,
+        [importance[n]["mean"] for n in names],
+        xerr=[importance[n]["std"] for n in names],
+        color="#4c72b0",
+    )
+    axes.set_xlabel("drop in test accuracy when the feature is shuffled")
+    axes.set_title("Permutation feature importance")
+    save(figure, "feature_importance")
+    return paths
+
+
+def render_report(evaluation: dict, plots: dict, context: dict) -> str:
+    """One self-contained HTML page: metrics against the baseline, per class, and the plots."""
+    import base64
+    from html import escape
+
+    def number(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td>{number(evaluation['model'][key])}</td>"
+        f"<td>{number(evaluation['baseline'][key])}</td></tr>"
+        for key, name in (
+            ("accuracy", "accuracy"),
+            ("balanced_accuracy", "balanced accuracy"),
+            ("f1_macro", "macro F1"),
+            ("roc_auc_ovr", "ROC AUC (one vs rest)"),
+            ("log_loss", "log loss (lower is better)"),
+        )
+    )
+    per_class = "".join(
+        f"<tr><td>{escape(c)}</td><td>{number(v['precision'])}</td><td>{number(v['recall'])}</td>"
+        f"<td>{number(v['f1'])}</td><td>{v['support']}</td></tr>"
+        for c, v in evaluation["per_class"].items()
+    )
+    facts = "".join(
+        f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in context.items()
+    )
+    images = ""
+    for name, path in plots.items():
+        with open(path, "rb") as image:
+            encoded = base64.b64encode(image.read()).decode("ascii")
+        images += (
+            f'<figure><img alt="{escape(name)}" src="data:image/png;base64,{encoded}">'
+            f"<figcaption>{escape(name.replace('_', ' '))}</figcaption></figure>"
+        )
+    title = f"{context.get('dataset', 'model')} model report"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; }}
+td, th {{ border: 1px solid #ccc; padding: 0.3rem 0.8rem; text-align: left; }}
+figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: 500px; }}
+</style></head><body>
+<h1>{escape(title)}</h1>
+<table>{facts}</table>
+<h2>Test metrics against the baseline</h2>
+<p>The baseline predicts the training split's class distribution for every row.</p>
+<table><tr><th>metric</th><th>model</th><th>baseline</th></tr>{rows}</table>
+<h2>Per class</h2>
+<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>test rows</th></tr>
+{per_class}</table>
+<h2>Plots</h2>
+{images}
+</body></html>
+"""
+
+
+@pipeline_component(
+    packages=("pandas", "pyarrow", "scikit-learn", "matplotlib"),
+    helpers=(
+        feature_spec,
+        model_inputs,
+        read_json,
+        write_json,
+        classification_metrics,
+        evaluate_classifier,
+        render_plots,
+        render_report,
+    ),
+)
+def evaluate(
+    contract: dict,
+    model: Input[Model],
+    train_data: Input[Dataset],
+    test_data: Input[Dataset],
+    evaluation: Output[Artifact],
+    metrics: Output[Metrics],
+    confusion: Output[ClassificationMetrics],
+    report: Output[HTML],
+    plots: Output[Artifact],
+    seed: int = 42,
+):
+    """Score the model on the test split against the baseline; write the report and plots."""
+    import os
+
+    import joblib
+    import pandas as pd
+
+    spec = feature_spec(contract)
+    fitted = joblib.load(os.path.join(model.path, "model.joblib"))
+    test_frame = pd.read_parquet(test_data.path)
+    if test_frame.empty:
+        raise ValueError("the test split is empty: nothing to evaluate the model on")
+    results, probabilities = evaluate_classifier(
+        fitted, test_frame, pd.read_parquet(train_data.path), spec, seed
+    )
+    snapshot_id = test_data.metadata.get("snapshot_id", "")
+    results["snapshot_id"] = snapshot_id
+    write_json(evaluation.path, results)
+
+    for key, value in results["model"].items():
+        if value is not None:
+            metrics.log_metric(key, round(value, 6))
+    for key in ("accuracy", "log_loss"):
+        metrics.log_metric(f"baseline_{key}", round(results["baseline"][key], 6))
+    confusion.log_confusion_matrix(results["classes"], results["confusion_matrix"]["matrix"])
+
+    labels = test_frame[spec["label"]].astype(str).to_numpy()
+    paths = render_plots(results, labels, probabilities, plots.path)
+    signature = read_json(os.path.join(model.path, "model.json"))
+    context = {
+        "dataset": f"{spec['name']} (contract v{spec['version']})",
+        "data snapshot": snapshot_id,
+        "rows": f"train {results['rows']['train']}, test {results['rows']['test']}",
+        "estimator": signature["estimator"],
+        "hyperparameters": ", ".join(f"{k}={v}" for k, v in signature["hyperparameters"].items()),
+        "classes": ", ".join(results["classes"]),
+    }
+    with open(report.path, "w", encoding="utf-8") as page:
+        page.write(render_report(results, paths, context))
+    model_scores, base = results["model"], results["baseline"]
+    print(
+        f"test accuracy {model_scores['accuracy']:.3f} (baseline {base['accuracy']:.3f}), "
+        f"log loss {model_scores['log_loss']:.3f} (baseline {base['log_loss']:.3f})"
+    )

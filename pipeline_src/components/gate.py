@@ -1,0 +1,194 @@
+"""gate: deploy the challenger only if it is good enough and better than the champion.
+
+The champion is the model the staging endpoint serves (the one with the most traffic) or, when the
+endpoint serves nothing, the registry's default version of the model. It is scored again on this
+run's test split, so both models are judged on the same rows; only when that is impossible (its
+artifacts cannot be read, or it was trained on other features) does the gate fall back to the
+accuracy recorded when the champion was registered, and says so.
+
+The challenger is deployed when its test accuracy clears `min_accuracy` and, if there is a
+champion, exceeds the champion's by more than zero and by at least `min_improvement`. The
+decision ("deploy" or "keep_champion") and its reason are outputs of this task and are written
+to the model_metrics table with the run's metrics.
+"""
+
+from typing import NamedTuple
+
+from kfp.dsl import Artifact, Dataset, Input
+
+from pipeline_src.components.common import (
+    feature_spec,
+    gcs_fuse_path,
+    local_environment,
+    model_inputs,
+    pipeline_component,
+    read_json,
+)
+
+
+def decide(
+    challenger: float,
+    champion: float | None,
+    min_accuracy: float,
+    min_improvement: float,
+    champion_name: str = "",
+    basis: str = "",
+) -> tuple[str, str]:
+    """("deploy" | "keep_champion", reason) from the two accuracies and the configured bars."""
+    if challenger < min_accuracy:
+        return "keep_champion", (
+            f"challenger accuracy {challenger:.4f} is below the bar of {min_accuracy:.4f}"
+        )
+    if champion is None:
+        return "deploy", (
+            f"no champion to compare with ({basis}); challenger accuracy {challenger:.4f} "
+            f"clears the bar of {min_accuracy:.4f}"
+        )
+    improvement = round(challenger - champion, 9)  # accuracies are ratios of small integers
+    versus = f"champion {champion_name} ({champion:.4f}, {basis})"
+    if improvement > 0 and improvement >= min_improvement:
+        return "deploy", (
+            f"challenger accuracy {challenger:.4f} beats {versus} by {improvement:.4f}, "
+            f"at least the margin of {min_improvement:.4f}"
+        )
+    return "keep_champion", (
+        f"challenger accuracy {challenger:.4f} does not beat {versus} by more than zero and by "
+        f"at least the margin of {min_improvement:.4f}"
+    )
+
+
+def local_champion(local_root: str, endpoint: str, model_id: str):
+    """The local champion: (versioned name, artifact directory, where it was found), or None."""
+    from local.registry import LocalEndpoint, LocalModelRegistry
+
+    env = local_environment(local_root)
+    registry = LocalModelRegistry(env.registry_dir)
+    serving = LocalEndpoint(env.endpoints_dir, endpoint).serving()
+    if serving is not None:
+        version = registry.get(serving.model_id, serving.version_id)
+        return version.resource_name, version.artifact_uri, f"served by endpoint {endpoint}"
+    if registry.exists(model_id):
+        version = registry.get(model_id)
+        return version.resource_name, version.artifact_uri, "the registry's default version"
+    return None
+
+
+def vertex_champion(project: str, location: str, endpoint: str, model_id: str):
+    """The Vertex AI champion: (versioned name, artifact directory, where it was found), or None."""
+    from google.api_core.exceptions import NotFound
+    from google.cloud import aiplatform
+
+    aiplatform.init(project=project, location=location)
+    serving = aiplatform.Endpoint(endpoint)
+    deployed = serving.list_models()
+    if deployed:
+        traffic = serving.traffic_split
+        top = max(deployed, key=lambda d: traffic.get(d.id, 0))
+        model = aiplatform.Model(top.model, version=top.model_version_id)
+        where = f"served by endpoint {endpoint}"
+    else:
+        try:
+            model = aiplatform.Model(model_id)
+        except NotFound:
+            return None
+        where = "the registry's default version"
+    return model.versioned_resource_name, gcs_fuse_path(model.uri), where
+
+
+def champion_accuracy(artifact_dir: str, test_frame, spec: dict):
+    """(accuracy, basis): re-scored on this test split, or as recorded at its registration."""
+    import os
+
+    import joblib
+    from sklearn.metrics import accuracy_score
+
+    problem = ""
+    try:
+        signature = read_json(os.path.join(artifact_dir, "model.json"))
+        names = [f["name"] for f in signature["features"]]
+        if names != [f["name"] for f in spec["features"]] or signature["label"] != spec["label"]:
+            problem = "it was trained on other features"
+        else:
+            model = joblib.load(os.path.join(artifact_dir, "model.joblib"))
+            predicted = model.predict(model_inputs(test_frame, spec))
+            labels = test_frame[spec["label"]].astype(str)
+            return float(accuracy_score(labels, predicted.astype(str))), "on the same test split"
+    except Exception as error:  # any failure to load means: fall back to the record
+        problem = f"it could not be loaded ({type(error).__name__}: {error})"
+    try:
+        recorded = read_json(os.path.join(artifact_dir, "evaluation.json"))["model"]["accuracy"]
+        return float(recorded), f"recorded at registration, as {problem}"
+    except (OSError, KeyError, ValueError):
+        return None, f"unscored, as {problem} and it has no recorded evaluation"
+
+
+@pipeline_component(
+    packages=("pandas", "pyarrow", "scikit-learn", "google-cloud-aiplatform"),
+    helpers=(
+        feature_spec,
+        gcs_fuse_path,
+        local_environment,
+        model_inputs,
+        read_json,
+        decide,
+        local_champion,
+        vertex_champion,
+        champion_accuracy,
+    ),
+)
+def gate(
+    contract: dict,
+    evaluation: Input[Artifact],
+    test_data: Input[Dataset],
+    project: str,
+    location: str,
+    endpoint: str,
+    model_id: str,
+    min_accuracy: float,
+    min_improvement: float,
+    local_root: str = "",
+) -> NamedTuple(
+    "Outputs",
+    [
+        ("decision", str),
+        ("reason", str),
+        ("champion", str),
+        ("champion_accuracy", float),
+        ("challenger_accuracy", float),
+    ],
+):
+    """Compare the challenger with the champion; output the decision and its reason."""
+    from collections import namedtuple
+
+    import pandas as pd
+
+    if not 0 < min_accuracy <= 1 or not 0 <= min_improvement <= 1:
+        raise ValueError(
+            f"min_accuracy must be in (0, 1] and min_improvement in [0, 1], got {min_accuracy} "
+            f"and {min_improvement}"
+        )
+    spec = feature_spec(contract)
+    challenger = float(read_json(evaluation.path)["model"]["accuracy"])
+    if local_root:
+        found = local_champion(local_root, endpoint, model_id)
+    else:
+        found = vertex_champion(project, location, endpoint, model_id)
+
+    champion_name, champion, basis = "", None, f"nothing on endpoint {endpoint} or in the registry"
+    if found is not None:
+        champion_name, artifact_dir, where = found
+        champion, basis = champion_accuracy(artifact_dir, pd.read_parquet(test_data.path), spec)
+        # "…@1 served by endpoint staging is unscored, as …" or "served by …, on the same …"
+        basis = f"{champion_name} {where} is {basis}" if champion is None else f"{where}, {basis}"
+    decision, reason = decide(
+        challenger, champion, min_accuracy, min_improvement, champion_name, basis
+    )
+    print(f"gate: {decision} — {reason}")
+    outputs = namedtuple(
+        "Outputs",
+        ["decision", "reason", "champion", "champion_accuracy", "challenger_accuracy"],
+    )
+    # -1 stands for "no champion": parameters cannot be None.
+    return outputs(
+        decision, reason, champion_name, -1.0 if champion is None else champion, challenger
+    )

@@ -1,0 +1,269 @@
+"""`make pipeline`: the training pipeline, run locally by kfp.local on the local warehouse.
+
+    python -m pipeline_src.run_local [--root DIR] [--param NAME=VALUE ...]
+
+The same components run as on Vertex AI, each in a subprocess of this environment (which holds
+the pipeline image's packages at the same pins), with `local_root` pointing them at the local
+stand-ins: the DuckDB warehouse, the file-based registry and the local staging endpoint. When the
+warehouse has no curated table yet, the palmerpenguins sample is loaded into it first.
+
+Progress is one line per task; the tasks' full logs go to `<root>/logs/<run>.log`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local.environment import DEFAULT_ROOT, LocalEnvironment
+from pipeline_src.compile import code_version, parameter_names
+from pipeline_src.image import PROJECT_ROOT
+from stacks.config import TrainingConfig
+
+STAGING_ENDPOINT = "staging"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TASK_START = re.compile(r"Executing task '([^']+)'")
+_TASK_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
+_EXCEPTION = re.compile(r"^\s*[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
+
+
+class PipelineFailed(RuntimeError):
+    """A task failed; the message is the task's own error, the log has everything."""
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """What one local run did."""
+
+    decision: str
+    reason: str
+    evaluation: dict[str, Any]
+    """The evaluate task's evaluation.json: test metrics beside the baseline's."""
+    report: Path | None
+    seconds: float
+    log: Path
+    serving: str | None
+    """The registry version the staging endpoint serves after the run."""
+
+
+def local_parameters(env: LocalEnvironment, **overrides: Any) -> dict[str, Any]:
+    """The pipeline's arguments for a local run; `overrides` replace any of them."""
+    contract = env.contract
+    training = TrainingConfig()  # the platform's defaults for the gate
+    parameters = {
+        "contract": contract.model_dump(mode="json", exclude_none=True),
+        "project": env.project,
+        "location": "local",
+        "bq_location": "",
+        "dataset": env.dataset,
+        "table": contract.name,
+        "endpoint": STAGING_ENDPOINT,
+        "model_id": env.model_id,
+        "model_display_name": env.naming.display_name(f"{contract.name} model"),
+        "models_uri": str(env.registry_dir.resolve()),
+        "serving_image": "local",
+        "git_commit": code_version(),
+        "min_accuracy": training.min_accuracy,
+        "min_improvement": training.min_improvement,
+        "local_root": str(env.root.resolve()),
+    }
+    unknown = sorted(set(overrides) - parameter_names())
+    if unknown:
+        raise ValueError(
+            f"not parameters of the training pipeline: {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(parameter_names()))}"
+        )
+    return {**parameters, **overrides}
+
+
+def ensure_data(env: LocalEnvironment, say: Callable[[str], None]) -> None:
+    """Load the palmerpenguins sample when the warehouse has no curated table yet."""
+    from local.warehouse import connect, load_penguins_sample, table_exists
+
+    if env.warehouse_path.is_file():
+        with connect(env.warehouse_path, read_only=True) as con:
+            if table_exists(con, env.dataset, env.contract.name):
+                return
+    rows = load_penguins_sample(env)
+    say(f"the local warehouse had no {env.contract.name} table: loaded the sample ({rows} rows)")
+
+
+def run(env: LocalEnvironment, *, say: Callable[[str], None] = print, **overrides: Any) -> LocalRun:
+    """Run the training pipeline on the local stand-ins; raise PipelineFailed if a task fails."""
+    from kfp import local
+
+    from local.registry import LocalEndpoint
+    from pipeline_src.components.common import read_json
+    from pipeline_src.training import training_pipeline
+
+    env.ensure()
+    parameters = local_parameters(env, **overrides)
+    ensure_data(env, say)
+    log_dir = env.root / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"training-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(env.pipeline_root),
+        raise_on_error=True,
+    )
+    started = time.perf_counter()
+    with (
+        log_path.open("w", encoding="utf-8") as log,
+        _project_importable(),
+        warnings.catch_warnings(),
+    ):
+        # Display names are for the Vertex AI console; kfp.local says it ignores them.
+        warnings.filterwarnings("ignore", message=".*no effect in the current local runner")
+        progress = _Progress(log, say)
+        try:
+            with contextlib.redirect_stdout(progress):
+                result = training_pipeline(**parameters)
+        except RuntimeError as error:
+            raise PipelineFailed(progress.failure(str(error), log_path)) from None
+    evaluation = read_json(result.outputs["evaluation"].path)
+    report = Path(result.outputs["report"].path)
+    serving = LocalEndpoint(env.endpoints_dir, STAGING_ENDPOINT).serving()
+    return LocalRun(
+        decision=result.outputs["decision"],
+        reason=result.outputs["reason"],
+        evaluation=evaluation,
+        report=report if report.is_file() else None,
+        seconds=time.perf_counter() - started,
+        log=log_path,
+        serving=serving.resource_name if serving else None,
+    )
+
+
+@contextlib.contextmanager
+def _project_importable() -> Iterator[None]:
+    """Task subprocesses import the local stand-ins (local/, contracts/) from this project."""
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), previous]))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = previous
+
+
+class _Progress:
+    """A stdout stand-in: everything goes to the log; task starts and ends become progress lines."""
+
+    def __init__(self, log, say: Callable[[str], None]):
+        self.log, self._say = log, say
+        self.console = sys.stdout  # the real one: progress must not land in the log
+        self.started: dict[str, float] = {}
+        self.lines: dict[str, list[str]] = {}
+        self.current = ""
+        self.buffer = ""
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        self.buffer += text
+        *complete, self.buffer = self.buffer.split("\n")
+        for line in complete:
+            self._line(_ANSI.sub("", line))
+        return len(text)
+
+    def say(self, message: str) -> None:
+        with contextlib.redirect_stdout(self.console):
+            self._say(message)
+
+    def flush(self) -> None:
+        self.log.flush()
+
+    def _line(self, line: str) -> None:
+        if start := _TASK_START.search(line):
+            self.current = start.group(1)
+            self.started[self.current] = time.perf_counter()
+            self.lines[self.current] = []
+        elif end := _TASK_END.search(line):
+            task, status = end.groups()
+            seconds = time.perf_counter() - self.started.get(task, time.perf_counter())
+            mark = "done" if status == "SUCCESS" else status
+            self.say(f"{task:<16} {mark} in {seconds:.1f} s")
+        elif self.current:
+            self.lines[self.current].append(line)
+
+    def failure(self, message: str, log_path: Path) -> str:
+        """The failed task's own error (its last exception and what follows it)."""
+        task = self.current
+        lines = self.lines.get(task, [])
+        starts = [i for i, line in enumerate(lines) if _EXCEPTION.match(line)]
+        detail = [line.strip() for line in lines[starts[-1] :] if line.strip()] if starts else []
+        return "\n".join(
+            [f"task {task} failed: " + (detail[0] if detail else message)]
+            + [f"  {line}" for line in detail[1:]]
+            + [f"full log: {log_path}"]
+        )
+
+
+def summary(outcome: LocalRun) -> list[str]:
+    """The run's outcome in a few lines: metrics against the baseline, the decision, serving."""
+    model, baseline = outcome.evaluation["model"], outcome.evaluation["baseline"]
+    rows = outcome.evaluation["rows"]
+    auc = model.get("roc_auc_ovr")
+    return [
+        f"data: snapshot {outcome.evaluation.get('snapshot_id', '?')}, "
+        f"{rows['train']} training rows, {rows['test']} test rows",
+        f"test accuracy {model['accuracy']:.3f} vs baseline {baseline['accuracy']:.3f}; "
+        f"log loss {model['log_loss']:.3f} vs {baseline['log_loss']:.3f}"
+        + (f"; ROC AUC {auc:.3f}" if auc is not None else ""),
+        f"gate: {outcome.decision} — {outcome.reason}",
+        f"staging endpoint serves: {outcome.serving or 'nothing'}",
+        f"report: {outcome.report}" if outcome.report else "report: (none)",
+    ]
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    import yaml
+
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--param expects NAME=VALUE, got {pair!r}")
+        params[name] = yaml.safe_load(value)  # 0.05 -> float, 200 -> int, text stays text
+    return params
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline_src.run_local", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="local state folder")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter"
+    )
+    args = parser.parse_args(argv)
+    env = LocalEnvironment(root=args.root)
+    print(f"training pipeline, locally (kfp.local) — state in {args.root}", flush=True)
+
+    def say(message: str) -> None:
+        print(f"  {message}", flush=True)
+
+    try:
+        outcome = run(env, say=say, **_parse_params(args.param))
+    except (PipelineFailed, ValueError) as error:
+        print(f"\n{error}", file=sys.stderr)
+        return 1
+    print(f"\nfinished in {outcome.seconds:.1f} s")
+    for line in summary(outcome):
+        say(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""The training pipeline: from a warehouse snapshot to a better model on the staging endpoint.
+
+    extract ► validate ► split ► train ► evaluate ► gate ─┬─ deploy: register ► record, deploy
+                                                          └─ keep champion: record
+
+Only the DAG lives here; each step is a component in `components/`. Every parameter is explicit:
+the schedule (resources/pipelines.py), CI (submit.py) and the local runner (run_local.py) pass
+them. `local_root` switches the warehouse, registry and endpoint to the local stand-ins.
+"""
+
+from typing import NamedTuple
+
+from kfp import dsl
+
+from pipeline_src.components import (
+    deploy,
+    evaluate,
+    extract,
+    gate,
+    record_metrics,
+    register,
+    split,
+    train,
+    validate,
+)
+
+PIPELINE_NAME = "tabular-mlops-training"
+
+
+class TrainingOutputs(NamedTuple):
+    """What a run returns: the gate's decision and reason, the evaluation and the report."""
+
+    decision: str
+    reason: str
+    evaluation: dsl.Artifact
+    report: dsl.HTML
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Warehouse snapshot -> validated splits -> model -> report -> gate -> "
+    "registry version on the staging endpoint.",
+)
+def training_pipeline(
+    contract: dict,
+    project: str,
+    location: str,
+    bq_location: str,
+    dataset: str,
+    table: str,
+    endpoint: str,
+    model_id: str,
+    model_display_name: str,
+    models_uri: str,
+    serving_image: str,
+    git_commit: str = "unknown",
+    snapshot_time: str = "",
+    min_rows_per_class: int = 10,
+    max_missing_rate: float = 0.2,
+    validation_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+    seed: int = 42,
+    learning_rate: float = 0.1,
+    max_iter: int = 100,
+    max_leaf_nodes: int = 15,
+    min_samples_leaf: int = 10,
+    l2_regularization: float = 0.0,
+    min_accuracy: float = 0.9,
+    min_improvement: float = 0.0,
+    model_alias: str = "staging",
+    model_labels: dict = {},  # noqa: B006 (a spec default, never mutated)
+    metrics_table: str = "model_metrics",
+    serving_machine_type: str = "n1-standard-2",
+    serving_min_replicas: int = 1,
+    serving_max_replicas: int = 1,
+    serving_service_account: str = "",
+    local_root: str = "",
+) -> TrainingOutputs:
+    """Train on a snapshot of the curated table; deploy to staging only if the model is better.
+
+    Args:
+        contract: the data contract (`DataContract.model_dump(mode="json")`): features, label, key.
+        project, location: GCP project and Vertex AI region.
+        bq_location, dataset, table: the BigQuery location, dataset and curated table.
+        endpoint: the staging endpoint (resource name; locally the endpoint's name).
+        model_id, model_display_name: the registry model the versions belong to.
+        models_uri: gs:// folder registered model bundles are copied to (outlives the run).
+        serving_image: the container image Vertex AI serves the model with.
+        git_commit: the code version, recorded on the model.
+        snapshot_time: ISO time of the snapshot (empty: now); the same time gives the same data.
+        min_rows_per_class, max_missing_rate: what validate accepts.
+        validation_fraction, test_fraction, seed: the split (and the model's seed).
+        learning_rate … l2_regularization: the gradient-boosted trees' hyperparameters.
+        min_accuracy, min_improvement: the gate's absolute bar and margin over the champion.
+        model_alias, model_labels: alias the new version takes; labels added to its own.
+        metrics_table: the platform table metrics and decisions go to.
+        serving_*: the staging deployment's machine type, replicas and service account.
+        local_root: when set, run on the local stand-ins under this folder instead of GCP.
+    """
+    extract_task = extract(
+        contract=contract,
+        project=project,
+        bq_location=bq_location,
+        dataset=dataset,
+        table=table,
+        snapshot_time=snapshot_time,
+        local_root=local_root,
+    ).set_display_name("extract snapshot")
+    validate_task = validate(
+        contract=contract,
+        snapshot=extract_task.outputs["snapshot"],
+        min_rows_per_class=min_rows_per_class,
+        max_missing_rate=max_missing_rate,
+    ).set_display_name("validate data")
+    split_task = (
+        split(
+            contract=contract,
+            snapshot=extract_task.outputs["snapshot"],
+            validation_fraction=validation_fraction,
+            test_fraction=test_fraction,
+            seed=seed,
+        )
+        .after(validate_task)  # never split (or train on) data validate rejected
+        .set_display_name("split train/validation/test")
+    )
+    train_task = train(
+        contract=contract,
+        train_data=split_task.outputs["train"],
+        validation_data=split_task.outputs["validation"],
+        learning_rate=learning_rate,
+        max_iter=max_iter,
+        max_leaf_nodes=max_leaf_nodes,
+        min_samples_leaf=min_samples_leaf,
+        l2_regularization=l2_regularization,
+        seed=seed,
+    ).set_display_name("train model")
+    evaluate_task = evaluate(
+        contract=contract,
+        model=train_task.outputs["model"],
+        train_data=split_task.outputs["train"],
+        test_data=split_task.outputs["test"],
+        seed=seed,
+    ).set_display_name("evaluate and report")
+    gate_task = gate(
+        contract=contract,
+        evaluation=evaluate_task.outputs["evaluation"],
+        test_data=split_task.outputs["test"],
+        project=project,
+        location=location,
+        endpoint=endpoint,
+        model_id=model_id,
+        min_accuracy=min_accuracy,
+        min_improvement=min_improvement,
+        local_root=local_root,
+    ).set_display_name("gate: challenger vs champion")
+
+    def record(model_version):
+        """Both branches record the run's metrics and the gate's decision."""
+        return record_metrics(
+            evaluation=evaluate_task.outputs["evaluation"],
+            training_metrics=train_task.outputs["metrics"],
+            decision=gate_task.outputs["decision"],
+            reason=gate_task.outputs["reason"],
+            champion_accuracy=gate_task.outputs["champion_accuracy"],
+            model_version=model_version,
+            snapshot_id=extract_task.outputs["snapshot_id"],
+            run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            project=project,
+            bq_location=bq_location,
+            dataset=dataset,
+            table=metrics_table,
+            local_root=local_root,
+        ).set_display_name("record metrics")
+
+    with dsl.If(gate_task.outputs["decision"] == "deploy", name="challenger-wins"):
+        register_task = register(
+            model=train_task.outputs["model"],
+            evaluation=evaluate_task.outputs["evaluation"],
+            baseline=validate_task.outputs["baseline"],
+            report=evaluate_task.outputs["report"],
+            project=project,
+            location=location,
+            model_id=model_id,
+            display_name=model_display_name,
+            alias=model_alias,
+            serving_image=serving_image,
+            models_uri=models_uri,
+            snapshot_id=extract_task.outputs["snapshot_id"],
+            git_commit=git_commit,
+            run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            gate_reason=gate_task.outputs["reason"],
+            labels=model_labels,
+            local_root=local_root,
+        ).set_display_name("register version")
+        record(register_task.outputs["model"])
+        deploy(
+            model=register_task.outputs["model"],
+            project=project,
+            location=location,
+            endpoint=endpoint,
+            machine_type=serving_machine_type,
+            min_replicas=serving_min_replicas,
+            max_replicas=serving_max_replicas,
+            service_account=serving_service_account,
+            local_root=local_root,
+        ).set_display_name("deploy to staging")
+    with dsl.Else(name="champion-stays"):
+        record("")
+
+    return TrainingOutputs(
+        decision=gate_task.outputs["decision"],
+        reason=gate_task.outputs["reason"],
+        evaluation=evaluate_task.outputs["evaluation"],
+        report=evaluate_task.outputs["report"],
+    )
