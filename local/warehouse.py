@@ -55,7 +55,7 @@ def query(
     con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None
 ) -> pyarrow.Table:
     """Run BigQuery-dialect SQL on the local warehouse; the result as an Arrow table."""
-    return con.execute(to_duckdb(sql), dict(params or {})).to_arrow_table()
+    return con.sql(to_duckdb(sql), params=dict(params or {})).to_arrow_table()
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, dataset: str, table: str) -> bool:

@@ -202,7 +202,11 @@ class _Progress:
         task = self.current
         lines = self.lines.get(task, [])
         starts = [i for i, line in enumerate(lines) if _EXCEPTION.match(line)]
-        detail = [line.strip() for line in lines[starts[-1] :] if line.strip()] if starts else []
+        detail = (
+            [line.strip() for line in lines[starts[-1] :] if line.strip().strip("-")]
+            if starts
+            else []
+        )
         return "\n".join(
             [f"task {task} failed: " + (detail[0] if detail else message)]
             + [f"  {line}" for line in detail[1:]]

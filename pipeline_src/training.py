@@ -12,19 +12,18 @@ from typing import NamedTuple
 
 from kfp import dsl
 
-from pipeline_src.components import (
-    deploy,
-    evaluate,
-    extract,
-    gate,
-    record_metrics,
-    register,
-    split,
-    train,
-    validate,
-)
+from pipeline_src.components.deploy import deploy
+from pipeline_src.components.evaluate import evaluate
+from pipeline_src.components.extract import extract
+from pipeline_src.components.gate import gate
+from pipeline_src.components.record_metrics import record_metrics
+from pipeline_src.components.register import register
+from pipeline_src.components.split import split
+from pipeline_src.components.train import train
+from pipeline_src.components.validate import validate
 
 PIPELINE_NAME = "tabular-mlops-training"
+COMPONENTS = (extract, validate, split, train, evaluate, gate, register, record_metrics, deploy)
 
 
 class TrainingOutputs(NamedTuple):

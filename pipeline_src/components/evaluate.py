@@ -99,8 +99,9 @@ def evaluate_classifier(model, test_frame, train_frame, spec: dict, seed: int):
             "labels": classes,
             "matrix": confusion_matrix(labels, predicted, labels=classes).tolist(),
         },
-        "feature_importance": {
-            name: {"mean": float(mean), "std": float(std)}
+        # A list, most important first (JSON objects have no order worth relying on).
+        "feature_importance": [
+            {"feature": name, "mean": float(mean), "std": float(std)}
             for name, mean, std in sorted(
                 zip(
                     features.columns,
@@ -110,7 +111,7 @@ def evaluate_classifier(model, test_frame, train_frame, spec: dict, seed: int):
                 ),
                 key=lambda item: -item[1],
             )
-        },
+        ],
     }
     return evaluation, probabilities
 
@@ -147,25 +148,28 @@ def render_plots(evaluation: dict, labels, probabilities, out_dir: str) -> dict:
     axes.set_title("Confusion matrix (test split)")
     save(figure, "confusion_matrix")
 
-    for name, display, title in (
-        ("roc_curves", RocCurveDisplay, "ROC curves, one class vs rest"),
-        ("precision_recall_curves", PrecisionRecallDisplay, "Precision-recall, one vs rest"),
-    ):
+    for name, display, title, axis_names in (
+        ("roc_curves", RocCurveDisplay, "ROC curves, one class vs rest",
+         ("false positive rate", "true positive rate")),
+        ("precision_recall_curves", PrecisionRecallDisplay, "Precision-recall, one class vs rest",
+         ("recall", "precision")),
+    ):  # fmt: skip
         figure, axes = plt.subplots(figsize=(5, 4.5))
         for i, label in enumerate(classes):
             truth = np.asarray(labels) == label
             if truth.any() and not truth.all():
                 display.from_predictions(truth, probabilities[:, i], name=label, ax=axes)
+        axes.set_xlabel(axis_names[0])
+        axes.set_ylabel(axis_names[1])
         axes.set_title(title)
         save(figure, name)
 
-    importance = evaluation["feature_importance"]
-    names = list(importance)[::-1]
-    figure, axes = plt.subplots(figsize=(5, 0.4 * len(names) + 1.2))
+    importance = evaluation["feature_importance"][::-1]  # most important at the top
+    figure, axes = plt.subplots(figsize=(5, 0.4 * len(importance) + 1.2))
     axes.barh(
-        names,
-        [importance[n]["mean"] for n in names],
-        xerr=[importance[n]["std"] for n in names],
+        [entry["feature"] for entry in importance],
+        [entry["mean"] for entry in importance],
+        xerr=[entry["std"] for entry in importance],
         color="#4c72b0",
     )
     axes.set_xlabel("drop in test accuracy when the feature is shuffled")

@@ -32,7 +32,11 @@ def snapshot_queries(spec: dict, dataset: str, table: str) -> tuple[str, str]:
 
 
 def snapshot_moment(snapshot_time: str):
-    """The snapshot's instant (UTC, whole seconds) and its id, e.g. 20240501t030000z."""
+    """The snapshot's instant (UTC) and its id (to the second), e.g. 20240501t030000z.
+
+    The instant keeps its microseconds: truncating "now" would leave out rows ingested earlier
+    in the same second. The metadata records it whole, so a rerun can reproduce the snapshot.
+    """
     from datetime import UTC, datetime
 
     if snapshot_time:
@@ -47,7 +51,7 @@ def snapshot_moment(snapshot_time: str):
             raise ValueError(f"snapshot_time {snapshot_time!r} needs a time zone, e.g. Z for UTC")
     else:
         moment = datetime.now(UTC)
-    moment = moment.astimezone(UTC).replace(microsecond=0)
+    moment = moment.astimezone(UTC)
     return moment, moment.strftime("%Y%m%dt%H%M%Sz")
 
 
