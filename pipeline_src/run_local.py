@@ -231,14 +231,15 @@ def summary(outcome: LocalRun) -> list[str]:
     ]
 
 
-def _parse_params(pairs: list[str]) -> dict[str, Any]:
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """`NAME=VALUE` pairs as pipeline arguments (values read as YAML: 0.05, 200, true, text)."""
     import yaml
 
     params = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise SystemExit(f"--param expects NAME=VALUE, got {pair!r}")
+            raise ValueError(f"--param expects NAME=VALUE, got {pair!r}")
         params[name] = yaml.safe_load(value)  # 0.05 -> float, 200 -> int, text stays text
     return params
 
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {message}", flush=True)
 
     try:
-        outcome = run(env, say=say, **_parse_params(args.param))
+        outcome = run(env, say=say, **parse_params(args.param))
     except (PipelineFailed, ValueError) as error:
         print(f"\n{error}", file=sys.stderr)
         return 1
