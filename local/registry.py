@@ -29,17 +29,20 @@ Endpoints (`LocalEndpoint`, one JSON file each under `LocalEnvironment.endpoints
   (the champion), which is what the training pipeline's gate compares a challenger with.
 
 Every write replaces its file atomically, so a reader (the local prediction server) never sees a
-half-written state. Version numbers are claimed by creating their directory, so two concurrent
-uploads never receive the same number.
+half-written state. Writers of one model or endpoint take a lock on it (POSIX `flock`), so two
+concurrent uploads or deployments never lose each other's changes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +76,18 @@ def _write_json(path: Path, document: dict[str, Any]) -> None:
 
 def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (a lock file) for a read-modify-write of a record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -142,8 +157,8 @@ class LocalModelRegistry:
                 )
         model_dir = self._model_dir(model_id)
         versions_dir = model_dir / "versions"
-        versions_dir.mkdir(parents=True, exist_ok=True)
-        version_dir = self._claim_version(versions_dir)
+        with _locked(model_dir / ".lock"):
+            version_dir = self._next_version_dir(versions_dir)
         version_id = version_dir.name
         shutil.copytree(source, version_dir / "artifacts")
         _write_json(
@@ -163,30 +178,27 @@ class LocalModelRegistry:
         )
         # The model record (aliases) is written last: a version becomes visible by alias only
         # once its files are complete.
-        record = self._model_record(model_id) or {
-            "model_id": model_id,
-            "created_at": _now(),
-            "aliases": {},
-        }
-        record["display_name"] = display_name
-        if is_default_version or DEFAULT_ALIAS not in record["aliases"]:
-            aliases.append(DEFAULT_ALIAS)
-        for alias in aliases:
-            record["aliases"][alias] = version_id  # moves the alias off any other version
-        _write_json(model_dir / "model.json", record)
+        with _locked(model_dir / ".lock"):
+            record = self._model_record(model_id) or {
+                "model_id": model_id,
+                "created_at": _now(),
+                "aliases": {},
+            }
+            record["display_name"] = display_name
+            if is_default_version or DEFAULT_ALIAS not in record["aliases"]:
+                aliases.append(DEFAULT_ALIAS)
+            for alias in aliases:
+                record["aliases"][alias] = version_id  # moves the alias off any other version
+            _write_json(model_dir / "model.json", record)
         return self.get(model_id, version_id)
 
-    def _claim_version(self, versions_dir: Path) -> Path:
-        """The next version's directory, created here so no concurrent upload can claim it."""
+    @staticmethod
+    def _next_version_dir(versions_dir: Path) -> Path:
+        """Create the next version's directory (under the model's lock)."""
+        versions_dir.mkdir(parents=True, exist_ok=True)
         number = max((int(p.name) for p in versions_dir.iterdir() if p.name.isdigit()), default=0)
-        while True:
-            number += 1
-            candidate = versions_dir / str(number)
-            try:
-                candidate.mkdir()
-            except FileExistsError:
-                continue
-            return candidate
+        (versions_dir / str(number + 1)).mkdir()
+        return versions_dir / str(number + 1)
 
     def _model_record(self, model_id: str) -> dict[str, Any] | None:
         path = self._model_dir(model_id) / "model.json"
@@ -226,14 +238,15 @@ class LocalModelRegistry:
     def add_version_aliases(self, model_id: str, version: str, aliases: list[str]) -> ModelVersion:
         """Point `aliases` at a version, moving each off the version that held it."""
         target = self.get(model_id, version)
-        record = self._model_record(model_id) or {}
         for alias in aliases:
-            if not _ALIAS.match(alias):
-                raise RegistryError(
-                    f"alias {alias!r} must start with a letter (and not be numeric)"
-                )
-            record["aliases"][alias] = target.version_id
-        _write_json(self._model_dir(model_id) / "model.json", record)
+            if not _ALIAS.match(alias):  # "default" may move too: it still names one version
+                raise RegistryError(f"alias {alias!r} must start with a letter, not be numeric")
+        model_dir = self._model_dir(model_id)
+        with _locked(model_dir / ".lock"):
+            record = self._model_record(model_id) or {}
+            for alias in aliases:
+                record["aliases"][alias] = target.version_id
+            _write_json(model_dir / "model.json", record)
         return self.get(model_id, target.version_id)
 
 
@@ -269,6 +282,14 @@ class LocalEndpoint:
             return _read_json(self.path)
         return {"endpoint": self.name, "deployed_models": [], "history": []}
 
+    @contextlib.contextmanager
+    def _change(self) -> Iterator[dict[str, Any]]:
+        """The state to modify in place; written back atomically, under the endpoint's lock."""
+        with _locked(self.path.with_suffix(".lock")):
+            state = self._state()
+            yield state
+            _write_json(self.path, state)
+
     def deployed_models(self) -> list[DeployedModel]:
         return [DeployedModel(**m) for m in self._state()["deployed_models"]]
 
@@ -288,60 +309,57 @@ class LocalEndpoint:
         """Deploy a registry version; the others share the rest of the traffic pro rata."""
         if not 0 <= traffic_percentage <= 100:
             raise RegistryError(f"traffic_percentage must be 0-100, got {traffic_percentage}")
-        state = self._state()
-        current = state["deployed_models"]
-        if not current:
-            traffic_percentage = 100  # the first model takes all traffic, as on Vertex
-        next_id = 1 + max((int(m["id"]) for m in current), default=0)
-        deployed = DeployedModel(
-            id=str(next_id),
-            model_id=version.model_id,
-            version_id=version.version_id,
-            artifact_uri=version.artifact_uri,
-            traffic_percentage=traffic_percentage,
-            deployed_at=_now(),
-        )
-        for model, share in zip(
-            current,
-            _rescale([m["traffic_percentage"] for m in current], 100 - traffic_percentage),
-            strict=True,
-        ):
-            model["traffic_percentage"] = share
-        current.append(asdict(deployed))
-        state["history"].append(
-            {
-                "at": deployed.deployed_at,
-                "action": "deploy",
-                "deployed_model_id": deployed.id,
-                "model": deployed.resource_name,
-                "traffic_split": {m["id"]: m["traffic_percentage"] for m in current},
-            }
-        )
-        _write_json(self.path, state)
+        with self._change() as state:
+            current = state["deployed_models"]
+            if not current:
+                traffic_percentage = 100  # the first model takes all traffic, as on Vertex
+            deployed = DeployedModel(
+                id=str(1 + max((int(m["id"]) for m in current), default=0)),
+                model_id=version.model_id,
+                version_id=version.version_id,
+                artifact_uri=version.artifact_uri,
+                traffic_percentage=traffic_percentage,
+                deployed_at=_now(),
+            )
+            others = _rescale([m["traffic_percentage"] for m in current], 100 - traffic_percentage)
+            for model, share in zip(current, others, strict=True):
+                model["traffic_percentage"] = share
+            current.append(asdict(deployed))
+            state["history"].append(
+                {
+                    "at": deployed.deployed_at,
+                    "action": "deploy",
+                    "deployed_model_id": deployed.id,
+                    "model": deployed.resource_name,
+                    "traffic_split": {m["id"]: m["traffic_percentage"] for m in current},
+                }
+            )
         return deployed
 
     def undeploy(self, deployed_model_id: str) -> None:
         """Remove a deployed model that no longer receives traffic."""
-        state = self._state()
-        remaining = [m for m in state["deployed_models"] if m["id"] != deployed_model_id]
-        gone = [m for m in state["deployed_models"] if m["id"] == deployed_model_id]
-        if not gone:
-            raise RegistryError(f"endpoint {self.name} has no deployed model {deployed_model_id}")
-        if gone[0]["traffic_percentage"] and remaining:
-            raise RegistryError(
-                f"deployed model {deployed_model_id} on endpoint {self.name} still receives "
-                f"{gone[0]['traffic_percentage']}% of the traffic; shift it to another model first"
+        with self._change() as state:
+            remaining = [m for m in state["deployed_models"] if m["id"] != deployed_model_id]
+            gone = [m for m in state["deployed_models"] if m["id"] == deployed_model_id]
+            if not gone:
+                raise RegistryError(
+                    f"endpoint {self.name} has no deployed model {deployed_model_id}"
+                )
+            if gone[0]["traffic_percentage"] and remaining:
+                raise RegistryError(
+                    f"deployed model {deployed_model_id} on endpoint {self.name} still receives "
+                    f"{gone[0]['traffic_percentage']}% of the traffic; shift it to another "
+                    "model first"
+                )
+            state["deployed_models"] = remaining
+            state["history"].append(
+                {
+                    "at": _now(),
+                    "action": "undeploy",
+                    "deployed_model_id": deployed_model_id,
+                    "model": f"{gone[0]['model_id']}@{gone[0]['version_id']}",
+                }
             )
-        state["deployed_models"] = remaining
-        state["history"].append(
-            {
-                "at": _now(),
-                "action": "undeploy",
-                "deployed_model_id": deployed_model_id,
-                "model": f"{gone[0]['model_id']}@{gone[0]['version_id']}",
-            }
-        )
-        _write_json(self.path, state)
 
     def history(self) -> list[dict[str, Any]]:
         return list(self._state()["history"])

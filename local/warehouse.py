@@ -128,13 +128,13 @@ def load_penguins_sample(env: LocalEnvironment, rows: int | None = None) -> int:
             f"contract {contract.name} names columns the palmerpenguins sample lacks: {missing}"
         )
     frame = frame[contract.column_names].head(rows) if rows else frame[contract.column_names]
-    lineage = {
+    values = {
         "_source_uri": "sample:palmerpenguins",
         "_source_generation": 1,
         "_batch_id": "sample-palmerpenguins",
         "_ingested_at": datetime.now(UTC),
     }
-    assert [c.name for c in LINEAGE_COLUMNS] == list(lineage), "lineage columns changed"
+    lineage = {c.name: values[c.name] for c in LINEAGE_COLUMNS}  # every lineage column, filled
     records = [
         {**{k: (None if v != v else v) for k, v in row.items()}, **lineage}  # NaN -> NULL
         for row in frame.to_dict(orient="records")
