@@ -13,6 +13,7 @@ can open) and `plots` (the PNGs).
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from pipeline_src.components.common import (
+    compute_threads,
     feature_spec,
     model_inputs,
     pipeline_component,
@@ -237,8 +238,9 @@ figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: 500px; }}
 
 
 @pipeline_component(
-    packages=("pandas", "pyarrow", "scikit-learn", "matplotlib"),
+    packages=("pandas", "pyarrow", "scikit-learn", "threadpoolctl", "matplotlib"),
     helpers=(
+        compute_threads,
         feature_spec,
         model_inputs,
         read_json,
@@ -272,9 +274,10 @@ def evaluate(
     test_frame = pd.read_parquet(test_data.path)
     if test_frame.empty:
         raise ValueError("the test split is empty: nothing to evaluate the model on")
-    results, probabilities = evaluate_classifier(
-        fitted, test_frame, pd.read_parquet(train_data.path), spec, seed
-    )
+    with compute_threads(len(test_frame)):
+        results, probabilities = evaluate_classifier(
+            fitted, test_frame, pd.read_parquet(train_data.path), spec, seed
+        )
     snapshot_id = test_data.metadata.get("snapshot_id", "")
     results["snapshot_id"] = snapshot_id
     write_json(evaluation.path, results)

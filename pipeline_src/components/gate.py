@@ -17,6 +17,7 @@ from typing import NamedTuple
 from kfp.dsl import Artifact, Dataset, Input
 
 from pipeline_src.components.common import (
+    compute_threads,
     feature_spec,
     gcs_fuse_path,
     local_environment,
@@ -110,7 +111,8 @@ def champion_accuracy(artifact_dir: str, test_frame, spec: dict):
             problem = "it was trained on other features"
         else:
             model = joblib.load(os.path.join(artifact_dir, "model.joblib"))
-            predicted = model.predict(model_inputs(test_frame, spec))
+            with compute_threads(len(test_frame)):
+                predicted = model.predict(model_inputs(test_frame, spec))
             labels = test_frame[spec["label"]].astype(str)
             return float(accuracy_score(labels, predicted.astype(str))), "on the same test split"
     except Exception as error:  # any failure to load means: fall back to the record
@@ -123,8 +125,9 @@ def champion_accuracy(artifact_dir: str, test_frame, spec: dict):
 
 
 @pipeline_component(
-    packages=("pandas", "pyarrow", "scikit-learn", "google-cloud-aiplatform"),
+    packages=("pandas", "pyarrow", "scikit-learn", "threadpoolctl", "google-cloud-aiplatform"),
     helpers=(
+        compute_threads,
         feature_spec,
         gcs_fuse_path,
         local_environment,

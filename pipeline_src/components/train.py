@@ -13,6 +13,7 @@ categories, label, classes, contract, hyperparameters, library versions).
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from pipeline_src.components.common import (
+    compute_threads,
     feature_spec,
     model_inputs,
     pipeline_component,
@@ -91,8 +92,8 @@ def fit_scores(model, frame, spec: dict) -> dict:
 
 
 @pipeline_component(
-    packages=("pandas", "pyarrow", "scikit-learn"),
-    helpers=(feature_spec, model_inputs, write_json, build_model, fit_scores),
+    packages=("pandas", "pyarrow", "scikit-learn", "threadpoolctl"),
+    helpers=(compute_threads, feature_spec, model_inputs, write_json, build_model, fit_scores),
 )
 def train(
     contract: dict,
@@ -126,7 +127,12 @@ def train(
         "l2_regularization": l2_regularization,
     }
     pipeline = build_model(spec, seed=seed, **hyperparameters)
-    pipeline.fit(model_inputs(frame, spec), frame[spec["label"]].astype(str))
+    validation_frame = pd.read_parquet(validation_data.path)
+    with compute_threads(len(frame)):
+        pipeline.fit(model_inputs(frame, spec), frame[spec["label"]].astype(str))
+        scores = {"train": fit_scores(pipeline, frame, spec)}
+        if len(validation_frame):
+            scores["validation"] = fit_scores(pipeline, validation_frame, spec)
 
     os.makedirs(model.path, exist_ok=True)
     joblib.dump(pipeline, os.path.join(model.path, "model.joblib"))
@@ -153,10 +159,6 @@ def train(
          "snapshot_id": snapshot_id, **hyperparameters, "seed": seed}
     )  # fmt: skip
 
-    scores = {"train": fit_scores(pipeline, frame, spec)}
-    validation_frame = pd.read_parquet(validation_data.path)
-    if len(validation_frame):
-        scores["validation"] = fit_scores(pipeline, validation_frame, spec)
     for split_name, values in scores.items():
         for metric, value in values.items():
             metrics.log_metric(f"{split_name}_{metric}", round(value, 6))

@@ -13,7 +13,7 @@ import pytest
 from kfp import dsl
 
 from local.registry import LocalEndpoint, LocalModelRegistry
-from pipeline_src.components.common import model_inputs
+from pipeline_src.components.common import compute_threads, model_inputs
 from pipeline_src.components.evaluate import evaluate
 from pipeline_src.components.gate import decide, gate, vertex_champion
 from pipeline_src.components.train import build_model
@@ -38,8 +38,9 @@ def test_the_model_takes_raw_features_as_serving_sends_them(trained_model_dir, s
              "flipper_length_mm": 196, "body_mass_g": 3900, "sex": "female"},
         ]
     )  # fmt: skip
-    assert list(model.predict(requests)[:2]) == ["Gentoo", "Adelie"]
-    probabilities = model.predict_proba(requests)
+    with compute_threads(len(requests)):  # as serving should: one thread for a few rows
+        assert list(model.predict(requests)[:2]) == ["Gentoo", "Adelie"]
+        probabilities = model.predict_proba(requests)
     assert np.allclose(probabilities.sum(axis=1), 1)  # an unknown island is no error
 
     signature = json.loads((trained_model_dir / "model.json").read_text())
@@ -51,14 +52,15 @@ def test_the_model_takes_raw_features_as_serving_sends_them(trained_model_dir, s
 
 def test_training_is_seeded(splits, spec):
     train = splits["train"]
-    fitted = [
-        build_model(spec, seed=3, **HYPERPARAMETERS).fit(
-            model_inputs(train, spec), train["species"]
-        )
-        for _ in range(2)
-    ]
     test = model_inputs(splits["test"], spec)
-    assert np.array_equal(fitted[0].predict_proba(test), fitted[1].predict_proba(test))
+    with compute_threads(len(train)):
+        fitted = [
+            build_model(spec, seed=3, **HYPERPARAMETERS).fit(
+                model_inputs(train, spec), train["species"]
+            )
+            for _ in range(2)
+        ]
+        assert np.array_equal(fitted[0].predict_proba(test), fitted[1].predict_proba(test))
 
 
 @pytest.mark.parametrize(
@@ -213,7 +215,8 @@ def test_gate_rescores_the_champion_on_the_same_test_split(
     name = champion_on_staging(local_env, write_bundle(trained_model_dir, tmp_path / "b", 0.5))
     model = joblib.load(trained_model_dir / "model.joblib")
     truth = splits["test"]["species"]
-    rescored = float((model.predict(model_inputs(splits["test"], spec)) == truth).mean())
+    with compute_threads(len(truth)):
+        rescored = float((model.predict(model_inputs(splits["test"], spec)) == truth).mean())
 
     worse = gate_inputs(rescored - 0.02)
     assert worse.decision == "keep_champion" and worse.champion == name

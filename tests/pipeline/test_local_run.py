@@ -1,0 +1,62 @@
+"""The whole pipeline run by kfp.local on the sample: a better model deploys, a worse one not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from local.environment import LocalEnvironment
+from local.registry import LocalModelRegistry
+from local.warehouse import connect
+from pipeline_src.components.register import BUNDLE_FILES
+from pipeline_src.run_local import PipelineFailed, run
+
+
+def test_the_gate_deploys_a_better_model_and_keeps_the_champion_against_a_worse(tmp_path):
+    env = LocalEnvironment(root=tmp_path / "state")
+    progress: list[str] = []
+
+    first = run(env, say=progress.append)
+    assert first.decision == "deploy", first.reason
+    assert first.seconds < 60
+    assert any("loaded the sample (344 rows)" in line for line in progress)
+    finished = [line.split()[0] for line in progress if " done in " in line]
+    # record-metrics and deploy both follow register; either may run first.
+    assert finished[:7] == ["extract", "validate", "split", "train", "evaluate", "gate", "register"]
+    assert sorted(finished[7:]) == ["deploy", "record-metrics"]
+    model, baseline = first.evaluation["model"], first.evaluation["baseline"]
+    assert model["accuracy"] > 0.95 and baseline["accuracy"] < 0.5
+    assert first.report.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+    registry = LocalModelRegistry(env.registry_dir)
+    champion = registry.get(env.model_id, "staging")
+    assert first.serving == champion.resource_name == f"{env.model_id}@1"
+    assert sorted(p.name for p in champion.artifact_path.iterdir()) == sorted(BUNDLE_FILES)
+    baseline_stats = json.loads((champion.artifact_path / "baseline.json").read_text())
+    assert baseline_stats["rows"] == 344 and "bill_length_mm" in baseline_stats["features"]
+
+    # A deliberately weak challenger that still clears a lowered bar: the champion must stay.
+    second = run(env, say=progress.append, max_iter=1, learning_rate=0.01, min_accuracy=0.3)
+    assert second.decision == "keep_champion"
+    assert f"does not beat champion {champion.resource_name}" in second.reason
+    assert second.serving == first.serving
+    assert [v.version_id for v in registry.versions(env.model_id)] == ["1"]
+
+    with connect(env.warehouse_path, read_only=True) as con:
+        decisions = con.sql(
+            f"SELECT decision, model_version, count(*) FROM {env.dataset}.model_metrics "
+            "WHERE metric = 'accuracy' AND split = 'test' GROUP BY ALL ORDER BY decision"
+        ).fetchall()
+    assert decisions == [("deploy", champion.resource_name, 1), ("keep_champion", None, 1)]
+
+
+def test_unfit_data_stops_the_run_with_the_validation_message(tmp_path):
+    env = LocalEnvironment(root=tmp_path / "state")
+    with pytest.raises(PipelineFailed) as failed:
+        run(env, say=lambda _: None, min_rows_per_class=1000)
+    message = str(failed.value)
+    assert message.startswith("task validate failed: ValueError: snapshot")
+    assert "class 'Adelie' has 152 rows; at least 1000 are needed" in message
+    assert "full log:" in message
+    assert not LocalModelRegistry(env.registry_dir).exists(env.model_id)
