@@ -11,7 +11,7 @@ STACK  ?= staging
 BUILD  := build
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint format demo plan plan-diff docs lock clean
+.PHONY: help venv test lint format demo pipeline plan plan-diff docs lock clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ format: $(READY) ## apply ruff's fixes and formatting
 
 demo: $(READY) ## the lifecycle locally, stage by stage, with a closing report
 	$(PY) -m local.demo
+
+pipeline: $(READY) ## the training pipeline, locally (kfp.local) on the local warehouse
+	$(PY) -m pipeline_src.run_local
 
 plan: $(READY) ## offline plan of one stack: make plan STACK=prod
 	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD)

@@ -45,8 +45,23 @@ def stage_plan(ctx: DemoContext) -> str:
     return "resources per stack: " + ", ".join(counts)
 
 
+def stage_train(ctx: DemoContext) -> str:
+    """Training pipeline on kfp.local: train, report, gate, register, deploy to local staging."""
+    from pipeline_src.run_local import run, summary
+
+    outcome = run(ctx.env, say=say)
+    for line in summary(outcome):
+        say(line)
+    model, baseline = outcome.evaluation["model"], outcome.evaluation["baseline"]
+    return (
+        f"test accuracy {model['accuracy']:.3f} vs baseline {baseline['accuracy']:.3f}; "
+        f"{outcome.decision}; staging serves {outcome.serving or 'nothing'}"
+    )
+
+
 STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("plan", stage_plan),
+    ("train", stage_train),
 ]
 
 

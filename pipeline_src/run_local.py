@@ -7,7 +7,8 @@ the pipeline image's packages at the same pins), with `local_root` pointing them
 stand-ins: the DuckDB warehouse, the file-based registry and the local staging endpoint. When the
 warehouse has no curated table yet, the palmerpenguins sample is loaded into it first.
 
-Progress is one line per task; the tasks' full logs go to `<root>/logs/<run>.log`.
+Progress is one line per task; the tasks' full logs go to `<root>/logs/`, the report to
+`<root>/reports/<run>.html`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import contextlib
 import os
 import re
+import shutil
 import sys
 import time
 import warnings
@@ -48,7 +50,8 @@ class LocalRun:
     reason: str
     evaluation: dict[str, Any]
     """The evaluate task's evaluation.json: test metrics beside the baseline's."""
-    report: Path | None
+    report: Path
+    """The stakeholder report (HTML), copied out of the run's artifacts."""
     seconds: float
     log: Path
     serving: str | None
@@ -131,13 +134,17 @@ def run(env: LocalEnvironment, *, say: Callable[[str], None] = print, **override
         except RuntimeError as error:
             raise PipelineFailed(progress.failure(str(error), log_path)) from None
     evaluation = read_json(result.outputs["evaluation"].path)
-    report = Path(result.outputs["report"].path)
+    # The artifact has no extension; a copy named .html opens in any browser.
+    produced = Path(result.outputs["report"].path)
+    report = env.root / "reports" / f"{produced.parent.parent.name}.html"
+    report.parent.mkdir(exist_ok=True)
+    shutil.copyfile(produced, report)
     serving = LocalEndpoint(env.endpoints_dir, STAGING_ENDPOINT).serving()
     return LocalRun(
         decision=result.outputs["decision"],
         reason=result.outputs["reason"],
         evaluation=evaluation,
-        report=report if report.is_file() else None,
+        report=report,
         seconds=time.perf_counter() - started,
         log=log_path,
         serving=serving.resource_name if serving else None,
@@ -227,7 +234,7 @@ def summary(outcome: LocalRun) -> list[str]:
         + (f"; ROC AUC {auc:.3f}" if auc is not None else ""),
         f"gate: {outcome.decision} — {outcome.reason}",
         f"staging endpoint serves: {outcome.serving or 'nothing'}",
-        f"report: {outcome.report}" if outcome.report else "report: (none)",
+        f"report: {outcome.report}",
     ]
 
 

@@ -21,3 +21,5 @@ def test_demo_runs_every_stage_and_reports(tmp_path):
     report = result.stdout.split("=== report")[1]
     assert all(name in report for name, _ in STAGES)
     assert "stack staging:" in result.stdout and "stack prod:" in result.stdout
+    assert "staging endpoint serves: tabular-mlops-local-penguins@1" in result.stdout
+    assert "test accuracy" in report.split("train", 1)[1]

@@ -27,6 +27,7 @@ def test_the_gate_deploys_a_better_model_and_keeps_the_champion_against_a_worse(
     assert sorted(finished[7:]) == ["deploy", "record-metrics"]
     model, baseline = first.evaluation["model"], first.evaluation["baseline"]
     assert model["accuracy"] > 0.95 and baseline["accuracy"] < 0.5
+    assert first.report.suffix == ".html" and first.report.parent == env.root / "reports"
     assert first.report.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
     registry = LocalModelRegistry(env.registry_dir)
