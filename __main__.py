@@ -12,11 +12,11 @@ from stacks.platform import build_platform
 
 try:
     config = load_pulumi_config()
+    # Some settings can only be checked against what they configure (the pipeline's parameters).
+    platform = build_platform(config, stack=pulumi.get_stack())
 except (ConfigError, ContractError) as error:
     # A RunError is reported without a Python traceback: the message says what to fix, and where.
     raise pulumi.RunError(f"invalid configuration:\n{error}") from None
-
-platform = build_platform(config, stack=pulumi.get_stack())
 
 pulumi.export("project", config.project)
 pulumi.export("region", config.region)
@@ -30,5 +30,8 @@ pulumi.export("ingestion_function", platform.ingestion.function.name)
 # CI submits pipeline runs as the runner; `make`/CI read these rather than rebuilding names.
 pulumi.export("pipeline_runner", platform.identities.pipeline_runner.email)
 pulumi.export("schedule_caller", platform.identities.schedule_caller.email)
+# What CI publishes (the pipeline image) and submits with (`python -m pipeline_src.submit`).
+pulumi.export("pipeline_image", platform.pipelines.image)
+pulumi.export("training_pipeline", platform.training_job)
 if platform.workbench is not None:
     pulumi.export("workbench_instance", platform.workbench.instance.name)

@@ -5,15 +5,19 @@
 
 The spec is deterministic: the same code and image give byte-identical output (keys sorted, no
 timestamps), so the schedule Pulumi creates changes exactly when the pipeline's code does. The
-schedule compiles it at preview time (resources/pipelines.py); CI compiles and submits it
+platform compiles it at preview time with the stack's typed parameters (contract, gate,
+hyperparameters) as the spec's defaults (resources/pipelines.py); CI compiles and submits it
 (submit.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +30,75 @@ from pipeline_src.training import training_pipeline
 DEFAULT_OUT = PROJECT_ROOT / "build" / "training-pipeline.yaml"
 
 
-def compile_spec(image: str) -> dict[str, Any]:
-    """The pipeline spec (a dict) with every component running on `image`."""
+def compile_spec(image: str, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The pipeline spec (a dict) with every component running on `image`.
+
+    `defaults` become the defaults of those pipeline parameters in the spec (checked and typed by
+    `typed_arguments`), so a run that does not pass them uses them.
+    """
     if not image or image == PLACEHOLDER_IMAGE:
         raise ValueError("compile needs the pipeline image the components run on (--image)")
     if image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]:
         raise ValueError(f"image {image!r} must carry a pinned tag or digest, not latest")
+    spec = copy.deepcopy(_compiled())
+    for executor in spec["deploymentSpec"]["executors"].values():
+        executor["container"]["image"] = image
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    for name, value in typed_arguments(defaults or {}).items():
+        parameters[name]["defaultValue"] = value
+        parameters[name]["isOptional"] = True
+    return spec
+
+
+@functools.cache
+def _compiled() -> dict[str, Any]:
+    """kfp's compilation, once per process (a stack plan compiles for each stack's image)."""
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "spec.yaml"
         compiler.Compiler().compile(training_pipeline, str(path))
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for executor in spec["deploymentSpec"]["executors"].values():
-        executor["container"]["image"] = image
-    return spec
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+# Each parameter type of a compiled spec: the Python values it takes, and how to say so.
+_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "STRING": ((str,), "a string"),
+    "NUMBER_INTEGER": ((int,), "an integer"),
+    "NUMBER_DOUBLE": ((float, int), "a number"),
+    "BOOLEAN": ((bool,), "true or false"),
+    "STRUCT": ((dict,), "a mapping"),
+    "LIST": ((list,), "a list"),
+}
+
+
+def typed_arguments(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Pipeline arguments checked against the pipeline's parameters and their types.
+
+    Raises ValueError naming every unknown parameter and every value of the wrong type; numbers
+    are converted where that loses nothing (2.0 -> 2 for an integer, 1 -> 1.0 for a double).
+    """
+    declared = _compiled()["root"]["inputDefinitions"]["parameters"]
+    unknown = sorted(set(values) - set(declared))
+    problems = []
+    if unknown:
+        problems.append(
+            f"not parameters of the training pipeline: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(declared))})"
+        )
+    typed = {}
+    for name, value in values.items():
+        if name not in declared:
+            continue
+        kind = declared[name]["parameterType"]
+        if kind == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        accepted, described = _TYPES[kind]
+        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+            problems.append(f"{name} must be {described}, got {value!r}")
+            continue
+        typed[name] = float(value) if kind == "NUMBER_DOUBLE" else value
+    if problems:
+        raise ValueError("; ".join(problems))
+    return typed
 
 
 def spec_text(spec: dict[str, Any]) -> str:
@@ -54,20 +114,33 @@ def write_spec(image: str, out: Path = DEFAULT_OUT) -> Path:
 
 def parameter_names() -> set[str]:
     """The pipeline's parameters (what a schedule, CI or a local run may pass)."""
-    inputs = training_pipeline.component_spec.inputs or {}
-    return set(inputs)
+    return set(_compiled()["root"]["inputDefinitions"]["parameters"])
+
+
+# What a trained model depends on: the pipeline's code, the contracts and the pinned packages.
+CODE_PATHS = ("pipeline_src", "contracts", "requirements.txt")
 
 
 def code_version(root: Path = PROJECT_ROOT) -> str:
-    """The checkout's commit (12 hex digits, "-dirty" when it has uncommitted changes)."""
-    try:
-        described = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12", "--exclude=*"],
+    """The last commit that changed the pipeline's code (12 hex digits), for model labels.
+
+    "-dirty" is added when that code has uncommitted changes; "unknown" outside a git checkout.
+    Only commits touching CODE_PATHS count, so a schedule's parameters change with the pipeline
+    and not with every commit to the repository.
+    """
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args, "--", *CODE_PATHS],
             cwd=root, capture_output=True, text=True, check=True, timeout=10,
-        )  # fmt: skip
+        ).stdout.strip()  # fmt: skip
+
+    try:
+        commit = git("log", "-1", "--format=%H")[:12]
+        dirty = bool(git("status", "--porcelain"))
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return described.stdout.strip() or "unknown"
+    return f"{commit or 'unknown'}{'-dirty' if dirty else ''}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from local.environment import DEFAULT_ROOT, LocalEnvironment
-from pipeline_src.compile import code_version, parameter_names
+from pipeline_src.compile import code_version, typed_arguments
 from pipeline_src.image import PROJECT_ROOT
 from stacks.config import TrainingConfig
 
@@ -79,13 +79,7 @@ def local_parameters(env: LocalEnvironment, **overrides: Any) -> dict[str, Any]:
         "min_improvement": training.min_improvement,
         "local_root": str(env.root.resolve()),
     }
-    unknown = sorted(set(overrides) - parameter_names())
-    if unknown:
-        raise ValueError(
-            f"not parameters of the training pipeline: {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(parameter_names()))}"
-        )
-    return {**parameters, **overrides}
+    return typed_arguments({**parameters, **overrides})
 
 
 def ensure_data(env: LocalEnvironment, say: Callable[[str], None]) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pipeline_src.compile import code_version, parameter_names, write_spec
+from pipeline_src.compile import code_version, typed_arguments, write_spec
 from pipeline_src.image import PROJECT_ROOT
 from pipeline_src.training import PIPELINE_NAME
 
@@ -58,10 +58,9 @@ class TrainingJob:
         return cls(**{n: document[n] for n in names if n in document})
 
     def with_parameters(self, **overrides: Any) -> TrainingJob:
-        unknown = sorted(set(overrides) - parameter_names())
-        if unknown:
-            raise ValueError(f"not parameters of the training pipeline: {', '.join(unknown)}")
-        return TrainingJob(**{**self.__dict__, "parameters": {**self.parameters, **overrides}})
+        """The same job with some parameters replaced (names and types checked)."""
+        parameters = typed_arguments({**self.parameters, **overrides})
+        return TrainingJob(**{**self.__dict__, "parameters": parameters})
 
 
 def build_job(job: TrainingJob, template: Path, credentials=None):

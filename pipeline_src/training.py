@@ -24,6 +24,14 @@ from pipeline_src.components.validate import validate
 
 PIPELINE_NAME = "tabular-mlops-training"
 COMPONENTS = (extract, validate, split, train, evaluate, gate, register, record_metrics, deploy)
+TUNABLE = frozenset(
+    {
+        "min_rows_per_class", "max_missing_rate", "validation_fraction", "test_fraction", "seed",
+        "learning_rate", "max_iter", "max_leaf_nodes", "min_samples_leaf", "l2_regularization",
+    }
+)  # fmt: skip
+"""Parameters a stack may set through `pipelines.training.hyperparameters`; the others are the
+platform's (resource names, the contract, the gate's bars, which have their own config keys)."""
 
 
 class TrainingOutputs(NamedTuple):

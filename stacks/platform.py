@@ -9,12 +9,16 @@ there is no `if stack == "prod"` here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
 
 from contracts import DataContract, load_contract
-from contracts.tables import INGESTION_LOG
+from contracts.tables import INGESTION_LOG, MODEL_METRICS
+from pipeline_src.compile import code_version, compile_spec, typed_arguments
+from pipeline_src.image import image_uri, registry_path
+from pipeline_src.training import TUNABLE
 from resources.access import PERSONAS, Grantee, Members
 from resources.base import PlatformComponent
 from resources.data_lake import DataLake, DataLakeArgs
@@ -22,11 +26,12 @@ from resources.encryption import Encryption, EncryptionArgs, agent_apis
 from resources.identities import ACCOUNT_NAMES, WORKLOADS, Identities, IdentitiesArgs
 from resources.ingestion import FunctionSettings, Ingestion, IngestionArgs, function_source
 from resources.monitoring import Monitoring, MonitoringArgs
+from resources.pipelines import Pipelines, PipelinesArgs, ScheduleSettings
 from resources.services import ProjectServices, ProjectServicesArgs
 from resources.serving import PREDICTOR, Serving, ServingArgs
 from resources.warehouse import Warehouse, WarehouseArgs
 from resources.workbench import Workbench, WorkbenchArgs
-from stacks.config import PROJECT_ROOT, StackConfig
+from stacks.config import NAMESPACE, PROJECT_ROOT, ConfigError, StackConfig, stack_file_name
 from stacks.naming import Naming
 
 FUNCTION_DIR = PROJECT_ROOT / "function_src"
@@ -37,6 +42,7 @@ COMPONENTS: tuple[type[PlatformComponent], ...] = (
     Warehouse,
     Ingestion,
     Serving,
+    Pipelines,
     Monitoring,
 )
 OPTIONAL_COMPONENTS: tuple[type[PlatformComponent], ...] = (Workbench, Encryption)
@@ -56,6 +62,9 @@ class Platform:
     warehouse: Warehouse
     ingestion: Ingestion
     serving: Serving
+    pipelines: Pipelines
+    training_job: dict[str, Any]
+    """Where and with what a training run executes: `pipeline_src.submit`'s job file."""
     monitoring: Monitoring
     workbench: Workbench | None
     encryption: Encryption | None
@@ -223,6 +232,84 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         ),
         after(Serving),
     )
+    training = platform.pipelines.training
+    tuned = training.hyperparameters
+    try:
+        if set(tuned) - TUNABLE:
+            raise ValueError(
+                f"not tunable: {', '.join(sorted(set(tuned) - TUNABLE))} "
+                f"(tunable: {', '.join(sorted(TUNABLE))})"
+            )
+        typed_arguments(tuned)
+    except ValueError as error:
+        raise ConfigError(
+            f"{stack_file_name(stack)}: {NAMESPACE}:platform.pipelines.training.hyperparameters: "
+            f"{error}"
+        ) from None
+    repository_id = naming.resource("pipelines")
+    image = image_uri(registry_path(region, project, repository_id))
+    # Typed parameters travel in the spec as its defaults; strings as the run's parameters.
+    typed_parameters = {
+        "contract": contract.model_dump(mode="json", exclude_none=True),
+        "min_accuracy": training.min_accuracy,
+        "min_improvement": training.min_improvement,
+        "serving_min_replicas": platform.serving.min_replicas,
+        "serving_max_replicas": platform.serving.max_replicas,
+        "model_labels": labels,
+        **tuned,
+    }
+    string_parameters = {
+        "project": project,
+        "location": region,
+        "bq_location": bq_location,
+        "dataset": warehouse.dataset.dataset_id,
+        "table": warehouse.curated.table_id,
+        "metrics_table": warehouse.tables[MODEL_METRICS.table_id].table_id,
+        "endpoint": pulumi.Output.concat(
+            "projects/", project, "/locations/", region, "/endpoints/", serving.endpoint.name
+        ),
+        "model_id": naming.model_id(contract.name),
+        "model_display_name": naming.display_name(f"{contract.name} model"),
+        "models_uri": pulumi.Output.concat("gs://", data_lake.artifacts.name, "/models"),
+        # One image for the components and for serving: what train pickles, serving unpickles.
+        "serving_image": image,
+        "serving_machine_type": platform.serving.machine_type,
+        "git_commit": code_version(),
+    }
+    pipeline_root = pulumi.Output.concat("gs://", data_lake.artifacts.name, "/pipeline-root")
+    pipelines = Pipelines(
+        "pipelines",
+        PipelinesArgs(
+            project=project,
+            region=region,
+            repository_id=repository_id,
+            image=image,
+            spec=compile_spec(image, defaults=typed_parameters),
+            parameters=string_parameters,
+            pipeline_root=pipeline_root,
+            runner_email=identities.pipeline_runner.email,
+            schedule_display_name=naming.display_name("training pipeline"),
+            schedule=ScheduleSettings(
+                cron=training.schedule.cron,
+                time_zone=training.schedule.time_zone,
+                paused=training.schedule.paused,
+            ),
+            labels=labels,
+            kms_key=kms_key,
+            members=members,
+        ),
+        # Runs read and write what the runner is granted in the data lake and the warehouse.
+        after(Pipelines, identities, data_lake, warehouse),
+    )
+    training_job = {
+        "project": project,
+        "region": region,
+        "image": image,
+        "pipeline_root": pipeline_root,
+        "service_account": identities.pipeline_runner.email,
+        "parameters": {**typed_parameters, **string_parameters},
+        "labels": labels,
+    }
     workbench = None
     if workbench_on:
         settings = platform.workbench
@@ -271,6 +358,8 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         warehouse=warehouse,
         ingestion=ingestion,
         serving=serving,
+        pipelines=pipelines,
+        training_job=training_job,
         monitoring=monitoring,
         workbench=workbench,
         encryption=encryption,

@@ -83,6 +83,7 @@ API_OF_MODULE = {
     "storage": "storage.googleapis.com",
     "bigquery": "bigquery.googleapis.com",
     "vertex": "aiplatform.googleapis.com",
+    "colab": "aiplatform.googleapis.com",  # Vertex AI's schedules API
     "cloudfunctionsv2": "cloudfunctions.googleapis.com",
     "cloudrunv2": "run.googleapis.com",
     "artifactregistry": "artifactregistry.googleapis.com",

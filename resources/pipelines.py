@@ -1,0 +1,167 @@
+"""Pipelines: the registry of the pipeline image, and the training pipeline's schedule.
+
+- The Artifact Registry repository holds the one image every component runs on (and that serves
+  the model): `pipeline_src/Dockerfile`, published by Cloud Build or CI under a tag that digests
+  its inputs. Tags are immutable, so a tag always names the image the spec was compiled for.
+- The schedule (`gcp.colab.Schedule`, Vertex AI's schedule API) runs the spec compiled from
+  `pipeline_src/` at preview time: a change to the pipeline's code shows in `pulumi preview` as
+  a change of the schedule. Its runs execute as the pipeline runner, never as the Compute Engine
+  default account; whoever creates the schedule (the deployer) must be able to act as it.
+
+The spec carries the stack's typed parameters (contract, gate, hyperparameters, replicas) as its
+defaults; the schedule passes only string parameters, which is all the provider's
+`parameter_values` (a map of strings) can carry faithfully.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pulumi
+import pulumi_gcp as gcp
+
+from resources.access import Grantee, Members, Permission
+from resources.base import PlatformComponent, binder
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    cron: str
+    """Five-field cron expression."""
+    time_zone: str
+    paused: bool
+
+
+@dataclass(frozen=True)
+class PipelinesArgs:
+    project: str
+    region: str
+    repository_id: str
+    image: str
+    """The pipeline image's full reference (pinned tag) the spec names."""
+    spec: Mapping[str, Any]
+    """The compiled training pipeline (pipeline_src.compile.compile_spec)."""
+    parameters: Mapping[str, pulumi.Input[str]]
+    """The run's string parameters (resource names); typed ones are the spec's defaults."""
+    pipeline_root: pulumi.Input[str]
+    """gs:// folder runs write their artifacts under."""
+    runner_email: pulumi.Input[str]
+    schedule_display_name: str
+    schedule: ScheduleSettings
+    labels: Mapping[str, str]
+    kms_key: str | None = None
+    members: Members = dataclasses.field(default_factory=dict)
+    """Who plays each grantee of PERMISSIONS in this stack (resources/access.py)."""
+
+
+class Pipelines(PlatformComponent):
+    """The pipeline image repository and the training pipeline's schedule."""
+
+    TYPE = "tabular-mlops:vertex:Pipelines"
+    APIS = ("artifactregistry.googleapis.com", "aiplatform.googleapis.com")
+    KMS_AGENTS = ("artifactregistry", "aiplatform")
+    TARGETS: ClassVar[dict[str, str]] = {
+        "repository": "pipeline image repository (Artifact Registry)",
+    }
+    PERMISSIONS = (
+        # CI publishes as the deployer, whose project-level Artifact Registry admin role (needed
+        # to create repositories) covers pushing; no grant here.
+        Permission(
+            Grantee.FUNCTION_BUILD,
+            "roles/artifactregistry.writer",
+            "repository",
+            "the project's Cloud Build identity also builds the pipeline image "
+            "(pipeline_src/cloudbuild.yaml)",
+        ),
+        Permission(
+            Grantee.ML_ENGINEERS,
+            "roles/artifactregistry.writer",
+            "repository",
+            "publish the pipeline image by hand (Cloud Build or docker push)",
+        ),
+        Permission(
+            Grantee.DATA_SCIENTISTS,
+            "roles/artifactregistry.reader",
+            "repository",
+            "pull the pipeline image to reproduce a component's environment",
+        ),
+    )
+
+    repository: gcp.artifactregistry.Repository
+    """Where the pipeline image is published."""
+    image: str
+    """The pipeline image the schedule's spec names (the tag must be published before a run)."""
+    schedule: gcp.colab.Schedule
+    """Runs the training pipeline on the configured cron (created paused unless configured)."""
+
+    def __init__(self, name: str, args: PipelinesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(name, opts)
+        self.image = args.image
+        self.repository = gcp.artifactregistry.Repository(
+            f"{name}-images",
+            project=args.project,
+            location=args.region,
+            repository_id=args.repository_id,
+            format="DOCKER",
+            description="The training pipeline's image: Python and the pinned packages.",
+            # A tag names one image for good: the spec compiled for it cannot change under it.
+            docker_config={"immutable_tags": True},
+            labels=dict(args.labels),
+            kms_key_name=args.kms_key,
+            cleanup_policy_dry_run=False,
+            cleanup_policies=[
+                # Old tags may still be named by a registered model (its serving image): only
+                # untagged layers left by rebuilt tags are removed.
+                {"id": "untagged", "action": "DELETE", "condition": {"tag_state": "UNTAGGED"}},
+            ],
+            opts=self.child(),
+        )
+        self.bindings = self.grant(
+            args.project,
+            args.members,
+            {
+                "repository": binder(
+                    self,
+                    gcp.artifactregistry.RepositoryIamMember,
+                    project=args.project,
+                    location=args.region,
+                    repository=self.repository.name,
+                )
+            },
+        )
+        settings = args.schedule
+        self.schedule = gcp.colab.Schedule(
+            f"{name}-training-schedule",
+            project=args.project,
+            location=args.region,
+            display_name=args.schedule_display_name,
+            cron=f"TZ={settings.time_zone} {settings.cron}",
+            desired_state="PAUSED" if settings.paused else "ACTIVE",
+            # One training run at a time: two gates racing for the endpoint could both deploy.
+            max_concurrent_run_count="1",
+            allow_queueing=False,
+            create_pipeline_job_request={
+                "parent": f"projects/{args.project}/locations/{args.region}",
+                "pipeline_job": {
+                    "display_name": args.schedule_display_name,
+                    # Sorted keys: the same spec is the same text, so no spurious diffs.
+                    "pipeline_spec": json.dumps(args.spec, sort_keys=True, separators=(",", ":")),
+                    "runtime_config": {
+                        "gcs_output_directory": args.pipeline_root,
+                        "parameter_values": dict(args.parameters),
+                        "failure_policy": "PIPELINE_FAILURE_POLICY_FAIL_FAST",
+                    },
+                    "service_account": args.runner_email,
+                    "labels": dict(args.labels),
+                    "encryption_spec": {"kms_key_name": args.kms_key} if args.kms_key else None,
+                },
+            },
+            opts=self.child(),
+        )
+        self.register_outputs(
+            {"repository": self.repository.name, "image": self.image, "schedule": self.schedule.id}
+        )

@@ -1,0 +1,163 @@
+"""The pipelines component in both stacks' plans: image repository, schedule, CI's job file."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pulumi
+import pytest
+
+from pipeline_src.compile import compile_spec, parameter_names
+from pipeline_src.submit import TrainingJob
+from stacks.config import PROJECT_ROOT, load_stack_file, stack_config_values
+from stacks.offline import run_program
+from tests.infra.records import held_by
+
+KEY = "projects/acme-security/locations/europe-west4/keyRings/ml/cryptoKeys/data"
+
+
+def config_of(record):
+    return load_stack_file(PROJECT_ROOT / f"Pulumi.{record.stack}.yaml")
+
+
+def schedule_job(record) -> dict:
+    return record.named("pipelines-training-schedule").inputs["createPipelineJobRequest"][
+        "pipelineJob"
+    ]
+
+
+def test_the_schedule_runs_the_spec_compiled_from_pipeline_src(stack_record):
+    outputs = stack_record.outputs
+    job = schedule_job(stack_record)
+    spec = json.loads(job["pipelineSpec"])
+    image = outputs["pipeline_image"]
+    defaults = {
+        name: parameter["defaultValue"]
+        for name, parameter in spec["root"]["inputDefinitions"]["parameters"].items()
+        if name in outputs["training_pipeline"]["parameters"] and "defaultValue" in parameter
+    }
+    assert spec == compile_spec(image, defaults)  # the code as it is, with the stack's values
+    executors = spec["deploymentSpec"]["executors"].values()
+    assert {e["container"]["image"] for e in executors} == {image}
+
+    training = config_of(stack_record).platform.pipelines.training
+    assert defaults["min_accuracy"] == training.min_accuracy
+    assert defaults["min_improvement"] == training.min_improvement
+    assert defaults["contract"]["name"] == "penguins"
+    assert defaults["model_labels"]["stack"] == stack_record.stack
+
+
+def test_the_image_lives_in_the_stack_repository_under_an_immutable_tag(stack_record):
+    config = config_of(stack_record)
+    repository = stack_record.named("pipelines-images").inputs
+    assert repository["format"] == "DOCKER" and repository["dockerConfig"]["immutableTags"]
+    assert repository["location"] == config.region
+    registry = f"{config.region}-docker.pkg.dev/{config.project}/{repository['repositoryId']}"
+    image = stack_record.outputs["pipeline_image"]
+    assert image.startswith(f"{registry}/pipeline:deps-")
+    parameters = schedule_job(stack_record)["runtimeConfig"]["parameterValues"]
+    assert parameters["serving_image"] == image  # the model is served with the same packages
+
+
+def test_scheduled_runs_execute_as_the_runner_on_the_configured_cron(stack_record):
+    config = config_of(stack_record)
+    schedule = stack_record.named("pipelines-training-schedule").inputs
+    settings = config.platform.pipelines.training.schedule
+    assert schedule["cron"] == f"TZ={settings.time_zone} {settings.cron}"
+    assert schedule["desiredState"] == ("PAUSED" if settings.paused else "ACTIVE")
+    assert schedule["maxConcurrentRunCount"] == "1"
+    job = schedule["createPipelineJobRequest"]["pipelineJob"]
+    assert (
+        job["serviceAccount"]
+        == f"pipelines-{stack_record.stack}@{config.project}.iam.gserviceaccount.com"
+    )
+    artifacts = stack_record.named("data-lake-artifacts").inputs
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == f"gs://{artifacts['name']}/pipeline-root"
+    expiring = artifacts["lifecycleRules"][0]["condition"]["matchesPrefixes"]
+    assert "pipeline-root/" in expiring  # run artifacts expire; registered models (models/) stay
+    assert job["labels"]["stack"] == stack_record.stack
+
+
+def test_the_schedule_passes_only_strings_and_every_required_parameter(stack_record):
+    job = schedule_job(stack_record)
+    values = job["runtimeConfig"]["parameterValues"]
+    assert all(isinstance(v, str) for v in values.values())  # the provider's map of strings
+    spec = json.loads(job["pipelineSpec"])["root"]["inputDefinitions"]["parameters"]
+    missing = {n for n, p in spec.items() if not p.get("isOptional") and n not in values}
+    assert not missing
+    endpoint = stack_record.named("serving-endpoint")
+    assert values["endpoint"].endswith(f"/endpoints/{endpoint.outputs['name']}")
+    assert values["dataset"] == stack_record.named("warehouse-dataset").inputs["datasetId"]
+
+
+def test_ci_can_submit_with_the_exported_job(stack_record):
+    exported = stack_record.outputs["training_pipeline"]
+    job = TrainingJob(**exported).with_parameters()  # names and types check out
+    assert set(job.parameters) <= parameter_names()
+    assert job.service_account == schedule_job(stack_record)["serviceAccount"]
+    assert job.pipeline_root.endswith("/pipeline-root") and job.image.endswith(
+        exported["image"].rsplit(":", 1)[1]
+    )
+
+
+def test_who_may_publish_and_pull_the_pipeline_image(stack_record):
+    config = config_of(stack_record)
+    repository = stack_record.named("pipelines-images").inputs["repositoryId"]
+    builder = (
+        f"serviceAccount:fn-build-{stack_record.stack}@{config.project}.iam.gserviceaccount.com"
+    )
+    assert ("artifactregistry", "roles/artifactregistry.writer", repository) in held_by(
+        stack_record, builder
+    )
+    for engineer in config.platform.access.ml_engineers:
+        assert ("artifactregistry", "roles/artifactregistry.writer", repository) in held_by(
+            stack_record, engineer
+        )
+    runner = (
+        f"serviceAccount:pipelines-{stack_record.stack}@{config.project}.iam.gserviceaccount.com"
+    )
+    assert not any(kind == "artifactregistry" for kind, _, _ in held_by(stack_record, runner))
+
+
+def _staging(**training) -> dict:
+    config = copy.deepcopy(stack_config_values("staging"))
+    config["tabular-mlops:platform"]["pipelines"]["training"].update(training)
+    return config
+
+
+def test_hyperparameters_from_the_config_become_the_spec_defaults():
+    record = run_program(
+        "staging", config=_staging(hyperparameters={"learning_rate": 0.05, "max_iter": 300})
+    )
+    spec = json.loads(schedule_job(record)["pipelineSpec"])
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["learning_rate"]["defaultValue"] == 0.05
+    assert parameters["max_iter"]["defaultValue"] == 300
+    assert record.outputs["training_pipeline"]["parameters"]["max_iter"] == 300
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "problem"),
+    [
+        ({"lerning_rate": 0.1}, "not tunable: lerning_rate (tunable: l2_regularization"),
+        ({"endpoint": "elsewhere"}, "not tunable: endpoint"),
+        ({"max_iter": "many"}, "max_iter must be an integer, got 'many'"),
+    ],
+)
+def test_bad_hyperparameters_name_the_stack_file_and_key(hyperparameters, problem):
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program("staging", config=_staging(hyperparameters=hyperparameters))
+    message = str(caught.value)
+    assert (
+        "Pulumi.staging.yaml: tabular-mlops:platform.pipelines.training.hyperparameters:" in message
+    )
+    assert problem in message
+
+
+def test_with_a_key_the_repository_and_the_runs_are_customer_encrypted():
+    config = copy.deepcopy(stack_config_values("staging"))
+    config["tabular-mlops:platform"]["kms_key"] = KEY
+    record = run_program("staging", config=config)
+    assert record.named("pipelines-images").inputs["kmsKeyName"] == KEY
+    assert schedule_job(record)["encryptionSpec"] == {"kmsKeyName": KEY}
