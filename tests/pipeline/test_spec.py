@@ -27,23 +27,15 @@ def embedded_source(component) -> str:
     return component.component_spec.implementation.container.command[-1]
 
 
-def global_lookups(function: types.FunctionType) -> set[str]:
-    """Names a function (and the functions nested in it) reads from module globals."""
-    names, codes = set(), [function.__code__]
+def operands(function: types.FunctionType, opname: str) -> set[str]:
+    """The arguments of one kind of bytecode instruction in a function and those nested in it:
+    LOAD_GLOBAL gives the module-level names it reads, IMPORT_NAME the modules it imports."""
+    found, codes = set(), [function.__code__]
     while codes:
         code = codes.pop()
-        names |= {i.argval for i in dis.get_instructions(code) if i.opname == "LOAD_GLOBAL"}
+        found |= {i.argval for i in dis.get_instructions(code) if i.opname == opname}
         codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
-    return names
-
-
-def imported_modules(function: types.FunctionType) -> set[str]:
-    modules, codes = set(), [function.__code__]
-    while codes:
-        code = codes.pop()
-        modules |= {i.argval for i in dis.get_instructions(code) if i.opname == "IMPORT_NAME"}
-        codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
-    return modules
+    return found
 
 
 @pytest.mark.parametrize("component", COMPONENTS, ids=lambda c: c.name)
@@ -60,14 +52,14 @@ def test_component_source_is_self_contained(component):
     for function in own:
         missing = {
             name
-            for name in global_lookups(function)
+            for name in operands(function, "LOAD_GLOBAL")
             if name not in namespace and not hasattr(builtins, name)
         }
         assert not missing, f"{function.__name__} uses {missing}, not embedded in {component.name}"
         # The project's own packages exist only where local runs execute (this checkout):
         # only the local adapters may import them.
         project_imports = {
-            m for m in imported_modules(function) if m.split(".")[0] in PROJECT_PACKAGES
+            m for m in operands(function, "IMPORT_NAME") if m.split(".")[0] in PROJECT_PACKAGES
         }
         assert not project_imports or "local" in function.__name__, (
             function.__name__,
