@@ -234,7 +234,10 @@ class TrainingConfig(StrictModel):
         default=0.0, ge=0, le=1, description="margin by which a challenger must beat the champion"
     )
     hyperparameters: dict[str, float | int | str] = Field(
-        default={}, description="passed to the training pipeline as parameters"
+        default={},
+        description="training pipeline parameters to tune (learning_rate, max_iter, "
+        "max_leaf_nodes, min_samples_leaf, l2_regularization, seed, validation_fraction, "
+        "test_fraction, min_rows_per_class, max_missing_rate); checked at preview",
     )
 
 

@@ -161,3 +161,11 @@ def test_with_a_key_the_repository_and_the_runs_are_customer_encrypted():
     record = run_program("staging", config=config)
     assert record.named("pipelines-images").inputs["kmsKeyName"] == KEY
     assert schedule_job(record)["encryptionSpec"] == {"kmsKeyName": KEY}
+
+
+def test_the_config_reference_names_every_tunable_parameter():
+    from pipeline_src.training import TUNABLE
+    from stacks.config import TrainingConfig
+
+    description = TrainingConfig.model_fields["hyperparameters"].description
+    assert all(name in description for name in TUNABLE)
