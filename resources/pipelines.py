@@ -53,6 +53,8 @@ class PipelinesArgs:
     schedule_display_name: str
     schedule: ScheduleSettings
     labels: Mapping[str, str]
+    run_labels: Mapping[str, str]
+    """Labels of the pipeline jobs the schedule creates."""
     kms_key: str | None = None
     members: Members = dataclasses.field(default_factory=dict)
     """Who plays each grantee of PERMISSIONS in this stack (resources/access.py)."""
@@ -156,7 +158,7 @@ class Pipelines(PlatformComponent):
                         "failure_policy": "PIPELINE_FAILURE_POLICY_FAIL_FAST",
                     },
                     "service_account": args.runner_email,
-                    "labels": dict(args.labels),
+                    "labels": dict(args.run_labels),
                     "encryption_spec": {"kms_key_name": args.kms_key} if args.kms_key else None,
                 },
             },

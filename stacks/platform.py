@@ -233,21 +233,10 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         after(Serving),
     )
     training = platform.pipelines.training
-    tuned = training.hyperparameters
-    try:
-        if set(tuned) - TUNABLE:
-            raise ValueError(
-                f"not tunable: {', '.join(sorted(set(tuned) - TUNABLE))} "
-                f"(tunable: {', '.join(sorted(TUNABLE))})"
-            )
-        typed_arguments(tuned)
-    except ValueError as error:
-        raise ConfigError(
-            f"{stack_file_name(stack)}: {NAMESPACE}:platform.pipelines.training.hyperparameters: "
-            f"{error}"
-        ) from None
     repository_id = naming.resource("pipelines")
     image = image_uri(registry_path(region, project, repository_id))
+    # What the pipeline's runs create (jobs, model versions) is managed by the pipeline.
+    run_labels = {**labels, "managed-by": "training-pipeline"}
     # Typed parameters travel in the spec as its defaults; strings as the run's parameters.
     typed_parameters = {
         "contract": contract.model_dump(mode="json", exclude_none=True),
@@ -255,8 +244,8 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         "min_improvement": training.min_improvement,
         "serving_min_replicas": platform.serving.min_replicas,
         "serving_max_replicas": platform.serving.max_replicas,
-        "model_labels": labels,
-        **tuned,
+        "model_labels": run_labels,
+        **_tuned(training.hyperparameters, stack),
     }
     string_parameters = {
         "project": project,
@@ -295,6 +284,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
                 paused=training.schedule.paused,
             ),
             labels=labels,
+            run_labels=run_labels,
             kms_key=kms_key,
             members=members,
         ),
@@ -308,7 +298,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         "pipeline_root": pipeline_root,
         "service_account": identities.pipeline_runner.email,
         "parameters": {**typed_parameters, **string_parameters},
-        "labels": labels,
+        "labels": run_labels,
     }
     workbench = None
     if workbench_on:
@@ -364,3 +354,19 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         workbench=workbench,
         encryption=encryption,
     )
+
+
+def _tuned(hyperparameters: dict[str, Any], stack: str) -> dict[str, Any]:
+    """The stack's training hyperparameters, checked against the pipeline's tunable parameters."""
+    try:
+        untunable = sorted(set(hyperparameters) - TUNABLE)
+        if untunable:
+            raise ValueError(
+                f"not tunable: {', '.join(untunable)} (tunable: {', '.join(sorted(TUNABLE))})"
+            )
+        return typed_arguments(hyperparameters)
+    except ValueError as error:
+        raise ConfigError(
+            f"{stack_file_name(stack)}: {NAMESPACE}:platform.pipelines.training.hyperparameters: "
+            f"{error}"
+        ) from None

@@ -45,7 +45,9 @@ def test_the_schedule_runs_the_spec_compiled_from_pipeline_src(stack_record):
     assert defaults["min_accuracy"] == training.min_accuracy
     assert defaults["min_improvement"] == training.min_improvement
     assert defaults["contract"]["name"] == "penguins"
+    # Model versions carry the stack's labels, and say the pipeline (not Pulumi) manages them.
     assert defaults["model_labels"]["stack"] == stack_record.stack
+    assert defaults["model_labels"]["managed-by"] == "training-pipeline"
 
 
 def test_the_image_lives_in_the_stack_repository_under_an_immutable_tag(stack_record):
@@ -77,6 +79,7 @@ def test_scheduled_runs_execute_as_the_runner_on_the_configured_cron(stack_recor
     expiring = artifacts["lifecycleRules"][0]["condition"]["matchesPrefixes"]
     assert "pipeline-root/" in expiring  # run artifacts expire; registered models (models/) stay
     assert job["labels"]["stack"] == stack_record.stack
+    assert job["labels"]["managed-by"] == "training-pipeline"
 
 
 def test_the_schedule_passes_only_strings_and_every_required_parameter(stack_record):
