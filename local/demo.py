@@ -32,15 +32,15 @@ def say(message: str) -> None:
 def stage_plan(ctx: DemoContext) -> str:
     """The offline plan of both stacks: what `pulumi up` would create in each environment."""
     from stacks.offline import run_program
-    from stacks.plan import render_table
+    from stacks.plan import render_summary
 
     counts = []
     for stack in ("staging", "prod"):
         record = run_program(stack)
-        if not ctx.fast:
-            print(render_table(record))
         resources = sum(1 for r in record.resources if r.custom)
-        say(f"stack {stack}: {resources} resources (full table: make plan STACK={stack})")
+        say(f"stack {stack}: {resources} resources (every row: make plan STACK={stack})")
+        if not ctx.fast:
+            print(render_summary(record))
         counts.append(f"{stack} {resources}")
     return "resources per stack: " + ", ".join(counts)
 

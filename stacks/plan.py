@@ -15,6 +15,7 @@ import json
 import re
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,7 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember": ("cryptoKeyId", *_IAM),
     "pulumi:providers:gcp": ("project", "region"),
 }
+STACK_TYPE = "pulumi:pulumi:Stack"
 # Never worth a column: shown on every resource, or too long to read in a table.
 _NOISE = {"labels", "description", "project", "__defaults"}
 
@@ -247,6 +249,25 @@ def render_table(record: StackRecord, width: int = 150) -> str:
         wrapped = _fill(row[3], max(40, width - indent))
         lines.append(f"{head}  {wrapped[0]}".rstrip())
         lines += [" " * indent + more for more in wrapped[1:]]
+    return "\n".join(lines)
+
+
+def render_summary(record: StackRecord) -> str:
+    """One row per component: what it declares, counted by type (the table has every row)."""
+    counts: dict[str, Counter[str]] = {}
+    for res in _in_tree_order(record):
+        if not res.custom:
+            continue
+        # The nearest component: each resource counts once, under the concern that declares it.
+        owner = next((a for a in record.ancestors(res) if a.type != STACK_TYPE), None)
+        counts.setdefault(owner.name if owner else "(stack)", Counter())[short_type(res.type)] += 1
+    width = max(len(name) for name in counts)
+    lines = []
+    for name, by_type in counts.items():
+        parts = ", ".join(
+            f"{n} {t}" for t, n in sorted(by_type.items(), key=lambda i: (-i[1], i[0]))
+        )
+        lines.append(f"{name.ljust(width)}  {sum(by_type.values()):>3}  {parts}")
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ import pytest
 from resources.data_lake import DataLake, DataLakeArgs
 from stacks.config import PROJECT_ROOT, stack_config_values
 from stacks.offline import run_program
-from stacks.plan import diff, render_table
+from stacks.plan import diff, render_summary, render_table
 
 
 def test_every_component_follows_the_shape(stack_record):
@@ -93,6 +93,17 @@ def test_table_lists_type_name_parent_and_settings(stack_records):
     assert header[:3] == ["TYPE", "NAME", "PARENT"]
     assert "storage.Bucket" in table and "publicAccessPrevention=enforced" in table
     assert "datasetId=tabular_mlops_prod" in table
+
+
+def test_summary_counts_every_resource_once_under_its_component(stack_records):
+    record = stack_records["staging"]
+    rows = {line.split()[0]: line.split() for line in render_summary(record).splitlines()}
+    assert sum(int(row[1]) for row in rows.values()) == sum(r.custom for r in record.resources)
+    data_lake = record.named("data-lake")
+    buckets = [
+        r for r in record.of_type("gcp:storage/bucket:Bucket") if data_lake in record.ancestors(r)
+    ]
+    assert f"{len(buckets)} storage.Bucket" in " ".join(rows["data-lake"])
 
 
 def test_diff_shows_what_the_environments_change(stack_records):
