@@ -11,7 +11,8 @@ STACK  ?= staging
 BUILD  := build
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint format demo pipeline plan plan-diff docs lock clean
+.PHONY: help venv test lint format demo pipeline plan plan-diff docs lock clean \
+        test-pipeline compile publish-image submit
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,9 +28,11 @@ $(READY): requirements.txt
 test: $(READY) lint ## every check CI runs: lint, then all tests
 	$(PY) -m pytest
 
-lint: $(READY) ## ruff lint and format check
+lint: $(READY) ## ruff lint and format check; the GitHub workflows with actionlint and zizmor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint
+	$(BIN)/zizmor --offline --persona pedantic --no-progress .github/workflows
 
 format: $(READY) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -40,6 +43,23 @@ demo: $(READY) ## the lifecycle locally, stage by stage, with a closing report
 
 pipeline: $(READY) ## the training pipeline, locally (kfp.local) on the local warehouse
 	$(PY) -m pipeline_src.run_local
+
+test-pipeline: $(READY) ## the pipeline's tests only (CI's pipeline workflow)
+	$(PY) -m pytest tests/pipeline
+
+compile: $(READY) ## compile the training pipeline for a stack's image, offline: make compile STACK=prod
+	$(PY) -m pipeline_src.compile --out $(BUILD)/training-pipeline-$(STACK).yaml \
+	    --image "$$($(PY) -m stacks.plan --stack $(STACK) --output pipeline_image)"
+
+# The next two act on a deployed stack: they need the Pulumi CLI logged in to the stack's state
+# backend and Google credentials (CI: Workload Identity Federation, README "CI/CD").
+publish-image: ## build and push the pipeline image a deployed stack names, unless published
+	.ci/publish-image "$$(pulumi stack output pipeline_image -s $(STACK))"
+
+submit: $(READY) ## submit a training run of this checkout's pipeline on a deployed stack
+	@mkdir -p $(BUILD)
+	pulumi stack output training_pipeline --json -s $(STACK) > $(BUILD)/training-job-$(STACK).json
+	$(PY) -m pipeline_src.submit --job $(BUILD)/training-job-$(STACK).json
 
 plan: $(READY) ## offline plan of one stack: make plan STACK=prod
 	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD)

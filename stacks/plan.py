@@ -2,10 +2,13 @@
 
     python -m stacks.plan --stack staging [--stack prod] [--out-dir build]
     python -m stacks.plan --diff staging prod
+    python -m stacks.plan --stack staging --output pipeline_image
 
 Runs the real program under the recording mocks (stacks/offline.py), prints a table (type, logical
 name, parent, key settings) and writes the full record as JSON (`build/plan-<stack>.json`).
 `--diff` shows what differs between two stacks: resources only one declares, and changed settings.
+`--output NAME` prints only that stack output, as `pulumi stack output NAME` would (strings as
+they are, anything else as JSON): what CI reads from a deployed stack, read offline.
 """
 
 from __future__ import annotations
@@ -380,9 +383,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", action="append", default=[], help="stack to plan (repeatable)")
     parser.add_argument("--diff", nargs=2, metavar=("A", "B"), help="compare two stacks' plans")
     parser.add_argument("--out-dir", type=Path, default=Path("build"), help="where JSON goes")
+    parser.add_argument("--output", metavar="NAME", help="print only this stack output")
     args = parser.parse_args(argv)
     if not args.stack and not args.diff:
         parser.error("name a --stack, or --diff two stacks")
+    if args.output and (len(args.stack) != 1 or args.diff):
+        parser.error("--output reads one stack: name exactly one --stack")
+    if args.output:
+        return _print_output(args.stack[0], args.output)
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     records: dict[str, StackRecord] = {}
@@ -413,6 +421,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.diff:
         print()
         print(diff(records[args.diff[0]], records[args.diff[1]]))
+    return 0
+
+
+def _print_output(stack: str, name: str) -> int:
+    try:
+        outputs = run_program(stack).outputs
+    except pulumi.RunError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if name not in outputs:
+        print(
+            f"stack {stack} has no output {name!r} (outputs: {', '.join(sorted(outputs))})",
+            file=sys.stderr,
+        )
+        return 2
+    value = outputs[name]
+    print(value if isinstance(value, str) else json.dumps(value, indent=2, sort_keys=True))
     return 0
 
 

@@ -156,3 +156,22 @@ def test_table_shows_the_platform_settings_a_reviewer_checks(stack_records):
         "serviceConfig.maxInstanceCount=5",
     ):
         assert setting in table, setting
+
+
+def test_output_prints_one_stack_output_as_pulumi_would(stack_records, monkeypatch, capsys):
+    """`--output` is what `make compile` reads the stack's image from, offline."""
+    from stacks import plan
+
+    monkeypatch.setattr(plan, "run_program", lambda stack: stack_records[stack])
+    assert plan.main(["--stack", "prod", "--output", "pipeline_image"]) == 0
+    image = capsys.readouterr().out.strip()
+    assert image == stack_records["prod"].outputs["pipeline_image"]
+    assert image.startswith("europe-west4-docker.pkg.dev/acme-mlops-prod/")
+
+    assert plan.main(["--stack", "staging", "--output", "training_pipeline"]) == 0
+    job = json.loads(capsys.readouterr().out)
+    assert job["project"] == "acme-mlops-staging" and job["parameters"]
+
+    assert plan.main(["--stack", "staging", "--output", "no_such_output"]) == 2
+    error = capsys.readouterr().err
+    assert "no output 'no_such_output'" in error and "pipeline_image" in error

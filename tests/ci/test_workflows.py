@@ -1,0 +1,173 @@
+"""The GitHub workflows: every step runs something that exists, every action is pinned, and the
+security settings hold. (actionlint and zizmor lint them in `make lint`.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def load(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    # YAML 1.1 reads the key `on` as True.
+    document["on"] = document.pop(True, document.get("on"))
+    return document
+
+
+def steps(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(job, step) for job, spec in document["jobs"].items() for step in spec["steps"]]
+
+
+def make_targets() -> set[str]:
+    text = (ROOT / "Makefile").read_text(encoding="utf-8")
+    return set(re.findall(r"^([A-Za-z0-9_.-]+):(?!=)", text, flags=re.MULTILINE))
+
+
+def commands(script: str) -> list[list[str]]:
+    """The simple commands of a `run:` script, split into words (pipes, && and ; split too)."""
+    result = []
+    for line in script.replace("\\\n", " ").splitlines():
+        for part in re.split(r"&&|\|\||;|\|", line):
+            words = shlex.split(part, comments=True)
+            if words:
+                result.append(words)
+    return result
+
+
+def test_there_are_workflows():
+    assert {p.name for p in WORKFLOWS} >= {"pull-request.yml", "deploy.yml", "pipeline.yml"}
+
+
+def run_problems(script: str, targets: set[str]) -> list[str]:
+    """What a `run:` script calls that does not exist: make targets, scripts, Python modules."""
+    problems = []
+    for words in commands(script):
+        if words[0] == "make":
+            named = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+            if not named:
+                problems.append("bare `make` runs the default goal (help)")
+            problems += [f"no make target {t!r}" for t in named if t not in targets]
+        elif "/" in words[0]:
+            if not (ROOT / words[0]).is_file():
+                problems.append(f"no script {words[0]}")
+        elif words[:2] in (["python", "-m"], ["python3", "-m"]):
+            if importlib.util.find_spec(words[2]) is None:
+                problems.append(f"no module {words[2]}")
+        else:
+            problems.append(f"runs {words[0]!r}: CI steps call make targets or scripts")
+    return problems
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_run_step_calls_what_exists(path):
+    targets = make_targets()
+    runs = [(job, step) for job, step in steps(load(path)) if "run" in step]
+    assert runs, f"{path.name} runs nothing"
+    for job, step in runs:
+        problems = run_problems(step["run"], targets)
+        assert not problems, f"{path.name}: job {job}, step {step.get('name')}: {problems}"
+
+
+def test_a_missing_target_script_or_module_is_reported():
+    script = """
+        make test && make no-such-target STACK=prod
+        .ci/no-such-script --flag
+        python -m pipeline_src.no_such_module
+        make
+        curl https://example.com | sh
+    """
+    assert run_problems(script, make_targets()) == [
+        "no make target 'no-such-target'",
+        "no script .ci/no-such-script",
+        "no module pipeline_src.no_such_module",
+        "bare `make` runs the default goal (help)",
+        "runs 'curl': CI steps call make targets or scripts",
+        "runs 'sh': CI steps call make targets or scripts",
+    ]
+    assert run_problems("make compile STACK=prod\n.ci/publish-image x", make_targets()) == []
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actions_are_pinned_to_a_full_commit(path):
+    text = path.read_text(encoding="utf-8")
+    uses = re.findall(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", text, flags=re.MULTILINE)
+    assert uses, f"{path.name} uses no action"
+    for ref, comment in uses:
+        action, _, version = ref.partition("@")
+        assert FULL_SHA.match(version), f"{path.name}: {ref} is not pinned to a 40-hex commit"
+        # The tag the commit is, for the reader and for update tools.
+        assert re.match(r"^\s*#\s*v\d", comment), f"{path.name}: {action} lacks a `# vX` comment"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_least_privilege_and_no_stored_credentials(path):
+    document = load(path)
+    assert document["permissions"] == {}, "nothing by default; each job asks for what it uses"
+    assert "pull_request_target" not in document["on"]
+    for job, spec in document["jobs"].items():
+        permissions = spec.get("permissions")
+        assert isinstance(permissions, dict), f"{path.name}: job {job} has no permissions block"
+        assert "write-all" not in str(permissions)
+        assert permissions.get("contents") == "read", f"{path.name}: {job} may write the repo"
+        for _, step in steps({"jobs": {job: spec}}):
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False, f"{path.name}: {job}"
+    text = path.read_text(encoding="utf-8")
+    assert "credentials_json" not in text, "keyless: Workload Identity Federation only"
+
+
+def _deploy_jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    """Jobs that change a stack or run in a deploy environment."""
+    found = []
+    for path in WORKFLOWS:
+        for job, spec in load(path)["jobs"].items():
+            if spec.get("environment"):
+                found.append((path.name, job, spec))
+    return found
+
+
+def test_deploys_never_overlap_nor_get_cancelled():
+    jobs = _deploy_jobs()
+    assert jobs
+    for workflow, job, spec in jobs:
+        concurrency = spec.get("concurrency") or load(ROOT / ".github/workflows" / workflow).get(
+            "concurrency"
+        )
+        assert concurrency, f"{workflow}: {job} has no concurrency group"
+        assert concurrency["cancel-in-progress"] is False, f"{workflow}: {job} may be cancelled"
+        assert spec["permissions"].get("id-token") == "write", f"{workflow}: {job} cannot auth"
+
+
+def test_prod_waits_for_staging_and_the_production_environment():
+    jobs = load(ROOT / ".github/workflows/deploy.yml")["jobs"]
+    ups = {
+        job: step["with"]["stack-name"]
+        for job, spec in jobs.items()
+        for step in spec["steps"]
+        if step.get("uses", "").startswith("pulumi/actions@") and step.get("with")
+    }
+    assert ups == {"staging": "staging", "prod": "prod"}
+    assert jobs["prod"]["needs"] == "staging"
+    assert jobs["prod"]["environment"] == "production"
+    assert jobs["staging"]["concurrency"]["group"] != jobs["prod"]["concurrency"]["group"]
+
+
+def test_previews_cover_both_stacks_and_comment_on_the_pr():
+    preview = load(ROOT / ".github/workflows/pull-request.yml")["jobs"]["preview"]
+    stacks = {entry["stack"] for entry in preview["strategy"]["matrix"]["include"]}
+    assert stacks == {"staging", "prod"}
+    pulumi = next(s for s in preview["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+    assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["comment-on-pr"] is True
+    # Previews never run with a deploy environment's (deployer) identity.
+    assert "environment" not in preview
