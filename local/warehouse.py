@@ -105,29 +105,15 @@ def load_penguins_sample(env: LocalEnvironment, rows: int | None = None) -> int:
     """Fill the curated table with the palmerpenguins sample as one batch; return the row count.
 
     A stand-in for the ingestion path (CSV upload -> function -> warehouse) so the pipeline can
-    run on a fresh machine. The key `penguin_id` is the study, species code and sample number of
-    the published raw data (e.g. PAL0708-ADE-001); lineage columns name the sample as the source.
+    run on a fresh machine (the sample's rows: contracts/sample.py); lineage columns name the
+    sample as the source.
     """
-    import palmerpenguins
-
     from contracts import LINEAGE_COLUMNS
+    from contracts.sample import load_sample
 
     contract = env.contract
-    raw = palmerpenguins.load_penguins_raw()
-    frame = palmerpenguins.load_penguins()  # same rows, tidy names and values
-    frame["penguin_id"] = (
-        raw["studyName"]
-        + "-"
-        + raw["Species"].str[:3].str.upper()
-        + "-"
-        + raw["Sample Number"].map("{:03d}".format)
-    )
-    missing = [c for c in contract.column_names if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"contract {contract.name} names columns the palmerpenguins sample lacks: {missing}"
-        )
-    frame = frame[contract.column_names].head(rows) if rows else frame[contract.column_names]
+    frame = load_sample(contract)
+    frame = frame.head(rows) if rows else frame
     values = {
         "_source_uri": "sample:palmerpenguins",
         "_source_generation": 1,
