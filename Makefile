@@ -12,7 +12,7 @@ BUILD  := build
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint format demo pipeline plan plan-diff docs lock clean \
-        test-pipeline compile publish-image submit
+        test-pipeline compile publish-image submit serve acceptance
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,13 @@ submit: $(READY) ## submit a training run of this checkout's pipeline on a deplo
 	@mkdir -p $(BUILD)
 	pulumi stack output training_pipeline --json -s $(STACK) > $(BUILD)/training-job-$(STACK).json
 	$(PY) -m pipeline_src.submit --job $(BUILD)/training-job-$(STACK).json
+
+serve: $(READY) ## serve a local endpoint over HTTP (Vertex routes): make serve ENDPOINT=staging [PORT=8080]
+	$(PY) -m pipeline_src.serving --endpoint $(or $(ENDPOINT),staging) --port $(or $(PORT),8080)
+
+acceptance: $(READY) ## QA acceptance suite: make acceptance ENDPOINT=http://… | projects/…/endpoints/… [MODEL=id@version]
+	$(PY) -m pytest tests/acceptance -v -s \
+	  $(if $(ENDPOINT),--endpoint '$(ENDPOINT)') $(if $(MODEL),--expect-model '$(MODEL)')
 
 plan: $(READY) ## offline plan of one stack: make plan STACK=prod
 	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD)

@@ -1,10 +1,12 @@
 """The one container image every pipeline component runs on, and how it is named.
 
 The image holds Python and the pinned packages of `requirements.txt` (beside this file), so a run
-on Vertex AI never installs anything. Its tag is a digest of what goes into it — the Dockerfile,
-the image's requirements and the project's lock (the build's constraints) — so the same inputs
-always name the same image, and changing a pin names a new one. Components are declared with a
-placeholder image; `pipeline_src.compile` puts the stack's image into the compiled spec.
+on Vertex AI never installs anything, and the model server (`pipeline_src/serving`), so the same
+image serves the model it trained. Its tag is a digest of what goes into it — the Dockerfile, the
+image's requirements, the project's lock (the build's constraints) and the serving code — so the
+same inputs always name the same image, and changing a pin or the server names a new one.
+Components are declared with a placeholder image; `pipeline_src.compile` puts the stack's image
+into the compiled spec.
 
     python -m pipeline_src.image --registry europe-west4-docker.pkg.dev/PROJECT/REPOSITORY
 
@@ -23,6 +25,15 @@ PROJECT_ROOT = HERE.parent
 DOCKERFILE = HERE / "Dockerfile"
 REQUIREMENTS = HERE / "requirements.txt"
 LOCK = PROJECT_ROOT / "requirements.txt"
+SERVING_SOURCES = (
+    HERE / "__init__.py",
+    HERE / "image.py",
+    HERE / "components" / "__init__.py",
+    HERE / "components" / "common.py",
+    *sorted((HERE / "serving").glob("*.py")),
+)
+"""The code the image carries to serve the model (the Dockerfile copies it; components bring
+their own source in the spec)."""
 
 IMAGE_NAME = "pipeline"
 PLACEHOLDER_IMAGE = "tabular-mlops-pipeline-python:set-by-compile"
@@ -32,10 +43,13 @@ would fail on Vertex AI at once (no such image) rather than run on an image with
 
 
 def image_tag() -> str:
-    """`deps-<12 hex>`: a digest of the Dockerfile, the image's requirements and the lock."""
+    """`deps-<12 hex>`: a digest of the Dockerfile, the image's requirements, the lock and the
+    serving code."""
     digest = hashlib.sha256()
-    for path in (DOCKERFILE, REQUIREMENTS, LOCK):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    named = [(path.name, path) for path in (DOCKERFILE, REQUIREMENTS, LOCK)]
+    named += [(path.relative_to(PROJECT_ROOT).as_posix(), path) for path in SERVING_SOURCES]
+    for name, path in named:
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return f"deps-{digest.hexdigest()[:12]}"
 
 

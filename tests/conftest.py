@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stacks.offline import StackRecord, declare, run_program
 
 STACKS = ("staging", "prod")
+
+
+def pytest_addoption(parser):
+    # Here rather than in tests/acceptance/: pytest reads options from the root conftest only.
+    group = parser.getgroup("acceptance", "QA acceptance suite (tests/acceptance)")
+    group.addoption(
+        "--endpoint",
+        help="run the acceptance suite against this endpoint: a URL (http://127.0.0.1:8080) or "
+        "a Vertex AI endpoint (projects/P/locations/L/endpoints/ID); default: a local server "
+        "started for the session",
+    )
+    group.addoption(
+        "--expect-model",
+        help="the model version the endpoint must serve: <model>@<version> (as in the predict "
+        "response's model and modelVersionId)",
+    )
+    group.addoption(
+        "--p95-ms", type=float, default=500.0, help="latency budget: 95th percentile in ms"
+    )
 
 
 @pytest.fixture
@@ -29,3 +50,35 @@ def stack_records() -> dict[str, StackRecord]:
 def stack_record(request, stack_records) -> StackRecord:
     """Each committed stack's plan in turn: invariants run against both."""
     return stack_records[request.param]
+
+
+@pytest.fixture(scope="session")
+def sample_model_dir(tmp_path_factory) -> Path:
+    """A model directory as the train component writes it, fitted once on the whole sample.
+
+    For serving and promotion tests, which need a real model quickly rather than the pipeline's
+    evaluation of one: the train component's own code, on the palmerpenguins sample.
+    """
+    import palmerpenguins
+    from kfp import dsl
+
+    from local.environment import LocalEnvironment
+    from pipeline_src.components.train import train
+
+    contract = LocalEnvironment().contract
+    frame = palmerpenguins.load_penguins()
+    frame = frame[[c for c in contract.column_names if c in frame.columns]]
+    root = tmp_path_factory.mktemp("sample-model")
+    data = {}
+    for name, rows in (("train", frame), ("validation", frame.head(0))):
+        data[name] = dsl.Dataset(name=name, uri=str(root / name), metadata={"snapshot_id": "s"})
+        rows.to_parquet(data[name].path, index=False)
+    model = dsl.Model(name="model", uri=str(root / "model"))
+    train.python_func(
+        contract=contract.model_dump(mode="json", exclude_none=True),
+        train_data=data["train"],
+        validation_data=data["validation"],
+        model=model,
+        metrics=dsl.Metrics(name="metrics", uri=str(root / "metrics")),
+    )
+    return Path(model.path)

@@ -52,6 +52,20 @@ def version_labels(
     return labels
 
 
+def serving_container() -> dict:
+    """How Vertex AI runs the serving image for the model: pipeline_src/serving's entry point.
+
+    The image's server reads the port and routes from the AIP_* variables Vertex AI sets from
+    these; the values are the server's defaults, so the image also serves as it is elsewhere.
+    """
+    return {
+        "serving_container_command": ["python", "-m", "pipeline_src.serving"],
+        "serving_container_predict_route": "/predict",
+        "serving_container_health_route": "/health",
+        "serving_container_ports": [8080],
+    }
+
+
 def register_local(local_root: str, bundle_dir: str, model_id: str, **fields):
     """Upload to the local registry; (versioned name, version id, artifact directory)."""
     from local.registry import LocalModelRegistry
@@ -78,7 +92,9 @@ def register_vertex(
         parent = {"parent_model": aiplatform.Model(model_id).resource_name}
     except NotFound:
         parent = {"model_id": model_id}  # the first version creates the model
-    model = aiplatform.Model.upload(artifact_uri=destination_uri, **parent, **fields)
+    model = aiplatform.Model.upload(
+        artifact_uri=destination_uri, **parent, **serving_container(), **fields
+    )
     return model.versioned_resource_name, model.version_id, destination_uri
 
 
@@ -91,6 +107,7 @@ def register_vertex(
         read_json,
         version_labels,
         register_local,
+        serving_container,
         register_vertex,
     ),
 )

@@ -15,6 +15,7 @@ from local.warehouse import connect
 from pipeline_src.components.deploy import deploy
 from pipeline_src.components.record_metrics import metric_rows, record_metrics
 from pipeline_src.components.register import BUNDLE_FILES, register
+from pipeline_src.serving.server import DEFAULT_ROUTES
 
 EVALUATION = {
     "model": {"accuracy": 0.9855, "log_loss": 0.0946, "roc_auc_ovr": 0.9976, "f1_macro": 0.98},
@@ -128,6 +129,10 @@ def test_register_on_vertex_copies_the_bundle_then_uploads_a_version(tmp_path, r
     assert create["artifact_uri"] == destination
     assert create["version_aliases"] == ["staging"] and create["is_default_version"] is True
     assert create["serving_container_image_uri"] == "registry/pipeline:deps-1"
+    # The image serves the model with pipeline_src/serving, on the routes its server answers.
+    assert create["serving_container_command"] == ["python", "-m", "pipeline_src.serving"]
+    assert create["serving_container_predict_route"] == DEFAULT_ROUTES.predict
+    assert create["serving_container_health_route"] == DEFAULT_ROUTES.health
     assert create["labels"]["pipeline_run"] == "tabular-mlops-training-20240501"
     copied = vertex / destination.removeprefix("gs://")
     assert sorted(p.name for p in copied.iterdir()) == sorted(BUNDLE_FILES)

@@ -1,0 +1,95 @@
+"""Serve a model over HTTP with Vertex AI's routes and payloads.
+
+    python -m pipeline_src.serving --endpoint staging [--root .local]  # a local endpoint
+    python -m pipeline_src.serving --model-dir DIR                    # one model directory
+    python -m pipeline_src.serving                                    # the container on Vertex
+
+On Vertex AI the container is started without arguments: the model comes from AIP_STORAGE_URI
+(a gs:// copy of the model's artifact_uri), the port and routes from AIP_HTTP_PORT,
+AIP_HEALTH_ROUTE and AIP_PREDICT_ROUTE. Locally the server listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from pipeline_src.serving.server import EndpointSource, ModelSource, Routes, make_server
+
+
+def download(uri: str, destination: Path) -> Path:
+    """Copy a gs:// model directory to `destination` (the container's local disk)."""
+    from google.cloud import storage
+
+    bucket_name, _, prefix = uri.removeprefix("gs://").partition("/")
+    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    client = storage.Client()
+    count = 0
+    for blob in client.list_blobs(bucket_name, prefix=prefix):
+        relative = blob.name[len(prefix) :]
+        if relative and not relative.endswith("/"):
+            target = destination / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            blob.download_to_filename(str(target))
+            count += 1
+    if not count:
+        raise FileNotFoundError(f"{uri} holds no files: not a model directory")
+    return destination
+
+
+def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    environ = dict(os.environ if environ is None else environ)
+    in_container = "AIP_HTTP_PORT" in environ
+    parser = argparse.ArgumentParser(prog="python -m pipeline_src.serving", description=__doc__)
+    source_group = parser.add_mutually_exclusive_group()
+    source_group.add_argument("--endpoint", help="serve this local endpoint (staging, prod, …)")
+    source_group.add_argument("--model-dir", type=Path, help="serve one model directory")
+    parser.add_argument("--root", type=Path, help="local state folder (default .local)")
+    parser.add_argument(
+        "--host", default="0.0.0.0" if in_container else "127.0.0.1", help="address to bind"
+    )
+    parser.add_argument(
+        "--port", type=int, default=int(environ.get("AIP_HTTP_PORT", 8080)), help="0: any free"
+    )
+    args = parser.parse_args(argv)
+    routes = Routes(
+        health=environ.get("AIP_HEALTH_ROUTE", Routes.health),
+        predict=environ.get("AIP_PREDICT_ROUTE", Routes.predict),
+    )
+
+    if args.endpoint:
+        from local.environment import DEFAULT_ROOT, LocalEnvironment
+        from local.registry import LocalEndpoint
+
+        env = LocalEnvironment(root=args.root or DEFAULT_ROOT)
+        source = EndpointSource(LocalEndpoint(env.endpoints_dir, args.endpoint))
+    else:
+        model_dir = args.model_dir or environ.get("AIP_STORAGE_URI")
+        if not model_dir:
+            parser.error("give --endpoint or --model-dir (AIP_STORAGE_URI on Vertex AI)")
+        if str(model_dir).startswith("gs://"):
+            model_dir = download(str(model_dir), Path(tempfile.mkdtemp(prefix="model-")))
+        source = ModelSource(model_dir)
+
+    server = make_server(source, args.host, args.port, routes)
+    host, port = server.server_address[:2]
+    # The first line says where to reach it (tests and the demo read it to learn a port 0 choice).
+    print(
+        f"serving {source.describe()} on http://{host}:{port} "
+        f"(GET {routes.health}, POST {routes.predict})",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

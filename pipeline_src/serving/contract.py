@@ -1,0 +1,173 @@
+"""The predict contract: named raw features in, a class and its probabilities out.
+
+Request (Vertex AI's predict payload)::
+
+    {"instances": [{"island": "Biscoe", "bill_length_mm": 46.1, …, "sex": "female"}, …],
+     "parameters": {}}                                  # optional, unused
+
+- every instance is an object holding each feature of the model's signature (`model.json`) by
+  name; `null` is a missing value (the model imputes it, as it did in training);
+- numeric features take numbers; categorical features take strings (or, for INT64 columns with
+  allowed values, numbers) from the contract's allowed values when it lists them;
+- an unknown or missing field is an error, not ignored: a misspelt feature would otherwise be
+  silently predicted as missing.
+
+Response::
+
+    {"predictions": [{"class": "Gentoo",
+                      "probabilities": {"Adelie": 0.01, "Chinstrap": 0.01, "Gentoo": 0.98}}, …]}
+
+Vertex AI adds `deployedModelId`, `model` and `modelVersionId` to an endpoint's response; the
+local endpoint server does the same. A request that breaks the contract is answered 400 with every
+problem, each naming the instance and the field (`instances[2].body_mass_g: expected a number,
+got "heavy"`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_INSTANCES = 1000
+"""Largest batch per request (Vertex AI limits a request to 1.5 MB anyway)."""
+
+
+class InvalidRequest(ValueError):
+    """A request that breaks the predict contract; `problems` says what and where, one per line."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model directory (`model.joblib` + `model.json`) loaded for prediction."""
+
+    pipeline: Any
+    signature: dict
+    """`model.json`: features (name, type, categorical, categories), label, classes, …"""
+
+    @classmethod
+    def load(cls, directory: str | Path) -> LoadedModel:
+        import joblib
+
+        directory = Path(directory)
+        signature_path, model_path = directory / "model.json", directory / "model.joblib"
+        for path in (signature_path, model_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing: not a model directory")
+        signature = json.loads(signature_path.read_text(encoding="utf-8"))
+        return cls(pipeline=joblib.load(model_path), signature=signature)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.signature["features"]]
+
+    def predict(self, payload: Any) -> list[dict]:
+        """Predictions for a request body (already parsed JSON); InvalidRequest if it is bad."""
+        from pipeline_src.components.common import compute_threads
+
+        frame = self.inputs(instances_of(payload))
+        with compute_threads(len(frame)):
+            probabilities = self.pipeline.predict_proba(frame)
+        classes = [str(c) for c in self.pipeline.classes_]
+        return [
+            {
+                "class": classes[int(row.argmax())],
+                "probabilities": {c: round(float(p), 6) for c, p in zip(classes, row, strict=True)},
+            }
+            for row in probabilities
+        ]
+
+    def inputs(self, instances: list[Any]):
+        """The model's input frame for checked instances (the same frame training used)."""
+        import pandas as pd
+
+        from pipeline_src.components.common import model_inputs
+
+        problems = [p for i, inst in enumerate(instances) for p in self.check(i, inst)]
+        if problems:
+            raise InvalidRequest(problems)
+        return model_inputs(
+            pd.DataFrame.from_records(instances, columns=self.feature_names), self.signature
+        )
+
+    def check(self, index: int, instance: Any) -> list[str]:
+        """Every problem of one instance, each naming the instance and the field."""
+        where = f"instances[{index}]"
+        if not isinstance(instance, dict):
+            return [
+                f"{where}: expected an object of named features "
+                f"({', '.join(self.feature_names)}), got {_kind(instance)}"
+            ]
+        problems = []
+        for name in instance.keys() - set(self.feature_names):
+            problems.append(
+                f"{where}.{name}: unknown field (features: {', '.join(self.feature_names)})"
+            )
+        for feature in self.signature["features"]:
+            name = feature["name"]
+            if name not in instance:
+                problems.append(f"{where}.{name}: missing (send null for an unknown value)")
+                continue
+            problem = _value_problem(feature, instance[name])
+            if problem:
+                problems.append(f"{where}.{name}: {problem}")
+        return sorted(problems)
+
+
+def instances_of(payload: Any) -> list[Any]:
+    """The `instances` of a predict request body, or InvalidRequest saying what is wrong."""
+    if not isinstance(payload, dict):
+        raise InvalidRequest(
+            [f'body: expected an object {{"instances": [...]}}, got {_kind(payload)}']
+        )
+    unknown = sorted(payload.keys() - {"instances", "parameters"})
+    if unknown:
+        raise InvalidRequest(
+            [f"body.{k}: unknown field (expected instances, parameters)" for k in unknown]
+        )
+    instances = payload.get("instances")
+    if not isinstance(instances, list) or not instances:
+        raise InvalidRequest(["body.instances: expected a non-empty list of instances"])
+    if len(instances) > MAX_INSTANCES:
+        raise InvalidRequest(
+            [f"body.instances: {len(instances)} instances, at most {MAX_INSTANCES} per request"]
+        )
+    return instances
+
+
+def _value_problem(feature: dict, value: Any) -> str | None:
+    if value is None:
+        return None
+    categories = feature.get("categories")
+    if feature["type"] == "BOOL":
+        return None if isinstance(value, bool) else f"expected true or false, got {_kind(value)}"
+    numeric = feature["type"] in ("FLOAT64", "INT64")
+    if numeric:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"expected a number, got {_kind(value)}"
+        if not math.isfinite(value):
+            return f"expected a finite number, got {value}"
+        if categories is not None and float(value) not in categories:
+            return f"{value} is not one of {', '.join(format(c, 'g') for c in categories)}"
+        return None
+    if not isinstance(value, str):
+        return f"expected a string, got {_kind(value)}"
+    if categories is not None and value not in categories:
+        return f"{json.dumps(value)} is not one of {', '.join(categories)}"
+    return None
+
+
+def _kind(value: Any) -> str:
+    """A short description of a JSON value for an error message."""
+    if isinstance(value, str):
+        text = json.dumps(value)
+        return text if len(text) <= 40 else text[:37] + '..."'
+    if value is None or isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
