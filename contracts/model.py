@@ -127,6 +127,23 @@ class FileRules(_Strict):
     null_markers: list[str] = Field(
         default_factory=lambda: [""], description="cell values read as NULL"
     )
+    line_endings: Literal["lf", "any"] = Field(
+        default="lf", description="'lf': Unix line endings only; 'any': CRLF accepted as well"
+    )
+    max_field_length: int = Field(
+        default=10_000, ge=1, description="longest cell, in characters, in any column"
+    )
+    reject_formulas: bool = Field(
+        default=True,
+        description="reject text cells starting with = + - @ (spreadsheet formula injection)",
+    )
+
+    @field_validator("delimiter")
+    @classmethod
+    def _usable_delimiter(cls, delimiter: str) -> str:
+        if delimiter in ('"', "\n", "\r"):
+            raise ValueError(f"delimiter {delimiter!r} cannot separate CSV fields")
+        return delimiter
 
 
 class DataContract(_Strict):

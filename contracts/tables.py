@@ -34,6 +34,12 @@ INGESTION_LOG = PlatformTable(
         ),
         _f("source_uri", "STRING", "gs:// URI of the uploaded object", "REQUIRED"),
         _f("source_generation", "INT64", "object generation", "REQUIRED"),
+        _f(
+            "attempt_id",
+            "STRING",
+            "this attempt; a redelivered event is a new attempt of the same batch",
+            "REQUIRED",
+        ),
         _f("status", "STRING", "LOADED, REJECTED, DUPLICATE or FAILED", "REQUIRED"),
         _f("rows_loaded", "INT64", "rows inserted into the curated table"),
         _f("rows_in_file", "INT64", "data rows the file held"),

@@ -45,6 +45,32 @@ def stage_plan(ctx: DemoContext) -> str:
     return "resources per stack: " + ", ".join(counts)
 
 
+def stage_ingest(ctx: DemoContext) -> str:
+    """An analyst uploads the sample and a broken file; the function loads one, quarantines one."""
+    import tempfile
+
+    from local.ingestion import LocalLanding
+    from local.warehouse import SAMPLE_OBJECT, write_penguins_sample
+
+    with tempfile.TemporaryDirectory() as scratch, LocalLanding(ctx.env) as landing:
+        sample = Path(scratch) / "palmerpenguins.csv"
+        rows = write_penguins_sample(ctx.env, sample)
+        say(f"upload {SAMPLE_OBJECT} ({rows} rows) to gs://{ctx.env.landing_bucket}")
+        loaded = landing.ingest(landing.upload_file(SAMPLE_OBJECT, sample))
+        say(f"  {loaded['status']}: {loaded['rows_loaded']} rows into "
+            f"{ctx.env.dataset}.{ctx.env.contract.name}")  # fmt: skip
+        # A typical slip: a spreadsheet export with a species the contract does not know.
+        broken = sample.read_text().replace(",Adelie,", ",Emperor,", 2)
+        say("upload incoming/field-notes.csv (a species the contract does not know)")
+        rejected = landing.ingest(landing.upload("incoming/field-notes.csv", broken))
+        say(f"  {rejected['status']}: {rejected['reason']}")
+        say(f"  quarantined with its report: {rejected['quarantine_uri']}(.report.json)")
+    return (
+        f"{loaded['rows_loaded']} rows loaded; 1 file quarantined "
+        f"({rejected['reason'].split(' (e.g.')[0]})"
+    )
+
+
 def stage_train(ctx: DemoContext) -> str:
     """Training pipeline on kfp.local: train, report, gate, register, deploy to local staging."""
     from pipeline_src.run_local import run, summary
@@ -61,6 +87,7 @@ def stage_train(ctx: DemoContext) -> str:
 
 STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("plan", stage_plan),
+    ("ingest", stage_ingest),
     ("train", stage_train),
 ]
 

@@ -5,7 +5,8 @@
 The same components run as on Vertex AI, each in a subprocess of this environment (which holds
 the pipeline image's packages at the same pins), with `local_root` pointing them at the local
 stand-ins: the DuckDB warehouse, the file-based registry and the local staging endpoint. When the
-warehouse has no curated table yet, the palmerpenguins sample is loaded into it first.
+warehouse has no curated table yet, the palmerpenguins sample is ingested first (uploaded as a
+CSV to the emulated landing bucket and loaded by the ingestion function).
 
 Progress is one line per task; the tasks' full logs go to `<root>/logs/`, the report to
 `<root>/reports/<run>.html`.
@@ -83,7 +84,7 @@ def local_parameters(env: LocalEnvironment, **overrides: Any) -> dict[str, Any]:
 
 
 def ensure_data(env: LocalEnvironment, say: Callable[[str], None]) -> None:
-    """Load the palmerpenguins sample when the warehouse has no curated table yet."""
+    """Ingest the palmerpenguins sample when the warehouse has no curated table yet."""
     from local.warehouse import connect, load_penguins_sample, table_exists
 
     if env.warehouse_path.is_file():
@@ -91,7 +92,7 @@ def ensure_data(env: LocalEnvironment, say: Callable[[str], None]) -> None:
             if table_exists(con, env.dataset, env.contract.name):
                 return
     rows = load_penguins_sample(env)
-    say(f"the local warehouse had no {env.contract.name} table: loaded the sample ({rows} rows)")
+    say(f"the local warehouse had no {env.contract.name} table: ingested the sample ({rows} rows)")
 
 
 def run(env: LocalEnvironment, *, say: Callable[[str], None] = print, **overrides: Any) -> LocalRun:

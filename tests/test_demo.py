@@ -21,5 +21,8 @@ def test_demo_runs_every_stage_and_reports(tmp_path):
     report = result.stdout.split("=== report")[1]
     assert all(name in report for name, _ in STAGES)
     assert "stack staging:" in result.stdout and "stack prod:" in result.stdout
+    ingest = report.split("ingest", 1)[1].split("\n")[0]
+    assert "344 rows loaded; 1 file quarantined (column species: 2 of 344 rows not one of" in ingest
+    assert "REJECTED: column species" in result.stdout
     assert "staging endpoint serves: tabular-mlops-local-penguins@1" in result.stdout
     assert "test accuracy" in report.split("train", 1)[1]

@@ -1,4 +1,4 @@
-"""The local warehouse: BigQuery schemas and SQL on DuckDB, and the sample stand-in loader."""
+"""The local warehouse: BigQuery schemas and SQL on DuckDB, and the sample loaded by ingestion."""
 
 from __future__ import annotations
 
@@ -52,4 +52,7 @@ def test_the_sample_fills_the_curated_table_as_the_contract_says(tmp_path):
         ).fetchall()
     pattern = re.compile(contract.column("penguin_id").pattern)
     assert len(set(keys)) == 344 and all(pattern.match(k) for k in keys)
-    assert lineage == [("sample-palmerpenguins", "sample:palmerpenguins")]
+    # Ingested as an upload: one batch, named after the landing object it came from.
+    ((batch_id, source_uri),) = lineage
+    assert source_uri == f"gs://{env.landing_bucket}/incoming/palmerpenguins.csv"
+    assert re.fullmatch(r"[0-9a-f]{32}", batch_id)

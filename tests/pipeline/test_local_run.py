@@ -20,7 +20,7 @@ def test_the_gate_deploys_a_better_model_and_keeps_the_champion_against_a_worse(
     first = run(env, say=progress.append)
     assert first.decision == "deploy", first.reason
     assert first.seconds < 60
-    assert any("loaded the sample (344 rows)" in line for line in progress)
+    assert any("ingested the sample (344 rows)" in line for line in progress)
     finished = [line.split()[0] for line in progress if " done in " in line]
     # record-metrics and deploy both follow register; either may run first.
     assert finished[:7] == ["extract", "validate", "split", "train", "evaluate", "gate", "register"]

@@ -1,0 +1,247 @@
+"""The DuckDB warehouse: a file standing in for the stack's BigQuery dataset (local mode).
+
+A BigQuery dataset is a DuckDB schema of the same name and tables keep their BigQuery ids, so
+`dataset.table` references in BigQuery SQL keep working once sqlglot has transpiled them. SQL is
+written once, in BigQuery dialect (named parameters as `@name`), and run here through `query`.
+Sessions run in UTC: BigQuery TIMESTAMP values are UTC instants (DuckDB's TIMESTAMPTZ).
+
+The helpers at the top are the one set every local component uses (`local/warehouse.py`
+re-exports them); `DuckDbWarehouse` is the ingestion port's local adapter.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .objects import Batch, Check, FileRejected, StoredObject
+from .sql import Params, Statement, drop_statement
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow
+
+    from contracts import DataContract
+
+# BigQuery column types and their DuckDB equivalents.
+DUCKDB_TYPES = {
+    "STRING": "VARCHAR",
+    "INT64": "BIGINT",
+    "INTEGER": "BIGINT",
+    "FLOAT64": "DOUBLE",
+    "FLOAT": "DOUBLE",
+    "BOOL": "BOOLEAN",
+    "BOOLEAN": "BOOLEAN",
+    "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMPTZ",
+}
+
+
+def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the warehouse file, in UTC. DuckDB allows one writing process at a time."""
+    import duckdb
+
+    if read_only and not Path(path).is_file():
+        raise FileNotFoundError(f"no local warehouse at {path}: load data first (make demo)")
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def to_duckdb(sql: str) -> str:
+    """BigQuery SQL as DuckDB SQL (`@name` parameters become `$name`)."""
+    import sqlglot
+
+    return ";\n".join(sqlglot.transpile(sql, read="bigquery", write="duckdb"))
+
+
+def query(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None
+) -> pyarrow.Table:
+    """Run BigQuery-dialect SQL on the local warehouse; the result as an Arrow table."""
+    return con.sql(to_duckdb(sql), params=dict(params or {})).to_arrow_table()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, dataset: str, table: str) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [dataset, table],
+    ).fetchall()
+    return bool(found[0][0])
+
+
+def create_table(
+    con: duckdb.DuckDBPyConnection, dataset: str, table: str, schema: Sequence[Mapping[str, str]]
+) -> None:
+    """Create `dataset.table` from a BigQuery JSON schema, unless it exists."""
+    columns = ", ".join(
+        f'"{f["name"]}" {DUCKDB_TYPES[f["type"].upper()]}'
+        + (" NOT NULL" if f.get("mode") == "REQUIRED" else "")
+        for f in schema
+    )
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{dataset}"')
+    con.execute(f'CREATE TABLE IF NOT EXISTS "{dataset}"."{table}" ({columns})')
+
+
+def append_rows(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    table: str,
+    schema: Sequence[Mapping[str, str]],
+    rows: Iterable[Mapping[str, Any]],
+) -> int:
+    """Append rows (dicts keyed by column) to a table, creating it from `schema` if needed."""
+    import pyarrow as pa
+
+    create_table(con, dataset, table, schema)
+    names = [f["name"] for f in schema]
+    batch = pa.Table.from_pylist([{n: row.get(n) for n in names} for row in rows])
+    if batch.num_rows:
+        con.register("_incoming_rows", batch)
+        try:
+            con.execute(f'INSERT INTO "{dataset}"."{table}" BY NAME SELECT * FROM _incoming_rows')
+        finally:
+            con.unregister("_incoming_rows")
+    return batch.num_rows
+
+
+# --- the ingestion port's local adapter ---------------------------------------------------------
+
+# One commit at a time per warehouse file. DuckDB lets concurrent transactions append to the same
+# table, so "insert unless the batch is done" is only exactly-once when commits are serialised;
+# other processes cannot interfere (DuckDB locks the file for one writing process).
+_COMMIT_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_COLUMNS_FOUND = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+
+Fetch = Callable[[StoredObject, Path], None]
+"""Copies an object's bytes to a local file (the DuckDB adapter reads files, not URIs)."""
+
+
+class DuckDbWarehouse:
+    """The ingestion port on a DuckDB file: staging with read_csv, transpiled BigQuery SQL."""
+
+    row_number = "rowid + 1"  # DuckDB keeps a CSV's row order in the table it loads it into
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        dataset: str,
+        curated: str,
+        log_table: str,
+        fetch: Fetch,
+        scratch: Path,
+    ):
+        self.con, self.path, self.dataset = con, path, dataset
+        self.curated, self.log_table = curated, log_table
+        self.fetch, self.scratch = fetch, scratch
+
+    @classmethod
+    @contextmanager
+    def open(
+        cls,
+        path: str | Path,
+        dataset: str,
+        curated: str,
+        log_table: str,
+        fetch: Fetch,
+        memory_limit: str | None = None,
+    ) -> Iterator[DuckDbWarehouse]:
+        """One connection for one attempt; closed (and the file released) at the end."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with connect(path) as con, tempfile.TemporaryDirectory(prefix="ingest-") as scratch:
+            if memory_limit:
+                con.execute(f"SET memory_limit = '{memory_limit}'")
+            yield cls(con, path, dataset, curated, log_table, fetch, Path(scratch))
+
+    def ensure_tables(self, contract: DataContract) -> None:
+        from contracts.tables import INGESTION_LOG
+
+        with self._commit_lock():
+            create_table(self.con, self.dataset, self.curated, contract.bigquery_schema())
+            create_table(self.con, self.dataset, self.log_table, INGESTION_LOG.schema)
+
+    def stage(self, batch: Batch, contract: DataContract) -> None:
+        local = self.scratch / f"{batch.attempt_id}.csv"
+        self.fetch(batch.object, local)
+        rules = contract.file
+        columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in contract.column_names) + "}"
+        nulls = "[" + ", ".join(_quote(m) for m in rules.null_markers) + "]"
+        try:
+            self.con.execute(
+                f'CREATE OR REPLACE TABLE "{self.dataset}"."{batch.staging_table}" AS '
+                f"SELECT * FROM read_csv({_quote(str(local))}, header = true, "
+                f"columns = {columns}, auto_detect = false, strict_mode = true, "
+                f"delim = {_quote(rules.delimiter)}, quote = '\"', escape = '\"', "
+                f"nullstr = {nulls}, encoding = 'utf-8')"
+            )
+        except Exception as error:  # duckdb.Error subclasses; the message says what and where
+            if "CSV Error" not in str(error) and "unicode" not in str(error).lower():
+                raise
+            raise FileRejected(_csv_problem(str(error))) from None
+        finally:
+            local.unlink(missing_ok=True)
+
+    def query(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
+        values = {name: value for name, (_, value) in (params or {}).items()}
+        return query(self.con, sql, values).to_pylist()
+
+    def commit(self, statements: Sequence[Statement], batch: Batch) -> None:
+        with self._commit_lock():
+            self.con.begin()
+            try:
+                for statement in statements:
+                    values = {n: v for n, (_, v) in statement.params.items()}
+                    self.con.execute(to_duckdb(statement.sql), values)
+                self.con.commit()
+            except BaseException:
+                self.con.rollback()
+                raise
+
+    def drop_staging(self, batch: Batch) -> None:
+        self.con.execute(to_duckdb(drop_statement(self.dataset, batch.staging_table)))
+
+    def _commit_lock(self) -> threading.Lock:
+        key = str(self.path.resolve())
+        with _LOCKS_GUARD:
+            return _COMMIT_LOCKS.setdefault(key, threading.Lock())
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _csv_problem(message: str) -> Check:
+    """DuckDB's read_csv error as a check outcome: what is wrong, on which line."""
+    found = _CSV_LINE.search(message)
+    line = int(found.group(1)) if found else None
+    where = f"line {line}" if line else "the file"
+    original = re.search(r"Original Line: (.*)", message)
+    samples = [{"line": line, "text": original.group(1)[:200]}] if original and line else []
+    if columns := _COLUMNS_FOUND.search(message):
+        expected, got = columns.groups()
+        return Check.failed("rows.ragged",
+                            f"{where} has {got} fields; the header has {expected}",
+                            samples=samples)  # fmt: skip
+    if "unterminated quote" in message:
+        return Check.failed(
+            "rows.quotes", f"{where} opens a quoted field that is never closed", samples=samples
+        )
+    if "unicode" in message.lower():
+        return Check.failed(
+            "encoding.utf8", f"{where} is not valid UTF-8 (the contract requires utf-8)",
+            samples=samples,
+        )  # fmt: skip
+    if "Maximum line size" in message:
+        return Check.failed("rows.line_size", f"{where} is too long to be read", samples=samples)
+    first = message.splitlines()[0] if message else "unreadable CSV"
+    return Check.failed("rows.parse", f"{where} cannot be read as CSV: {first}", samples=samples)

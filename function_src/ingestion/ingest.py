@@ -1,0 +1,305 @@
+"""The ingestion of one uploaded object generation, exactly once.
+
+1. Outside the landing prefix, or not a .csv: logged and ignored.
+2. A batch already LOADED or REJECTED (a redelivered event): a DUPLICATE, nothing else happens.
+3. Head checks (size, encoding, line endings, header), then the whole file into a staging table
+   and the contract's row checks as SQL, then duplicate keys.
+4. Rejected: the file is copied to quarantine with a JSON report beside it, first; then the log
+   records the rejection. Accepted: one transaction inserts the rows (cast, with lineage) and the
+   log row. Either final write happens only if the batch has no final row yet, so concurrent or
+   redelivered attempts end with one of them committed and the others DUPLICATE; an attempt that
+   crashes before its commit leaves nothing behind but a staging table.
+5. One structured log line per attempt, `{"event": "ingestion", "status": …}`, for monitoring.
+
+Anything unexpected is logged as FAILED and raised, so Eventarc redelivers the event.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from contracts import DataContract
+from contracts.tables import INGESTION_LOG
+
+from . import sql
+from .head import HEAD_BYTES, check_head
+from .objects import (
+    DUPLICATE,
+    FAILED,
+    IGNORED,
+    LOADED,
+    REJECTED,
+    Batch,
+    Check,
+    FileRejected,
+    StoredObject,
+)
+from .port import Warehouse
+from .storage import Storage
+
+LOG_EVENT = "ingestion"
+"""`jsonPayload.event` of the one log line per attempt (resources/monitoring.py reads it)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    source_uri: str
+    batch_id: str | None = None
+    rows_in_file: int | None = None
+    rows_loaded: int | None = None
+    reason: str | None = None
+    quarantine_uri: str | None = None
+    duration_ms: int | None = None
+    checks: tuple[Check, ...] = ()
+
+
+@dataclass(frozen=True)
+class Landing:
+    """Where uploads arrive and rejects go."""
+
+    prefix: str
+    quarantine_bucket: str
+
+
+class Ingestor:
+    def __init__(
+        self,
+        contract: DataContract,
+        landing: Landing,
+        storage: Storage,
+        warehouse: Callable[[], AbstractContextManager[Warehouse]],
+        log_table: str,
+        curated_table: str,
+        out: TextIO | None = None,
+    ):
+        self.contract, self.landing, self.storage = contract, landing, storage
+        self.warehouse, self.log_table, self.curated = warehouse, log_table, curated_table
+        self.out = out
+
+    def handle(self, event_data: dict[str, Any]) -> Outcome:
+        """Ingest the object a finalized event names; the outcome is also logged."""
+        obj = StoredObject.from_event(event_data)
+        started = time.perf_counter()
+        if not obj.name.startswith(self.landing.prefix) or not obj.name.lower().endswith(".csv"):
+            why = (
+                f"outside the landing prefix {self.landing.prefix!r}"
+                if not obj.name.startswith(self.landing.prefix)
+                else "not a .csv file"
+            )
+            return self._emit(Outcome(IGNORED, obj.uri, reason=why))
+        batch = Batch.start(obj)
+        with self.warehouse() as warehouse:
+            try:
+                outcome = self._ingest(warehouse, batch)
+            except Exception as error:
+                reason = f"{type(error).__name__}: {error}"[:2000]
+                outcome = Outcome(FAILED, obj.uri, batch.batch_id, reason=reason)
+                try:
+                    self._log_row(warehouse, batch, outcome)
+                finally:
+                    self._emit(outcome, started)
+                raise
+            finally:
+                warehouse.drop_staging(batch)
+        return self._emit(outcome, started)
+
+    def _ingest(self, warehouse: Warehouse, batch: Batch) -> Outcome:
+        obj = batch.object
+        warehouse.ensure_tables(self.contract)
+        done = self._final_row(warehouse, batch)
+        if done:
+            outcome = _duplicate(batch, done)
+            self._log_row(warehouse, batch, outcome)
+            return outcome
+        checks = check_head(self.storage.head(obj, HEAD_BYTES), obj.size, self.contract)
+        rows_in_file = None
+        if all(c.passed for c in checks):
+            try:
+                warehouse.stage(batch, self.contract)
+                checks.append(Check.ok("rows.readable"))
+                rows_in_file, row_checks = self._row_checks(warehouse, batch)
+                checks += row_checks
+            except FileRejected as rejected:
+                checks.append(rejected.check)
+        failed = [c for c in checks if not c.passed]
+        if failed:
+            reason = "; ".join(c.reason for c in failed[:3])
+            if len(failed) > 3:
+                reason += f" (and {len(failed) - 3} more problems, see the report)"
+            report = self._report(batch, checks, reason, rows_in_file)
+            quarantine_uri = self.storage.quarantine(obj, self.landing.quarantine_bucket, report)
+            outcome = Outcome(REJECTED, obj.uri, batch.batch_id, rows_in_file, 0, reason,
+                              quarantine_uri, checks=tuple(checks))  # fmt: skip
+            statements = [self._log_statement(warehouse.dataset, batch, outcome, final=True)]
+        else:
+            outcome = Outcome(LOADED, obj.uri, batch.batch_id, rows_in_file, rows_in_file,
+                              checks=tuple(checks))  # fmt: skip
+            lineage = {
+                "_source_uri": obj.uri,
+                "_source_generation": obj.generation,
+                "_batch_id": batch.batch_id,
+                "_ingested_at": datetime.now(UTC),
+            }
+            statements = [
+                sql.load_statement(self.contract, warehouse.dataset, batch.staging_table,
+                                   self.curated, self.log_table, lineage),
+                self._log_statement(warehouse.dataset, batch, outcome, final=True),
+            ]  # fmt: skip
+        warehouse.commit(statements, batch)
+        done = self._final_row(warehouse, batch)
+        if done and done["attempt_id"] != batch.attempt_id:
+            # A concurrent attempt committed first: its outcome stands, ours changed nothing.
+            outcome = _duplicate(batch, done)
+            self._log_row(warehouse, batch, outcome)
+        return outcome
+
+    def _row_checks(self, warehouse: Warehouse, batch: Batch) -> tuple[int, list[Check]]:
+        contract, dataset, staging = self.contract, warehouse.dataset, batch.staging_table
+        rules = sql.row_checks(contract)
+        (counts,) = warehouse.query(sql.count_query(contract, dataset, staging))
+        rows = int(counts["row_count"])
+        checks = []
+        for i, rule in enumerate(rules):
+            bad = int(counts[f"c{i}"] or 0)
+            if not bad:
+                checks.append(Check.ok(rule.name, rule.column))
+                continue
+            samples = warehouse.query(
+                sql.sample_query(contract, rule, dataset, staging, warehouse.row_number)
+            )
+            where = ", ".join(f"row {s['row_number']}" for s in samples if s["row_number"])
+            values = ", ".join(repr(_short(s["value"])) for s in samples)
+            checks.append(
+                Check.failed(
+                    rule.name,
+                    f"column {rule.column}: {bad:,} of {rows:,} rows {rule.describe} "
+                    f"(e.g. {values}{' at ' + where if where else ''})",
+                    column=rule.column, count=bad, samples=[_jsonable(s) for s in samples],
+                )
+            )  # fmt: skip
+        duplicates = warehouse.query(
+            sql.duplicate_keys_query(contract, dataset, staging, warehouse.row_number)
+        )
+        key = ", ".join(contract.key_columns)
+        if duplicates:
+            total = int(duplicates[0]["duplicated_keys"])
+            shown = ", ".join(
+                "/".join(str(d[k]) for k in contract.key_columns) + f" ×{d['copies']}"
+                for d in duplicates
+            )
+            checks.append(Check.failed(
+                "key.unique", f"key ({key}): {total:,} value(s) appear more than once ({shown})",
+                column=key, count=total, samples=[_jsonable(d) for d in duplicates],
+            ))  # fmt: skip
+        else:
+            checks.append(Check.ok("key.unique", key))
+        return rows, checks
+
+    def _final_row(self, warehouse: Warehouse, batch: Batch) -> dict[str, Any] | None:
+        rows = warehouse.query(
+            sql.final_query(warehouse.dataset, self.log_table),
+            {"batch_id": ("STRING", batch.batch_id)},
+        )
+        return rows[0] if rows else None
+
+    def _log_statement(
+        self, dataset: str, batch: Batch, outcome: Outcome, *, final: bool
+    ) -> sql.Statement:
+        finished = datetime.now(UTC)
+        row = {
+            "batch_id": batch.batch_id,
+            "attempt_id": batch.attempt_id,
+            "source_uri": batch.object.uri,
+            "source_generation": batch.object.generation,
+            "status": outcome.status,
+            "rows_loaded": outcome.rows_loaded,
+            "rows_in_file": outcome.rows_in_file,
+            "reason": outcome.reason,
+            "checks": json.dumps([c.as_json() for c in outcome.checks], default=str),
+            "quarantine_uri": outcome.quarantine_uri,
+            "bytes": batch.object.size,
+            "started_at": batch.started_at,
+            "finished_at": finished,
+            "duration_ms": int((finished - batch.started_at).total_seconds() * 1000),
+        }
+        schema = list(INGESTION_LOG.schema)
+        return sql.log_statement(dataset, self.log_table, schema, row, final=final)
+
+    def _log_row(self, warehouse: Warehouse, batch: Batch, outcome: Outcome) -> None:
+        """A log row that is not final (DUPLICATE, FAILED): every attempt leaves a trace."""
+        warehouse.commit(
+            [self._log_statement(warehouse.dataset, batch, outcome, final=False)], batch
+        )
+
+    def _report(
+        self, batch: Batch, checks: list[Check], reason: str, rows_in_file: int | None
+    ) -> dict[str, Any]:
+        obj = batch.object
+        return {
+            "status": REJECTED,
+            "reason": reason,
+            "source_uri": obj.uri,
+            "generation": obj.generation,
+            "bytes": obj.size,
+            "batch_id": batch.batch_id,
+            "contract": {"name": self.contract.name, "version": self.contract.version},
+            "rows_in_file": rows_in_file,
+            "problems": [c.as_json() for c in checks if not c.passed],
+            "checks": [c.as_json() for c in checks],
+            "rejected_at": datetime.now(UTC).isoformat(),
+            "what_to_do": "fix the problems listed and upload the file again (a new upload is a "
+            "new generation and is checked afresh); the original stays in the landing bucket",
+        }
+
+    def _emit(self, outcome: Outcome, started: float | None = None) -> Outcome:
+        if started is not None and outcome.duration_ms is None:
+            outcome = replace(outcome, duration_ms=int((time.perf_counter() - started) * 1000))
+        severity = {FAILED: "ERROR", REJECTED: "WARNING"}.get(outcome.status, "INFO")
+        line = {
+            "event": LOG_EVENT,
+            "status": outcome.status,
+            "severity": severity,
+            "message": _message(outcome),
+            "source_uri": outcome.source_uri,
+            "batch_id": outcome.batch_id,
+            "rows_in_file": outcome.rows_in_file,
+            "rows_loaded": outcome.rows_loaded,
+            "reason": outcome.reason,
+            "quarantine_uri": outcome.quarantine_uri,
+            "duration_ms": outcome.duration_ms,
+        }
+        print(json.dumps(line, default=str), file=self.out or sys.stdout, flush=True)
+        return outcome
+
+
+def _duplicate(batch: Batch, done: dict[str, Any]) -> Outcome:
+    return Outcome(
+        DUPLICATE, batch.object.uri, batch.batch_id, rows_loaded=0,
+        reason=f"already {done['status']} by an earlier delivery of this event",
+        quarantine_uri=done.get("quarantine_uri"),
+    )  # fmt: skip
+
+
+def _message(outcome: Outcome) -> str:
+    if outcome.status == LOADED:
+        return f"loaded {outcome.rows_loaded:,} rows from {outcome.source_uri}"
+    if outcome.status == REJECTED:
+        return f"rejected {outcome.source_uri}: {outcome.reason}"
+    return f"{outcome.status.lower()} {outcome.source_uri}: {outcome.reason}"
+
+
+def _short(value: Any) -> Any:
+    return value[:40] + "…" if isinstance(value, str) and len(value) > 40 else value
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: _short(v) if not isinstance(v, int | float) or v == v else str(v)
+            for k, v in row.items()}  # fmt: skip

@@ -1,0 +1,40 @@
+"""What the ingestion needs from a warehouse. Two adapters: BigQuery (cloud), DuckDB (local).
+
+SQL reaching an adapter is BigQuery dialect with `@name` parameters (see `sql`); an adapter runs
+it as its engine needs. Everything else the ingestion does is the same code on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from contracts import DataContract
+
+from .objects import Batch
+from .sql import Params, Statement
+
+
+class Warehouse(Protocol):
+    dataset: str
+    row_number: str
+    """SQL for a staging row's data-row number in the file, or NULL where the engine loses it."""
+
+    def ensure_tables(self, contract: DataContract) -> None:
+        """The curated table and the ingestion log exist (Pulumi creates them in the cloud)."""
+
+    def stage(self, batch: Batch, contract: DataContract) -> None:
+        """Load the file into the batch's staging table, every column as STRING.
+
+        Raises FileRejected when the file cannot be read as CSV (ragged rows, unbalanced
+        quotes, bytes that are not UTF-8 beyond the head), naming the line.
+        """
+
+    def query(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
+        """Run a query; its rows as dicts."""
+
+    def commit(self, statements: Sequence[Statement], batch: Batch) -> None:
+        """Run the statements as one transaction: all of them take effect, or none."""
+
+    def drop_staging(self, batch: Batch) -> None:
+        """Remove the batch's staging table (and any local copy of the file)."""

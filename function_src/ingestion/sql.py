@@ -1,0 +1,209 @@
+"""Every warehouse statement of the ingestion, written once in BigQuery dialect.
+
+Generated from the data contract. BigQuery runs them as they are; the DuckDB adapter transpiles
+them with sqlglot, so the same checks and the same load run in the cloud and locally.
+
+The staging table holds the file as it was read: one STRING column per contract column (null
+markers already NULL). Checks count the rows breaking each rule in one scan; samples are read only
+for the rules that failed. The load casts into the curated table and adds the lineage columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts import LINEAGE_COLUMNS, Column, DataContract
+
+from .objects import FINAL
+
+# Types of parameter values, as BigQuery query parameters name them.
+Params = dict[str, tuple[str, Any]]
+
+SAMPLES = 5
+_INT = r"^[+-]?[0-9]+$"
+_BOOL = r"(?i)^(true|false)$"
+# A cell a spreadsheet would run as a formula when the file is opened (CSV injection).
+_FORMULA = r"^[=+\-@\t\r]"
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    params: Params = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """A rule every row must meet: `bad` is TRUE for a row that breaks it."""
+
+    name: str
+    column: str
+    bad: str
+    describe: str
+    """What is wrong with the rows found, for people: 'not in Adelie, Chinstrap, Gentoo'."""
+
+
+def ident(name: str) -> str:
+    return f"`{name}`"
+
+
+def table(dataset: str, name: str) -> str:
+    return f"{ident(dataset)}.{ident(name)}"
+
+
+def literal(value: str) -> str:
+    """A BigQuery string literal (contract values are trusted, but quoted properly)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _number(value: float) -> str:
+    return repr(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def row_checks(contract: DataContract) -> list[RowCheck]:
+    """Every row-level rule of the contract, in column order."""
+    checks: list[RowCheck] = []
+    longest = contract.file.max_field_length
+    for col in contract.columns:
+        c = ident(col.name)
+
+        def add(kind: str, bad: str, describe: str, col: Column = col) -> None:
+            checks.append(RowCheck(f"{col.name}.{kind}", col.name, bad, describe))
+
+        add("field_length", f"LENGTH({c}) > {longest}", f"longer than {longest:,} characters")
+        if not col.nullable:
+            add("not_null", f"{c} IS NULL", "empty, but the column is required")
+        typed = _safe_cast(col)
+        if col.type == "INT64":
+            whole = f"REGEXP_CONTAINS({c}, {literal(_INT)})"
+            add("type", f"{c} IS NOT NULL AND (NOT {whole} OR {typed} IS NULL)",
+                "not a whole number (INT64)")  # fmt: skip
+        elif col.type == "BOOL":
+            add("type", f"{c} IS NOT NULL AND NOT REGEXP_CONTAINS({c}, {literal(_BOOL)})",
+                "not true or false (BOOL)")  # fmt: skip
+        elif col.type != "STRING":
+            add("type", f"{c} IS NOT NULL AND {typed} IS NULL", f"not a valid {col.type}")
+        if col.type == "FLOAT64":
+            add("finite", f"IS_NAN({typed}) OR IS_INF({typed})", "NaN or infinite")
+        if col.min is not None or col.max is not None:
+            bounds = []
+            if col.min is not None:
+                bounds.append(f"{typed} < {_number(col.min)}")
+            if col.max is not None:
+                bounds.append(f"{typed} > {_number(col.max)}")
+            finite = f"NOT IS_NAN({typed}) AND " if col.type == "FLOAT64" else ""
+            add("range", f"{finite}({' OR '.join(bounds)})",
+                f"outside [{_bound(col.min)}, {_bound(col.max)}]")  # fmt: skip
+        if col.allowed is not None:
+            allowed = ", ".join(literal(v) for v in col.allowed)
+            add("allowed", f"{c} NOT IN ({allowed})", f"not one of {', '.join(col.allowed)}")
+        if col.pattern is not None:
+            add("pattern", f"NOT REGEXP_CONTAINS({c}, {literal(col.pattern)})",
+                f"not matching {col.pattern}")  # fmt: skip
+        if col.max_length is not None:
+            add("max_length", f"LENGTH({c}) > {col.max_length}",
+                f"longer than {col.max_length} characters")  # fmt: skip
+        if col.type == "STRING" and contract.file.reject_formulas:
+            add("formula", f"REGEXP_CONTAINS({c}, {literal(_FORMULA)})",
+                "starting like a spreadsheet formula (= + - @)")  # fmt: skip
+    return checks
+
+
+def _bound(value: float | None) -> str:
+    return "…" if value is None else _number(value)
+
+
+def _safe_cast(col: Column) -> str:
+    return (
+        ident(col.name) if col.type == "STRING" else f"SAFE_CAST({ident(col.name)} AS {col.type})"
+    )
+
+
+def count_query(contract: DataContract, dataset: str, staging: str) -> str:
+    """One scan: the file's row count and, per rule, how many rows break it (c0, c1, …)."""
+    counts = [f"COUNTIF({check.bad}) AS c{i}" for i, check in enumerate(row_checks(contract))]
+    return f"SELECT COUNT(*) AS row_count, {', '.join(counts)} FROM {table(dataset, staging)}"
+
+
+def sample_query(
+    contract: DataContract, check: RowCheck, dataset: str, staging: str, row_number: str
+) -> str:
+    """The first rows breaking one rule: their row number (where known), key and value."""
+    keys = ", ".join(ident(k) for k in contract.key_columns)
+    return (
+        f"SELECT {row_number} AS row_number, {keys}, {ident(check.column)} AS value "
+        f"FROM {table(dataset, staging)} WHERE {check.bad} ORDER BY row_number LIMIT {SAMPLES}"
+    )
+
+
+def duplicate_keys_query(
+    contract: DataContract, dataset: str, staging: str, row_number: str
+) -> str:
+    """Keys that appear more than once in the file, with how often and the first row."""
+    keys = ", ".join(ident(k) for k in contract.key_columns)
+    return (
+        f"SELECT {keys}, COUNT(*) AS copies, MIN({row_number}) AS first_row, "
+        f"COUNT(*) OVER () AS duplicated_keys FROM {table(dataset, staging)} "
+        f"GROUP BY {keys} HAVING COUNT(*) > 1 ORDER BY first_row, copies DESC LIMIT {SAMPLES}"
+    )
+
+
+def _not_final(dataset: str, log_table: str) -> str:
+    final = ", ".join(literal(s) for s in FINAL)
+    return (
+        f"NOT EXISTS (SELECT 1 FROM {table(dataset, log_table)} "
+        f"WHERE batch_id = @batch_id AND status IN ({final}))"
+    )
+
+
+def load_statement(
+    contract: DataContract,
+    dataset: str,
+    staging: str,
+    curated: str,
+    log_table: str,
+    lineage: Mapping[str, Any],
+) -> Statement:
+    """Staging -> curated with lineage, unless the batch is already done (exactly once)."""
+    columns = [*contract.column_names, *(c.name for c in LINEAGE_COLUMNS)]
+    values = [_safe_cast(col) for col in contract.columns]
+    values += [f"@{c.name.lstrip('_')}" for c in LINEAGE_COLUMNS]
+    params: Params = {c.name.lstrip("_"): (c.type, lineage[c.name]) for c in LINEAGE_COLUMNS}
+    return Statement(
+        f"INSERT INTO {table(dataset, curated)} ({', '.join(ident(c) for c in columns)}) "
+        f"SELECT {', '.join(values)} FROM {table(dataset, staging)} "
+        f"WHERE {_not_final(dataset, log_table)}",
+        params,
+    )
+
+
+def log_statement(
+    dataset: str, log_table: str, schema: list[dict[str, str]], row: Mapping[str, Any], *,
+    final: bool,
+) -> Statement:  # fmt: skip
+    """One ingestion-log row. A final one (LOADED/REJECTED) only if the batch has none yet."""
+    names = [f["name"] for f in schema if f["name"] in row]
+    params: Params = {f["name"]: (f["type"], row[f["name"]]) for f in schema if f["name"] in row}
+    select = f"SELECT {', '.join('@' + n for n in names)}"
+    if final:
+        select += f" FROM (SELECT 1 AS one) WHERE {_not_final(dataset, log_table)}"
+    return Statement(
+        f"INSERT INTO {table(dataset, log_table)} ({', '.join(ident(n) for n in names)}) {select}",
+        params,
+    )
+
+
+def final_query(dataset: str, log_table: str) -> str:
+    """The batch's final log row, if any: who committed it, and how."""
+    final = ", ".join(literal(s) for s in FINAL)
+    return (
+        f"SELECT attempt_id, status, rows_loaded, reason, quarantine_uri "
+        f"FROM {table(dataset, log_table)} WHERE batch_id = @batch_id AND status IN ({final}) "
+        "ORDER BY finished_at LIMIT 1"
+    )
+
+
+def drop_statement(dataset: str, staging: str) -> str:
+    return f"DROP TABLE IF EXISTS {table(dataset, staging)}"

@@ -1,0 +1,64 @@
+"""The ingestion Cloud Function: one entry point for the landing bucket's finalized events.
+
+Settings are read once per instance; the work is done by `ingestion.ingest.Ingestor`, which
+checks the file against the data contract and loads it exactly once, or quarantines it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from contracts import load_contract
+from ingestion.ingest import Ingestor, Landing
+from ingestion.port import Warehouse
+from ingestion.settings import Settings
+from ingestion.storage import Storage
+
+
+@functions_framework.cloud_event
+def ingest(cloud_event: CloudEvent) -> None:
+    """Handle one `google.cloud.storage.object.v1.finalized` event."""
+    _ingestor().handle(cloud_event.get_data() or {})
+
+
+@functools.cache
+def _ingestor() -> Ingestor:
+    settings = Settings.from_env(os.environ, Path(__file__).parent)
+    storage = Storage(settings.project)
+    return Ingestor(
+        contract=load_contract(settings.contract_path),
+        landing=Landing(settings.landing_prefix, settings.quarantine_bucket),
+        storage=storage,
+        warehouse=_warehouse(settings, storage),
+        log_table=settings.log_table,
+        curated_table=settings.curated_table,
+    )
+
+
+def _warehouse(settings: Settings, storage: Storage):
+    """A factory of per-attempt warehouse sessions: BigQuery, or DuckDB in local mode."""
+    if settings.local_warehouse is not None:
+        from ingestion.duckdb_warehouse import DuckDbWarehouse
+
+        return functools.partial(
+            DuckDbWarehouse.open,
+            settings.local_warehouse,
+            settings.dataset,
+            settings.curated_table,
+            settings.log_table,
+            storage.download,
+        )
+    from ingestion.bigquery_warehouse import BigQueryWarehouse
+
+    warehouse = BigQueryWarehouse.connect(settings.project, settings.location, settings.dataset)
+
+    def session() -> AbstractContextManager[Warehouse]:
+        return nullcontext(warehouse)
+
+    return session
