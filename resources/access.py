@@ -42,6 +42,11 @@ class Grantee(StrEnum):
     PIPELINE_RUNNER = "pipeline_runner"
     SCHEDULE_CALLER = "schedule_caller"
     WORKBENCH = "workbench"
+    # CI/CD (resources/ci.py): the identities GitHub Actions jobs act as, and the jobs themselves.
+    CI_DEPLOYER = "ci_deployer"
+    CI_PREVIEWER = "ci_previewer"
+    DEPLOY_JOBS = "deploy_jobs"
+    PREVIEW_JOBS = "preview_jobs"
     # Others: the Workbench instance's owner (from config) and Google-managed service agents.
     WORKBENCH_OWNER = "workbench_owner"
     STORAGE_AGENT = "storage_agent"
@@ -80,6 +85,10 @@ _TITLES = {
     Grantee.PIPELINE_RUNNER: "Pipeline runner (Vertex AI Pipelines)",
     Grantee.SCHEDULE_CALLER: "Schedule caller (pipeline schedules)",
     Grantee.WORKBENCH: "Workbench instance",
+    Grantee.CI_DEPLOYER: "CI deployer (`pulumi up` from GitHub Actions)",
+    Grantee.CI_PREVIEWER: "CI previewer (`pulumi preview` on pull requests)",
+    Grantee.DEPLOY_JOBS: "GitHub Actions jobs in the stack's deploy environment",
+    Grantee.PREVIEW_JOBS: "GitHub Actions pull-request jobs of the repository",
     Grantee.WORKBENCH_OWNER: "Workbench owner",
     Grantee.STORAGE_AGENT: "Cloud Storage service agent",
     Grantee.KMS_USERS: "Service agents that encrypt with the CMEK key",

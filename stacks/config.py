@@ -288,6 +288,46 @@ class AccessConfig(StrictModel):
     )
 
 
+class CiConfig(StrictModel):
+    """Keyless CI/CD: GitHub Actions deploy and preview this stack (resources/ci.py).
+
+    Through Workload Identity Federation, without keys. Without `github_repository`, no CI
+    identity is created."""
+
+    github_repository: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$",
+        description="owner/name of the GitHub repository whose workflows may deploy this stack",
+    )
+    github_repository_owner_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]+$",
+        description="numeric id of the repository's owner: also required of every token, so a "
+        "re-created account of the same name is not trusted",
+    )
+    deploy_environment: str = Field(
+        default="",
+        pattern=r"^([A-Za-z0-9_.-]+)?$",
+        description="GitHub environment whose jobs deploy this stack (restrict it to main; "
+        "required reviewers for prod)",
+    )
+    state_bucket: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$",
+        description="Cloud Storage bucket of the Pulumi state (`pulumi login gs://…`)",
+    )
+    secrets_key: KmsKeyName | None = Field(
+        default=None,
+        description="Cloud KMS key of the stack's secrets provider (`gcpkms://…`)",
+    )
+
+    @model_validator(mode="after")
+    def _environment_when_enabled(self) -> CiConfig:
+        if self.github_repository and not self.deploy_environment:
+            raise ValueError("deploy_environment is required when github_repository is set")
+        return self
+
+
 class PlatformConfig(StrictModel):
     """The platform's settings, one section per concern."""
 
@@ -303,6 +343,7 @@ class PlatformConfig(StrictModel):
     pipelines: PipelinesConfig = PipelinesConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     access: AccessConfig = AccessConfig()
+    ci: CiConfig = CiConfig()
 
 
 class StackConfig(StrictModel):

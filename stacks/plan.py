@@ -150,6 +150,12 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": ("repository", *_IAM),
     "gcp:workbench/instanceIamMember:InstanceIamMember": ("name", *_IAM),
     "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember": ("cryptoKeyId", *_IAM),
+    "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": ("workloadIdentityPoolId",),
+    "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": (
+        "workloadIdentityPoolProviderId",
+        "attributeCondition",
+        "oidc.issuerUri",
+    ),
     "pulumi:providers:gcp": ("project", "region"),
 }
 STACK_TYPE = "pulumi:pulumi:Stack"

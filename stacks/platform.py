@@ -21,6 +21,7 @@ from pipeline_src.image import image_uri, registry_path
 from pipeline_src.training import TUNABLE
 from resources.access import PERSONAS, Grantee, Members
 from resources.base import PlatformComponent
+from resources.ci import CiIdentity, CiIdentityArgs, deployer_member
 from resources.data_lake import DataLake, DataLakeArgs
 from resources.encryption import Encryption, EncryptionArgs, agent_apis
 from resources.identities import ACCOUNT_NAMES, WORKLOADS, Identities, IdentitiesArgs
@@ -45,7 +46,7 @@ COMPONENTS: tuple[type[PlatformComponent], ...] = (
     Pipelines,
     Monitoring,
 )
-OPTIONAL_COMPONENTS: tuple[type[PlatformComponent], ...] = (Workbench, Encryption)
+OPTIONAL_COMPONENTS: tuple[type[PlatformComponent], ...] = (Workbench, Encryption, CiIdentity)
 ALL_COMPONENTS = COMPONENTS + OPTIONAL_COMPONENTS
 """Every component a stack may declare: the source of docs/permissions.md."""
 
@@ -68,6 +69,7 @@ class Platform:
     monitoring: Monitoring
     workbench: Workbench | None
     encryption: Encryption | None
+    ci: CiIdentity | None
 
 
 def build_platform(config: StackConfig, stack: str) -> Platform:
@@ -80,6 +82,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
     bq_location = platform.warehouse.location or region
     workbench_on = platform.workbench.enabled
     kms_key = platform.kms_key
+    ci_on = platform.ci.github_repository is not None
 
     # An explicit provider: every resource goes to the project and region the config names,
     # whatever `gcp:project` the person running Pulumi has set.
@@ -90,8 +93,12 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         *COMPONENTS,
         *([Workbench] if workbench_on else []),
         *([Encryption] if kms_key else []),
+        *([CiIdentity] if ci_on else []),
     ]
-    apis = sorted({api for component in declared for api in component.APIS})
+    # The CI accounts' KMS calls (the secrets provider, the grants on its key) need the API in
+    # the project the accounts live in, wherever the key is.
+    ci_apis = ("cloudkms.googleapis.com",) if ci_on and platform.ci.secrets_key else ()
+    apis = sorted({api for component in declared for api in component.APIS} | set(ci_apis))
     services = ProjectServices(
         "services", ProjectServicesArgs(project=project, apis=tuple(apis)), base
     )
@@ -119,12 +126,37 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             waits.append(encryption)
         return pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=waits))
 
+    ci = None
     access = platform.access
+    deployers = list(access.deployers)
+    if ci_on:
+        settings = platform.ci
+        ci_args = CiIdentityArgs(
+            project=project,
+            pool_id=naming.resource("github", limit=32),
+            deployer_account_id=naming.account_id("deployer"),
+            previewer_account_id=naming.account_id("previewer"),
+            display_prefix=naming.display_prefix,
+            github_repository=settings.github_repository,
+            github_repository_owner_id=settings.github_repository_owner_id,
+            deploy_environment=settings.deploy_environment,
+            state_bucket=settings.state_bucket,
+            secrets_key=settings.secrets_key,
+            cmek_key=kms_key,
+            workbench=workbench_on,
+        )
+        ci = CiIdentity("ci", ci_args, after(CiIdentity, *services.needed_by(*ci_apis)))
+        # The CI deployer deploys the workloads too: it may act as their accounts.
+        deployers = list(
+            dict.fromkeys([*deployers, deployer_member(ci_args.deployer_account_id, project)])
+        )
     people: Members = {
         grantee: list(getattr(access, grantee.value))
-        for grantee in (*PERSONAS, Grantee.DEPLOYERS)
+        for grantee in PERSONAS
         if getattr(access, grantee.value)
     }
+    if deployers:
+        people[Grantee.DEPLOYERS] = deployers
     workloads = [w for w in WORKLOADS if w != Grantee.WORKBENCH or workbench_on]
     identities = Identities(
         "identities",
@@ -134,7 +166,8 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             display_prefix=naming.display_prefix,
             members=people,
         ),
-        after(Identities),
+        # IAM refuses a grant to an account that does not exist yet (the CI deployer's actAs).
+        after(Identities, *([ci] if ci else [])),
     )
     members: Members = {**people, **identities.members}
     if workbench_on:
@@ -353,6 +386,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         monitoring=monitoring,
         workbench=workbench,
         encryption=encryption,
+        ci=ci,
     )
 
 

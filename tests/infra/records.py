@@ -92,6 +92,7 @@ API_OF_MODULE = {
     "monitoring": "monitoring.googleapis.com",
     "logging": "logging.googleapis.com",
     "serviceaccount": "iam.googleapis.com",
+    "iam": "iam.googleapis.com",  # workload identity pools and providers
     "kms": "cloudkms.googleapis.com",
 }
 API_OF_TYPE = {

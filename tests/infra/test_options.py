@@ -8,7 +8,13 @@ import pytest
 
 from resources.access import Grantee
 from resources.identities import Identities
-from stacks.config import ConfigError, parse_stack_config, stack_config_values
+from stacks.config import (
+    PROJECT_ROOT,
+    ConfigError,
+    load_stack_file,
+    parse_stack_config,
+    stack_config_values,
+)
 from stacks.offline import BQ_SERVICE_AGENT, GCS_SERVICE_AGENT, PROJECT_NUMBER, run_program
 from tests.infra.records import assert_waits_for_apis
 
@@ -44,7 +50,11 @@ def test_cmek_key_is_applied_wherever_supported(cmek_record):
 
 
 def test_cmek_agents_may_use_the_key_before_anything_is_encrypted(cmek_record):
-    grants = cmek_record.of_type("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+    grants = [
+        g
+        for g in cmek_record.of_type("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+        if cmek_record.parent(g).type == "tabular-mlops:kms:Encryption"
+    ]
     assert {g.inputs["member"] for g in grants} == {
         f"serviceAccount:{GCS_SERVICE_AGENT}",
         f"serviceAccount:{BQ_SERVICE_AGENT}",
@@ -70,9 +80,12 @@ def test_with_a_key_every_resource_still_waits_for_its_api(cmek_record):
 def test_without_a_key_nothing_is_customer_encrypted(stack_record):
     assert stack_record.of_type("tabular-mlops:kms:Encryption") == []
     assert "defaultKmsKeyName" not in repr(stack_record.named("data-lake-landing").inputs)
-    assert "cloudkms.googleapis.com" not in {
+    # The KMS API is on only for the CI accounts' secrets key (resources/ci.py), not for CMEK.
+    kms_api = "cloudkms.googleapis.com" in {
         r.inputs["service"] for r in stack_record.of_type("gcp:projects/service:Service")
     }
+    config = load_stack_file(PROJECT_ROOT / f"Pulumi.{stack_record.stack}.yaml")
+    assert kms_api == bool(config.platform.ci.secrets_key)
 
 
 def test_without_an_email_alerts_exist_but_notify_no_one():
