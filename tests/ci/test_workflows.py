@@ -160,6 +160,14 @@ def test_prod_waits_for_staging_and_the_production_environment():
     assert jobs["prod"]["needs"] == "staging"
     assert jobs["prod"]["environment"] == "production"
     assert jobs["staging"]["concurrency"]["group"] != jobs["prod"]["concurrency"]["group"]
+    # The acceptance suite runs last, against the endpoint prod's `pulumi up` reports.
+    last = jobs["prod"]["steps"][-1]
+    assert last["run"].startswith("make acceptance ENDPOINT=")
+    assert set(last["env"].values()) == {
+        "${{ steps.up.outputs.project }}",
+        "${{ steps.up.outputs.region }}",
+        "${{ steps.up.outputs.endpoint }}",
+    }
 
 
 def test_previews_cover_both_stacks_and_comment_on_the_pr():
