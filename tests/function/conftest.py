@@ -52,6 +52,8 @@ class Harness:
 
     def log_rows(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
         uri = f"gs://{event['data']['bucket']}/{event['data']['name']}"
+        if not self.env.warehouse_path.is_file():
+            return []  # nothing has been written yet
         with connect(self.env.warehouse_path, read_only=True) as con:
             return (
                 con.sql(

@@ -1,0 +1,148 @@
+"""The BigQuery warehouse: the ingestion port's cloud adapter.
+
+- Staging is a load job straight from the object's gs:// URI (the file never passes through the
+  function), every column STRING so that type problems become row checks with samples, not a
+  failed load; the staging table expires after a day if an attempt dies before dropping it.
+- Checks and the load are the BigQuery-dialect SQL of `sql`, as query jobs with named parameters.
+- The commit is one multi-statement transaction. BigQuery aborts all but one of concurrent
+  transactions that modify the same table; the loser retries, meets the "no final row yet" guard,
+  and changes nothing.
+- Job ids are deterministic per attempt and step (`ingest_<batch>_<attempt>_<step>`): a retried
+  API call after a timeout finds its job instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from contracts import DataContract
+
+from .objects import Batch, Check, FileRejected
+from .sql import Params, Statement
+
+STAGING_EXPIRY = timedelta(days=1)
+COMMIT_ATTEMPTS = 5
+_CONCURRENT = re.compile(r"concurrent update|could not serialize access", re.IGNORECASE)
+
+
+def job_id(batch: Batch, step: str) -> str:
+    """Deterministic per attempt and step; job ids allow letters, digits, _ and - only."""
+    return f"ingest_{batch.batch_id}_{batch.attempt_id[:8]}_{step}"
+
+
+class BigQueryWarehouse:
+    row_number = "NULL"  # a load job does not keep the file's row order: samples name keys
+
+    def __init__(self, client: Any, dataset: str):
+        self.client, self.dataset = client, dataset
+
+    @classmethod
+    def connect(cls, project: str, location: str, dataset: str, **client_args: Any):
+        from google.cloud import bigquery
+
+        return cls(bigquery.Client(project=project, location=location, **client_args), dataset)
+
+    def _table(self, name: str) -> str:
+        return f"{self.client.project}.{self.dataset}.{name}"
+
+    def ensure_tables(self, contract: DataContract) -> None:
+        """Pulumi creates the curated table and the log (resources/warehouse.py)."""
+
+    def stage(self, batch: Batch, contract: DataContract) -> None:
+        from google.api_core.exceptions import BadRequest, Conflict
+        from google.cloud import bigquery
+
+        rules = contract.file
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.CSV,
+            schema=[bigquery.SchemaField(c, "STRING") for c in contract.column_names],
+            skip_leading_rows=1,
+            field_delimiter=rules.delimiter,
+            quote_character='"',
+            encoding="UTF-8",
+            allow_quoted_newlines=True,
+            allow_jagged_rows=False,
+            max_bad_records=0,
+            null_markers=list(rules.null_markers),
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+            labels={"managed-by": "ingestion"},
+        )
+        jid = job_id(batch, "stage")
+        try:
+            job = self.client.load_table_from_uri(
+                batch.object.uri, self._table(batch.staging_table), job_id=jid, job_config=config
+            )
+        except Conflict:  # this attempt's load was already started
+            job = self.client.get_job(jid)
+        try:
+            job.result()
+        except BadRequest:
+            raise FileRejected(_load_problem(job.errors or [])) from None
+        table = self.client.get_table(self._table(batch.staging_table))
+        table.expires = datetime.now(UTC) + STAGING_EXPIRY
+        self.client.update_table(table, ["expires"])
+
+    def query(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
+        config = _query_config(params or {})
+        return [dict(row.items()) for row in self.client.query(sql, job_config=config).result()]
+
+    def commit(self, statements: Sequence[Statement], batch: Batch) -> None:
+        from google.api_core.exceptions import BadRequest, Conflict
+
+        script = "\n".join(
+            ["BEGIN TRANSACTION;", *(f"{s.sql};" for s in statements), "COMMIT TRANSACTION;"]
+        )
+        params: Params = {}
+        for statement in statements:
+            params.update(statement.params)
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            jid = job_id(batch, f"commit{attempt}")
+            try:
+                job = self.client.query(
+                    script, job_config=_query_config(params), job_id=jid, job_retry=None
+                )
+            except Conflict:
+                job = self.client.get_job(jid)
+            try:
+                job.result()
+                return
+            except BadRequest as error:
+                if attempt == COMMIT_ATTEMPTS or not _CONCURRENT.search(str(error)):
+                    raise
+                time.sleep(0.5 * attempt)  # another attempt of this batch is committing
+
+    def drop_staging(self, batch: Batch) -> None:
+        self.client.delete_table(self._table(batch.staging_table), not_found_ok=True)
+
+
+def _query_config(params: Params) -> Any:
+    from google.cloud import bigquery
+
+    return bigquery.QueryJobConfig(
+        query_parameters=[
+            bigquery.ScalarQueryParameter(name, type_, value)
+            for name, (type_, value) in params.items()
+        ],
+        labels={"managed-by": "ingestion"},
+    )
+
+
+def _load_problem(errors: list[dict[str, Any]]) -> Check:
+    """A failed load job's errors as a check outcome (BigQuery names byte positions)."""
+    messages = [e.get("message", "") for e in errors if e.get("message")]
+    text = " ".join(messages)
+    samples = [{"error": m[:300]} for m in messages[:5]]
+    first = next((m for m in messages if "position" in m or "line" in m), text)[:300]
+    if re.search(r"contains only|too many values|column position", text, re.IGNORECASE):
+        return Check.failed("rows.ragged", f"a row has the wrong number of fields: {first}",
+                            samples=samples)  # fmt: skip
+    if re.search(r"close double quote|quoted", text, re.IGNORECASE):
+        return Check.failed("rows.quotes", f"unbalanced quotes: {first}", samples=samples)
+    if re.search(r"UTF-8|encoding|bad character", text, re.IGNORECASE):
+        return Check.failed("encoding.utf8", f"not valid UTF-8: {first}", samples=samples)
+    return Check.failed("rows.parse", f"the file cannot be read as CSV: {first}", samples=samples)
