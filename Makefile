@@ -56,10 +56,10 @@ compile: $(READY) ## compile the training pipeline for a stack's image, offline:
 publish-image: ## build and push the pipeline image a deployed stack names, unless published
 	.ci/publish-image "$$(pulumi stack output pipeline_image -s $(STACK))"
 
-submit: $(READY) ## submit a training run of this checkout's pipeline on a deployed stack
+submit: $(READY) ## publish this checkout's pipeline template and run it on a deployed stack
 	@mkdir -p $(BUILD)
 	pulumi stack output training_pipeline --json -s $(STACK) > $(BUILD)/training-job-$(STACK).json
-	$(PY) -m pipeline_src.submit --job $(BUILD)/training-job-$(STACK).json
+	$(PY) -m pipeline_src.submit --job $(BUILD)/training-job-$(STACK).json --publish
 
 serve: $(READY) ## serve a local endpoint over HTTP (Vertex routes): make serve ENDPOINT=staging [PORT=8080]
 	$(PY) -m pipeline_src.serving --endpoint $(or $(ENDPOINT),staging) --port $(or $(PORT),8080)

@@ -3,6 +3,8 @@
 - The Artifact Registry repository holds the one image every component runs on (and that serves
   the model): `pipeline_src/Dockerfile`, published by Cloud Build or CI under a tag that digests
   its inputs. Tags are immutable, so a tag always names the image the spec was compiled for.
+- A Kubeflow Pipelines repository holds the compiled templates CI publishes, one version per
+  submitted change, tagged with the code version: what ran is kept, and can be run again.
 - The schedule (`gcp.colab.Schedule`, Vertex AI's schedule API) runs the spec compiled from
   `pipeline_src/` at preview time: a change to the pipeline's code shows in `pulumi preview` as
   a change of the schedule. Its runs execute as the pipeline runner, never as the Compute Engine
@@ -41,6 +43,8 @@ class PipelinesArgs:
     project: str
     region: str
     repository_id: str
+    templates_repository_id: str
+    """The Kubeflow Pipelines (KFP-format) repository compiled templates are published to."""
     image: str
     """The pipeline image's full reference (pinned tag) the spec names."""
     spec: Mapping[str, Any]
@@ -68,6 +72,7 @@ class Pipelines(PlatformComponent):
     KMS_AGENTS = ("artifactregistry", "aiplatform")
     TARGETS: ClassVar[dict[str, str]] = {
         "repository": "pipeline image repository (Artifact Registry)",
+        "templates": "pipeline template repository (Artifact Registry, Kubeflow Pipelines)",
     }
     PERMISSIONS = (
         # CI publishes as the deployer, whose project-level Artifact Registry admin role (needed
@@ -91,10 +96,27 @@ class Pipelines(PlatformComponent):
             "repository",
             "pull the pipeline image to reproduce a component's environment",
         ),
+        # CI publishes templates as the deployer (project-level Artifact Registry admin).
+        Permission(
+            Grantee.ML_ENGINEERS,
+            "roles/artifactregistry.writer",
+            "templates",
+            "publish a compiled template by hand (`python -m pipeline_src.submit --publish`)",
+        ),
+        Permission(
+            Grantee.DATA_SCIENTISTS,
+            "roles/artifactregistry.reader",
+            "templates",
+            "run or inspect a published version of the pipeline",
+        ),
     )
 
     repository: gcp.artifactregistry.Repository
     """Where the pipeline image is published."""
+    templates: gcp.artifactregistry.Repository
+    """Where compiled pipeline templates are published."""
+    template_registry: str
+    """The templates repository's URL (`https://REGION-kfp.pkg.dev/PROJECT/REPOSITORY`)."""
     image: str
     """The pipeline image the schedule's spec names (the tag must be published before a run)."""
     schedule: gcp.colab.Schedule
@@ -122,16 +144,34 @@ class Pipelines(PlatformComponent):
             ],
             opts=self.child(),
         )
+        self.templates = gcp.artifactregistry.Repository(
+            f"{name}-templates",
+            project=args.project,
+            location=args.region,
+            repository_id=args.templates_repository_id,
+            format="KFP",
+            description="Compiled training pipeline templates, one version per submitted change.",
+            labels=dict(args.labels),
+            kms_key_name=args.kms_key,
+            opts=self.child(),
+        )
+        self.template_registry = (
+            f"https://{args.region}-kfp.pkg.dev/{args.project}/{args.templates_repository_id}"
+        )
         self.bindings = self.grant(
             args.project,
             args.members,
             {
-                "repository": binder(
+                target: binder(
                     self,
                     gcp.artifactregistry.RepositoryIamMember,
                     project=args.project,
                     location=args.region,
-                    repository=self.repository.name,
+                    repository=repository.name,
+                )
+                for target, repository in (
+                    ("repository", self.repository),
+                    ("templates", self.templates),
                 )
             },
         )
@@ -165,5 +205,10 @@ class Pipelines(PlatformComponent):
             opts=self.child(),
         )
         self.register_outputs(
-            {"repository": self.repository.name, "image": self.image, "schedule": self.schedule.id}
+            {
+                "repository": self.repository.name,
+                "templates": self.templates.name,
+                "image": self.image,
+                "schedule": self.schedule.id,
+            }
         )

@@ -305,6 +305,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             project=project,
             region=region,
             repository_id=repository_id,
+            templates_repository_id=naming.resource("pipeline-templates"),
             image=image,
             spec=compile_spec(image, defaults=typed_parameters),
             parameters=string_parameters,
@@ -332,6 +333,8 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         "service_account": identities.pipeline_runner.email,
         "parameters": {**typed_parameters, **string_parameters},
         "labels": run_labels,
+        # Where `pipeline_src.submit --publish` publishes the compiled template.
+        "template_registry": pipelines.template_registry,
     }
     workbench = None
     if workbench_on:

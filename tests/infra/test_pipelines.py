@@ -102,6 +102,13 @@ def test_ci_can_submit_with_the_exported_job(stack_record):
     assert job.pipeline_root.endswith("/pipeline-root") and job.image.endswith(
         exported["image"].rsplit(":", 1)[1]
     )
+    # `submit --publish` uploads the compiled template to the stack's KFP repository.
+    templates = stack_record.named("pipelines-templates").inputs
+    assert templates["format"] == "KFP"
+    assert job.template_registry == (
+        f"https://{templates['location']}-kfp.pkg.dev/{templates['project']}/"
+        f"{templates['repositoryId']}"
+    )
 
 
 def test_who_may_publish_and_pull_the_pipeline_image(stack_record):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -90,3 +92,61 @@ def test_unknown_parameters_and_local_roots_are_refused(job):
     local_root = TrainingJob(**{**job.__dict__, "pipeline_root": "/tmp/root"})
     with pytest.raises(ValueError, match="pipeline_root must be a gs:// location"):
         submit_module.build_job(local_root, "spec.yaml", credentials=AnonymousCredentials())
+
+
+class FakeTemplateRegistry:
+    """Stands in for Artifact Registry's Kubeflow Pipelines repository: keeps what is uploaded."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.versions: dict[str, bytes] = {}
+        self.tags: list[list[str]] = []
+
+    def upload_pipeline(self, file_name: str, tags: list[str]) -> tuple[str, str]:
+        content = Path(file_name).read_bytes()
+        version = "sha256:" + hashlib.sha256(content).hexdigest()
+        self.versions[f"{self.url}/tabular-mlops-training/{version}"] = content
+        self.tags.append(tags)
+        return "tabular-mlops-training", version
+
+    def download(self, url: str, credentials=None) -> dict:
+        return yaml.safe_load(self.versions[url])
+
+
+def test_publish_uploads_the_template_and_the_run_uses_that_version(monkeypatch, tmp_path, job):
+    from google.cloud import aiplatform
+    from google.cloud.aiplatform.utils import yaml_utils
+
+    registry_url = "https://europe-west4-kfp.pkg.dev/acme-mlops-staging/pipeline-templates"
+    registry = FakeTemplateRegistry(registry_url)
+    monkeypatch.setattr(yaml_utils, "_load_yaml_from_https_uri", registry.download)
+    monkeypatch.setattr(aiplatform.PipelineJob, "submit", lambda self, **kw: None)
+    monkeypatch.setattr(aiplatform.PipelineJob, "resource_name", "projects/p/pipelineJobs/j")
+    monkeypatch.setattr(submit_module, "code_version", lambda: "0123456789ab-dirty")
+
+    said = []
+    published = TrainingJob(**{**job.__dict__, "template_registry": registry_url})
+    pipeline_job = submit(
+        published, out_dir=tmp_path, say=said.append, credentials=AnonymousCredentials(),
+        publish_to=registry,
+    )  # fmt: skip
+    (url,) = registry.versions
+    assert url.startswith(f"{registry_url}/tabular-mlops-training/sha256:")
+    assert registry.versions[url] == (tmp_path / "training-pipeline.yaml").read_bytes()
+    assert registry.tags == [["0123456789ab-dirty"]]
+    assert said[0] == f"published {url}"
+    # The run names the published version, and runs exactly the uploaded spec.
+    request = pipeline_job._gca_resource
+    assert request.template_uri == url
+    executors = request.pipeline_spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {IMAGE}
+
+
+def test_publishing_needs_the_stacks_template_registry(tmp_path, job):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("{}")
+    with pytest.raises(ValueError, match="names no template_registry"):
+        submit_module.publish(job, spec, "0123456789ab", client=object())
+    elsewhere = TrainingJob(**{**job.__dict__, "template_registry": "https://example.com/r"})
+    with pytest.raises(ValueError, match=r"must be https://REGION-kfp.pkg.dev/PROJECT/REPOSITORY"):
+        submit_module.publish(elsewhere, spec, "0123456789ab", client=object())
