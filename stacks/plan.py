@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -401,10 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     records: dict[str, StackRecord] = {}
     try:
-        for stack in dict.fromkeys(args.stack + (args.diff or [])):
-            started = time.perf_counter()
-            records[stack] = run_program(stack)
-            elapsed = time.perf_counter() - started
+        for stack, (record, elapsed) in _run_programs(args.stack + (args.diff or [])).items():
+            records[stack] = record
             path = args.out_dir / f"plan-{stack}.json"
             path.write_text(json.dumps(to_json(records[stack]), indent=2, sort_keys=False) + "\n")
             if stack in args.stack:
@@ -428,6 +428,23 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(diff(records[args.diff[0]], records[args.diff[1]]))
     return 0
+
+
+def _timed_run(stack: str) -> tuple[StackRecord, float]:
+    started = time.perf_counter()
+    record = run_program(stack)
+    return record, time.perf_counter() - started
+
+
+def _run_programs(stacks: list[str]) -> dict[str, tuple[StackRecord, float]]:
+    """Each stack's record and seconds, in order. Two or more stacks run in parallel processes:
+    most of a run is importing pulumi-gcp, which one process cannot spread over cores."""
+    unique = list(dict.fromkeys(stacks))
+    if len(unique) == 1:
+        return {unique[0]: _timed_run(unique[0])}
+    workers = min(len(unique), os.cpu_count() or 1)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(unique, pool.map(_timed_run, unique), strict=True))
 
 
 def _print_output(stack: str, name: str) -> int:
