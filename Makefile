@@ -11,7 +11,7 @@ STACK  ?= staging
 BUILD  := build
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint format demo pipeline plan plan-diff docs lock clean \
+.PHONY: help venv test lint format demo pipeline evaluate plan plan-diff docs lock clean \
         test-pipeline compile publish-image submit serve acceptance
 
 help: ## list the commands
@@ -43,6 +43,9 @@ demo: $(READY) ## the lifecycle locally, stage by stage, with a closing report
 
 pipeline: $(READY) ## the training pipeline, locally (kfp.local) on the local warehouse
 	$(PY) -m pipeline_src.run_local
+
+evaluate: $(READY) ## the evaluation pipeline, locally: judge the served model on new batches, retrain if degraded
+	$(PY) -m pipeline_src.run_local_evaluation
 
 test-pipeline: $(READY) ## the pipeline's tests only (CI's pipeline workflow)
 	$(PY) -m pytest tests/pipeline

@@ -85,10 +85,37 @@ def stage_train(ctx: DemoContext) -> str:
     )
 
 
+def stage_evaluate(ctx: DemoContext) -> str:
+    """A drifted batch arrives: evaluation sees the drop, retrains; staging gets the new model."""
+    from local.batches import ingest_generated
+    from pipeline_src.run_local_evaluation import holdout_accuracy, run, summary
+
+    drift = "shift=1.5"  # every measurement 1.5 standard deviations larger: a new instrument
+    batch = ingest_generated(ctx.env, 400, seed=22, drift=drift)
+    say(f"ingested a drifted batch ({drift}): {batch['rows_loaded']} rows, {batch['batch_id']}")
+    outcome = run(ctx.env, say=say)
+    for line in summary(outcome):
+        say(line)
+    record = outcome.record
+    if outcome.retraining is None:
+        return f"{record['decision']}: {record['reason']}"
+    # Before/after on a fresh drifted sample neither model has seen.
+    before = holdout_accuracy(ctx.env, record["model_version"], drift, seed=23)
+    after = holdout_accuracy(ctx.env, outcome.retraining.serving, drift, seed=23)
+    say(f"accuracy on unseen drifted data: {record['model_version']} {before:.3f} -> "
+        f"{outcome.retraining.serving} {after:.3f}")  # fmt: skip
+    return (
+        f"{record['decision']} (accuracy {record['value']:.3f} vs {record['baseline_value']:.3f} "
+        f"at test time); retrained: {outcome.retraining.decision}, staging serves "
+        f"{outcome.retraining.serving}; drifted data {before:.3f} -> {after:.3f}"
+    )
+
+
 STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("plan", stage_plan),
     ("ingest", stage_ingest),
     ("train", stage_train),
+    ("evaluate", stage_evaluate),
 ]
 
 

@@ -26,3 +26,6 @@ def test_demo_runs_every_stage_and_reports(tmp_path):
     assert "REJECTED: column species" in result.stdout
     assert "staging endpoint serves: tabular-mlops-local-penguins@1" in result.stdout
     assert "test accuracy" in report.split("train", 1)[1]
+    evaluate = report.split("\n  evaluate", 1)[1].split("\n")[0]
+    assert evaluate.lstrip().startswith("degraded (accuracy"), evaluate
+    assert "retrained: deploy, staging serves tabular-mlops-local-penguins@2" in evaluate

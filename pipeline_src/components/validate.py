@@ -186,9 +186,11 @@ def validate(
             + "\n".join(f"  - {p}" for p in problems)
         )
     statistics = feature_statistics(frame, spec)
+    # The snapshot's exact time: continuous evaluation judges the model only on batches
+    # ingested after it (rows the model never saw).
     statistics.update(
-        {"snapshot_id": snapshot_id, "contract": {"name": spec["name"], "version": spec["version"]},
-         "notes": notes}
+        {"snapshot_id": snapshot_id, "snapshot_time": snapshot.metadata.get("snapshot_time", ""),
+         "contract": {"name": spec["name"], "version": spec["version"]}, "notes": notes}
     )  # fmt: skip
     write_json(baseline.path, statistics)
     baseline.metadata.update({"snapshot_id": snapshot_id, "rows": len(frame), "notes": len(notes)})

@@ -1,0 +1,159 @@
+"""batch_predict: the served model's predictions for the new rows.
+
+On Vertex AI this is a batch prediction job of the very model version the endpoint serves, on its
+serving image (the predict contract of pipeline_src/serving: raw features in, a class and its
+probabilities out), reading the instances as JSON Lines from the run's artifacts and writing its
+predictions beside them. Locally the same bundle (`model.joblib`) predicts in the task. Either way
+the output is one row per new row: its key, batch, true label, predicted class and probabilities.
+"""
+
+from kfp.dsl import Artifact, Dataset, Input, Output
+
+from pipeline_src.components.common import (
+    compute_threads,
+    feature_spec,
+    gcs_fuse_path,
+    model_inputs,
+    pipeline_component,
+    read_json,
+)
+
+
+def predict_local(artifact_dir: str, frame, spec: dict) -> list:
+    """Predictions ({"class", "probabilities"}) of the bundle in `artifact_dir` for `frame`."""
+    import os
+
+    import joblib
+
+    model = joblib.load(os.path.join(artifact_dir, "model.joblib"))
+    with compute_threads(len(frame)):
+        probabilities = model.predict_proba(model_inputs(frame, spec))
+    classes = [str(c) for c in model.classes_]
+    return [
+        {"class": classes[int(row.argmax())],
+         "probabilities": {c: float(p) for c, p in zip(classes, row, strict=True)}}
+        for row in probabilities
+    ]  # fmt: skip
+
+
+def instances(frame, spec: dict) -> list:
+    """The rows as predict-contract instances: each feature by name, None for missing."""
+    import math
+
+    names = [f["name"] for f in spec["features"]]
+    records = frame[names].astype(object).to_dict(orient="records")
+    return [
+        {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in record.items()}
+        for record in records
+    ]
+
+
+def predict_vertex(
+    project: str,
+    location: str,
+    model: str,
+    frame,
+    spec: dict,
+    folder_uri: str,
+    machine_type: str,
+    service_account: str,
+) -> list:
+    """Predictions of a Vertex AI batch prediction job of `model`, in the rows' order.
+
+    Vertex AI writes results in no particular order, so each instance carries its row number as
+    an extra field the job is told to exclude from what the model sees (`excluded_fields`) but
+    to keep in its output line.
+    """
+    import glob
+    import json
+    import os
+
+    from google.cloud import aiplatform
+
+    local_folder = gcs_fuse_path(folder_uri)
+    os.makedirs(local_folder, exist_ok=True)
+    with open(os.path.join(local_folder, "instances.jsonl"), "w", encoding="utf-8") as out:
+        for number, instance in enumerate(instances(frame, spec)):
+            out.write(json.dumps({**instance, "_row": number}) + "\n")
+    aiplatform.init(project=project, location=location)
+    job = aiplatform.Model(model).batch_predict(
+        job_display_name=f"evaluation-{os.path.basename(folder_uri.rstrip('/'))}"[:128],
+        gcs_source=f"{folder_uri.rstrip('/')}/instances.jsonl",
+        gcs_destination_prefix=f"{folder_uri.rstrip('/')}/output",
+        instances_format="jsonl",
+        predictions_format="jsonl",
+        excluded_fields=["_row"],
+        machine_type=machine_type,
+        starting_replica_count=1,
+        max_replica_count=1,
+        service_account=service_account or None,
+        sync=True,
+    )
+    output_dir = gcs_fuse_path(job.output_info.gcs_output_directory)
+    predictions: dict = {}
+    failed = []
+    for path in sorted(glob.glob(os.path.join(output_dir, "prediction.results-*"))):
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                result = json.loads(line)
+                predictions[int(result["instance"]["_row"])] = result["prediction"]
+    for path in sorted(glob.glob(os.path.join(output_dir, "prediction.errors_stats-*"))):
+        with open(path, encoding="utf-8") as lines:
+            failed += [line.strip() for line in lines if line.strip()]
+    missing = len(frame) - len(predictions)
+    if missing:
+        raise ValueError(
+            f"batch prediction {job.resource_name} returned {len(predictions)} predictions for "
+            f"{len(frame)} rows; errors: {failed[:3]}"
+        )
+    return [predictions[i] for i in range(len(frame))]
+
+
+@pipeline_component(
+    packages=("pandas", "pyarrow", "scikit-learn", "threadpoolctl", "google-cloud-aiplatform"),
+    helpers=(
+        compute_threads,
+        feature_spec,
+        model_inputs,
+        read_json,
+        gcs_fuse_path,
+        predict_local,
+        instances,
+        predict_vertex,
+    ),
+)
+def batch_predict(
+    contract: dict,
+    new_rows: Input[Dataset],
+    served: Input[Artifact],
+    predictions: Output[Dataset],
+    project: str,
+    location: str,
+    machine_type: str = "n1-standard-2",
+    service_account: str = "",
+    local_root: str = "",
+) -> int:
+    """Predict the new rows with the served model; return how many were predicted."""
+    import pandas as pd
+
+    spec = feature_spec(contract)
+    frame = pd.read_parquet(new_rows.path)
+    if frame.empty:
+        raise ValueError("no new rows to predict: new_data should have stopped the run")
+    model = read_json(served.path)
+    if local_root:
+        results = predict_local(model["artifact_dir"], frame, spec)
+    else:
+        results = predict_vertex(
+            project, location, model["model"], frame, spec, predictions.uri + "-job",
+            machine_type, service_account,
+        )  # fmt: skip
+    out = frame[[*spec["keys"], "_batch_id", spec["label"]]].copy()
+    out[spec["label"]] = out[spec["label"]].astype(str)
+    out["predicted"] = [str(r["class"]) for r in results]
+    for label in sorted({c for r in results for c in r["probabilities"]}):
+        out[f"probability/{label}"] = [float(r["probabilities"].get(label, 0.0)) for r in results]
+    out.to_parquet(predictions.path, index=False)
+    predictions.metadata.update({"rows": len(out), "model": model["model"]})
+    print(f"{len(out)} rows predicted by {model['model']} ({model['where']})")
+    return len(out)

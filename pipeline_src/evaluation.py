@@ -1,0 +1,149 @@
+"""The continuous evaluation pipeline: judge the production model on newly labelled data.
+
+    new data? ─┬─ enough: batch predict ► assess ► decide and trigger ► report
+               └─ not enough: record why, stop
+
+Only the DAG lives here; each step is a component in `components/`. Every parameter is explicit:
+the schedule (resources/pipelines.py) and the local runner (run_local_evaluation.py) pass them.
+`local_root` switches the warehouse, registry, endpoints and the retraining trigger to the local
+stand-ins.
+"""
+
+from kfp import dsl
+
+from pipeline_src.components.assess import assess
+from pipeline_src.components.batch_predict import batch_predict
+from pipeline_src.components.evaluation_report import evaluation_report
+from pipeline_src.components.new_data import new_data, record_skip
+from pipeline_src.components.trigger import decide_and_trigger
+
+PIPELINE_NAME = "tabular-mlops-evaluation"
+COMPONENTS = (new_data, record_skip, batch_predict, assess, decide_and_trigger, evaluation_report)
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="New labelled batches -> batch prediction by the served model -> metric and "
+    "drift -> retraining when degraded, once per batches.",
+)
+def evaluation_pipeline(
+    contract: dict,
+    project: str,
+    location: str,
+    bq_location: str,
+    dataset: str,
+    table: str,
+    prod_endpoint: str,
+    staging_endpoint: str,
+    model_id: str,
+    min_new_rows: int = 200,
+    min_accuracy: float = 0.85,
+    max_degradation: float = 0.05,
+    evaluations_table: str = "evaluations",
+    training_spec: dict = {},  # noqa: B006 (a spec default, never mutated)
+    training_parameters: dict = {},  # noqa: B006
+    training_pipeline_root: str = "",
+    training_service_account: str = "",
+    prediction_machine_type: str = "n1-standard-2",
+    prediction_service_account: str = "",
+    local_root: str = "",
+):
+    """Evaluate the model prod serves on the new batches; retrain when it has degraded.
+
+    Args:
+        contract: the data contract (`DataContract.model_dump(mode="json")`).
+        project, location: GCP project and Vertex AI region.
+        bq_location, dataset, table: the BigQuery location, dataset and curated table.
+        prod_endpoint, staging_endpoint: the model prod serves is judged (staging's until prod
+            serves one).
+        model_id: the registry model.
+        min_new_rows: labelled rows, not yet evaluated, needed to judge.
+        min_accuracy, max_degradation: retrain below this accuracy on the new rows, or when it
+            is more than this below the model's own test-time accuracy.
+        evaluations_table: the platform table evaluations are recorded in.
+        training_spec, training_parameters: the compiled training pipeline and the parameters a
+            retraining run gets (its schedule's); the snapshot time is the evaluation's.
+        training_pipeline_root, training_service_account: where and as whom retraining runs.
+        prediction_machine_type, prediction_service_account: the batch prediction job's.
+        local_root: when set, run on the local stand-ins under this folder instead of GCP.
+    """
+    new_data_task = new_data(
+        contract=contract,
+        project=project,
+        location=location,
+        bq_location=bq_location,
+        dataset=dataset,
+        table=table,
+        prod_endpoint=prod_endpoint,
+        staging_endpoint=staging_endpoint,
+        model_id=model_id,
+        min_new_rows=min_new_rows,
+        evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        evaluations_table=evaluations_table,
+        local_root=local_root,
+    ).set_display_name("enough new data?")
+    with dsl.If(new_data_task.outputs["decision"] == "evaluate", name="enough-new-data"):
+        predict_task = batch_predict(
+            contract=contract,
+            new_rows=new_data_task.outputs["new_rows"],
+            served=new_data_task.outputs["served"],
+            project=project,
+            location=location,
+            machine_type=prediction_machine_type,
+            service_account=prediction_service_account,
+            local_root=local_root,
+        ).set_display_name("batch predict")
+        assess_task = assess(
+            contract=contract,
+            new_rows=new_data_task.outputs["new_rows"],
+            predictions=predict_task.outputs["predictions"],
+            served=new_data_task.outputs["served"],
+        ).set_display_name("metric and drift")
+        decide_task = decide_and_trigger(
+            assessment=assess_task.outputs["assessment"],
+            rows=new_data_task.outputs["rows"],
+            batch_ids=new_data_task.outputs["batch_ids"],
+            until=new_data_task.outputs["until"],
+            evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            min_new_rows=min_new_rows,
+            min_accuracy=min_accuracy,
+            max_degradation=max_degradation,
+            project=project,
+            location=location,
+            bq_location=bq_location,
+            dataset=dataset,
+            training_spec=training_spec,
+            training_parameters=training_parameters,
+            pipeline_root=training_pipeline_root,
+            service_account=training_service_account,
+            evaluations_table=evaluations_table,
+            local_root=local_root,
+        ).set_display_name("decide and trigger retraining")
+        evaluation_report(
+            assessment=assess_task.outputs["assessment"],
+            served=new_data_task.outputs["served"],
+            new_rows=new_data_task.outputs["new_rows"],
+            decision=decide_task.outputs["decision"],
+            reason=decide_task.outputs["reason"],
+            triggered_run=decide_task.outputs["triggered_run"],
+            evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            min_accuracy=min_accuracy,
+            project=project,
+            bq_location=bq_location,
+            dataset=dataset,
+            evaluations_table=evaluations_table,
+            local_root=local_root,
+        ).set_display_name("report")
+    with dsl.Else(name="not-enough-new-data"):
+        record_skip(
+            evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            model=new_data_task.outputs["model"],
+            batch_ids=new_data_task.outputs["batch_ids"],
+            rows=new_data_task.outputs["rows"],
+            reason=new_data_task.outputs["reason"],
+            project=project,
+            bq_location=bq_location,
+            dataset=dataset,
+            evaluations_table=evaluations_table,
+            local_root=local_root,
+        ).set_display_name("record: not enough data")

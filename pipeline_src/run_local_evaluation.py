@@ -1,0 +1,251 @@
+"""`make evaluate`: the continuous evaluation pipeline, run locally by kfp.local, then retraining.
+
+    python -m pipeline_src.run_local_evaluation [--root DIR] [--param NAME=VALUE ...]
+
+The same components as on Vertex AI judge the model the local prod endpoint serves (staging's
+while prod serves nothing) on the batches ingested since its training snapshot. When it has
+degraded, the pipeline claims a retraining request (`<root>/retraining/<run>.json`), which this
+runner then carries out as Vertex AI would the submitted job: the training pipeline on a snapshot
+at the evaluation's time, so the new batches are in it. Its gate decides whether the new model
+reaches the staging endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local.environment import DEFAULT_ROOT, LocalEnvironment
+from pipeline_src.run_local import (
+    STAGING_ENDPOINT,
+    LocalRun,
+    PipelineFailed,
+    _Progress,
+    _project_importable,
+    parse_params,
+)
+from pipeline_src.run_local import run as run_training
+from stacks.config import EvaluationConfig
+
+PROD_ENDPOINT = "prod"
+
+
+@dataclass(frozen=True)
+class LocalEvaluation:
+    """What one local evaluation did (its row of the evaluations table, and what followed)."""
+
+    record: dict[str, Any]
+    """The run's row of the evaluations table (decision, reason, metric, drift, …)."""
+    report: Path | None
+    """The evaluation report (HTML), when the run got that far."""
+    retraining: LocalRun | None
+    """The training run the evaluation started, if any."""
+    seconds: float
+    log: Path
+
+    @property
+    def decision(self) -> str:
+        return self.record["decision"]
+
+    @property
+    def drift(self) -> dict[str, float]:
+        return json.loads(self.record["drift"]) if self.record.get("drift") else {}
+
+
+def evaluation_parameters(env: LocalEnvironment, **overrides: Any) -> dict[str, Any]:
+    """The evaluation pipeline's arguments for a local run; `overrides` replace any of them."""
+    contract = env.contract
+    config = EvaluationConfig()  # the platform's defaults
+    parameters = {
+        "contract": contract.model_dump(mode="json", exclude_none=True),
+        "project": env.project,
+        "location": "local",
+        "bq_location": "",
+        "dataset": env.dataset,
+        "table": contract.name,
+        "prod_endpoint": PROD_ENDPOINT,
+        "staging_endpoint": STAGING_ENDPOINT,
+        "model_id": env.model_id,
+        "min_new_rows": config.min_new_rows,
+        "min_accuracy": config.min_accuracy,
+        "max_degradation": config.max_degradation,
+        "local_root": str(env.root.resolve()),
+    }
+    unknown = sorted(set(overrides) - set(_parameter_names()))
+    if unknown:
+        raise ValueError(f"not parameters of the evaluation pipeline: {', '.join(unknown)}")
+    return {**parameters, **overrides}
+
+
+def run(
+    env: LocalEnvironment, *, say: Callable[[str], None] = print, **overrides: Any
+) -> LocalEvaluation:
+    """Run the evaluation pipeline locally, then any retraining it requested."""
+    from kfp import local
+
+    from pipeline_src.evaluation import evaluation_pipeline
+
+    env.ensure()
+    parameters = evaluation_parameters(env, **overrides)
+    log_dir = env.root / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(env.pipeline_root),
+        raise_on_error=True,
+    )
+    started = time.perf_counter()
+    with (
+        log_path.open("w", encoding="utf-8") as log,
+        _project_importable(),
+        warnings.catch_warnings(),
+    ):
+        warnings.filterwarnings("ignore", message=".*no effect in the current local runner")
+        progress = _Progress(log, say)
+        try:
+            with contextlib.redirect_stdout(progress):
+                evaluation_pipeline(**parameters)
+        except RuntimeError as error:
+            raise PipelineFailed(progress.failure(str(error), log_path)) from None
+    record = latest_evaluation(env)
+    report = _copy_report(env, record["evaluation_id"])
+    retraining = None
+    if record.get("triggered_run"):
+        say(f"retraining {record['triggered_run']} requested: running the training pipeline")
+        retraining = carry_out(env, record["triggered_run"], say)
+    return LocalEvaluation(
+        record=record,
+        report=report,
+        retraining=retraining,
+        seconds=time.perf_counter() - started,
+        log=log_path,
+    )
+
+
+def latest_evaluation(env: LocalEnvironment) -> dict[str, Any]:
+    """The newest row of the local evaluations table."""
+    from local.warehouse import connect
+
+    with connect(env.warehouse_path, read_only=True) as con:
+        rows = con.sql(
+            f'SELECT * FROM "{env.dataset}".evaluations ORDER BY evaluated_at DESC LIMIT 1'
+        ).to_arrow_table()
+    if not rows.num_rows:
+        raise PipelineFailed("the evaluation pipeline finished without recording an evaluation")
+    return rows.to_pylist()[0]
+
+
+def carry_out(env: LocalEnvironment, run_id: str, say: Callable[[str], None]) -> LocalRun:
+    """Run the training pipeline for a retraining request and mark the request done."""
+    path = env.root / "retraining" / f"{run_id}.json"
+    request = json.loads(path.read_text(encoding="utf-8"))
+    if request.get("status") != "requested":
+        raise PipelineFailed(f"retraining {run_id} is {request.get('status')}, not requested")
+    outcome = run_training(env, say=say, snapshot_time=request["snapshot_time"])
+    request.update(
+        {
+            "status": "done",
+            "decision": outcome.decision,
+            "reason": outcome.reason,
+            "accuracy": outcome.evaluation["model"]["accuracy"],
+            "staging_serves": outcome.serving,
+        }
+    )
+    path.write_text(json.dumps(request, indent=2, sort_keys=True), encoding="utf-8")
+    return outcome
+
+
+def holdout_accuracy(env: LocalEnvironment, model: str, drift: str | None, seed: int) -> float:
+    """Accuracy of a registered model (`id@version`) on freshly generated rows it never saw."""
+    import joblib
+    import pandas as pd
+
+    from contracts.generate import Drift, generate_records, sample_profile
+    from local.registry import LocalModelRegistry
+    from pipeline_src.components.common import feature_spec, model_inputs
+
+    model_id, _, version = model.partition("@")
+    bundle = LocalModelRegistry(env.registry_dir).get(model_id, version).artifact_path
+    contract = env.contract
+    spec = feature_spec(contract.model_dump(mode="json", exclude_none=True))
+    rows = generate_records(sample_profile(contract), 1000, seed=seed, drift=Drift.parse(drift))
+    frame = pd.DataFrame(rows)
+    predicted = joblib.load(bundle / "model.joblib").predict(model_inputs(frame, spec))
+    return float((predicted.astype(str) == frame[spec["label"]].astype(str)).mean())
+
+
+def _copy_report(env: LocalEnvironment, evaluation_id: str) -> Path | None:
+    """The run's report, copied out of its artifacts as <root>/reports/<run>.html."""
+    found = sorted(env.pipeline_root.glob(f"{evaluation_id}*/evaluation-report/report"))
+    if not found:
+        return None  # not enough data: the run stopped before the report
+    report = env.root / "reports" / f"{evaluation_id}.html"
+    report.parent.mkdir(exist_ok=True)
+    shutil.copyfile(found[-1], report)
+    return report
+
+
+def _parameter_names() -> list[str]:
+    import inspect
+
+    from pipeline_src.evaluation import evaluation_pipeline
+
+    return list(inspect.signature(evaluation_pipeline.pipeline_func).parameters)
+
+
+def summary(outcome: LocalEvaluation) -> list[str]:
+    """The run's outcome in a few lines."""
+    record = outcome.record
+    lines = [f"{record['decision']}: {record['reason']}"]
+    if record.get("value") is not None:
+        drift = ", ".join(f"{k} {v:.2f}" for k, v in sorted(outcome.drift.items()))
+        lines.append(f"drift (PSI / Jensen-Shannon): {drift}")
+    if outcome.report:
+        lines.append(f"report: {outcome.report}")
+    if outcome.retraining:
+        run = outcome.retraining
+        lines.append(
+            f"retraining: test accuracy {run.evaluation['model']['accuracy']:.3f}; "
+            f"gate {run.decision}; staging serves {run.serving or 'nothing'}"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline_src.run_local_evaluation", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="local state folder")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter"
+    )
+    args = parser.parse_args(argv)
+    env = LocalEnvironment(root=args.root)
+    print(f"evaluation pipeline, locally (kfp.local) — state in {args.root}", flush=True)
+
+    def say(message: str) -> None:
+        print(f"  {message}", flush=True)
+
+    try:
+        outcome = run(env, say=say, **parse_params(args.param))
+    except (PipelineFailed, ValueError) as error:
+        print(f"\n{error}", file=sys.stderr)
+        return 1
+    print(f"\nfinished in {outcome.seconds:.1f} s")
+    for line in summary(outcome):
+        say(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""The evaluation pipeline's components: the decision table, drift statistics, new-span selection,
+the once-only retraining trigger, and the Vertex AI calls (patched)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import pytest
+from kfp import dsl
+
+from contracts.generate import Drift, generate_records, sample_profile
+from contracts.tables import EVALUATIONS
+from local.warehouse import append_rows, connect, query
+from pipeline_src.components.assess import feature_drift, jensen_shannon, psi
+from pipeline_src.components.batch_predict import predict_vertex
+from pipeline_src.components.new_data import new_rows_query
+from pipeline_src.components.trigger import (
+    claim_local,
+    decide,
+    decide_and_trigger,
+    retraining_run_id,
+    submit_vertex,
+)
+from pipeline_src.components.validate import feature_statistics
+from pipeline_src.evaluation import COMPONENTS
+from tests.pipeline.test_spec import test_component_source_is_self_contained as self_contained
+
+BARS = {"min_new_rows": 200, "min_accuracy": 0.85, "max_degradation": 0.05}
+
+
+@pytest.mark.parametrize("component", COMPONENTS, ids=lambda c: c.name)
+def test_component_source_is_self_contained(component):
+    self_contained(component)
+
+
+@pytest.mark.parametrize(
+    ("rows", "accuracy", "test_accuracy", "triggered", "decision", "why"),
+    [
+        (199, 0.5, 0.98, "", "not_enough_data", "199 new labelled rows; at least 200"),
+        (400, 0.95, 0.98, "", "healthy", "within 0.0500"),
+        (400, 0.93, 0.98, "", "healthy", "drop +0.0500"),  # exactly the allowed drop
+        (400, 0.80, 0.82, "", "degraded", "below the bar of 0.8500"),
+        (400, 0.90, 0.98, "", "degraded", "a drop beyond the allowed 0.0500"),
+        (400, 0.60, 0.98, "retrain-x", "already_triggered", "retraining retrain-x was already"),
+        (400, 0.95, 0.98, "retrain-x", "healthy", "within"),  # a pass never says triggered
+    ],
+)
+def test_decision_table(rows, accuracy, test_accuracy, triggered, decision, why):
+    got, reason = decide(
+        rows, BARS["min_new_rows"], accuracy, test_accuracy, BARS["min_accuracy"],
+        BARS["max_degradation"], triggered,
+    )  # fmt: skip
+    assert got == decision
+    assert why in reason
+
+
+def test_psi_and_jensen_shannon_measure_distance():
+    rng = np.random.default_rng(0)
+    base = rng.normal(50, 5, 5000)
+    edges = np.unique(np.quantile(base, np.linspace(0, 1, 11)))
+    histogram = {"edges": edges.tolist(), "counts": np.histogram(base, bins=edges)[0].tolist()}
+    assert psi(histogram, rng.normal(50, 5, 2000)) < 0.05
+    assert psi(histogram, rng.normal(57, 5, 2000)) > 0.5  # far beyond the 0.2 bar
+    # Values beyond the training range fall in the open-ended outer bins, not out of the count.
+    assert psi(histogram, np.full(100, 1000.0)) > 5
+    shares = {"Biscoe": 0.5, "Dream": 0.3, "Torgersen": 0.2}
+    same = pd.Series(["Biscoe"] * 50 + ["Dream"] * 30 + ["Torgersen"] * 20)
+    assert jensen_shannon(shares, same) == pytest.approx(0.0, abs=1e-9)
+    assert jensen_shannon({"a": 1.0}, pd.Series(["b"] * 10)) == pytest.approx(1.0)
+
+
+def test_feature_drift_flags_shifted_numeric_features_only(spec):
+    profile = sample_profile(_contract())
+    baseline = feature_statistics(pd.DataFrame(generate_records(profile, 2000, seed=1)), spec)
+    clean = pd.DataFrame(generate_records(profile, 1000, seed=2))
+    shifted = pd.DataFrame(generate_records(profile, 1000, seed=2, drift=Drift(shift=1.5)))
+    assert not any(e["drifted"] for e in feature_drift(baseline, clean).values())
+    drift = feature_drift(baseline, shifted)
+    assert {n for n, e in drift.items() if e["drifted"]} == {
+        "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g",
+    }  # fmt: skip
+    assert (
+        drift["island"]["statistic"] == "jensen_shannon"
+        and drift["bill_length_mm"]["mean"] > (drift["bill_length_mm"]["baseline_mean"])
+    )
+
+
+def _contract():
+    from local.environment import LocalEnvironment
+
+    return LocalEnvironment().contract
+
+
+def test_new_rows_are_unjudged_batches_after_the_training_snapshot(local_env, spec):
+    """Batches before the model's snapshot and batches an earlier verdict covered are left out;
+    a batch only seen by a not_enough_data evaluation stays new; a re-sent key counts once."""
+    profile = sample_profile(local_env.contract)
+    trained_until = datetime.now(UTC)
+    schema = local_env.contract.bigquery_schema(lineage=True)
+    with connect(local_env.warehouse_path) as con:
+        for batch, seed, rows in (("b1", 1, 10), ("b2", 2, 10), ("b3", 3, 10), ("b4", 3, 2)):
+            # b4 re-sends b3's first two keys (a correction): each key counts once, newest.
+            lineage = {"_source_uri": f"gs://landing/{batch}.csv", "_source_generation": 1,
+                       "_batch_id": batch, "_ingested_at": datetime.now(UTC)}  # fmt: skip
+            records = [{**r, **lineage} for r in generate_records(profile, rows, seed=seed)]
+            append_rows(con, local_env.dataset, "penguins", schema, records)
+        judged = [
+            {"evaluation_id": "e1", "batch_ids": json.dumps(["b1"]), "decision": "healthy",
+             "evaluated_at": datetime.now(UTC)},
+            {"evaluation_id": "e2", "batch_ids": json.dumps(["b2"]),
+             "decision": "not_enough_data", "evaluated_at": datetime.now(UTC)},
+        ]  # fmt: skip
+        append_rows(con, local_env.dataset, "evaluations", EVALUATIONS.schema, judged)
+        sql = new_rows_query(spec, local_env.dataset, "penguins", "evaluations")
+        until = datetime.now(UTC) + timedelta(seconds=1)
+        rows = query(con, sql, {"trained_until": trained_until, "until": until}).to_pandas()
+    assert sorted(rows["_batch_id"].unique()) == ["b2", "b3", "b4"]  # not the sample, not b1
+    assert len(rows) == 10 + 10  # b2, and b3 with two of its keys superseded by b4
+    assert rows["penguin_id"].is_unique
+
+
+def test_retraining_id_names_the_spans_not_their_order():
+    assert retraining_run_id(["b2", "b1"]) == retraining_run_id(["b1", "b2"])
+    assert retraining_run_id(["b1"]) != retraining_run_id(["b1", "b2"])
+    assert retraining_run_id(["b1"]).startswith("retrain-") and len(retraining_run_id([])) <= 128
+
+
+def test_claim_is_atomic_and_once(tmp_path):
+    root = str(tmp_path)
+    assert claim_local(root, "retrain-1", {"batch_ids": ["b1"]}) is True
+    assert claim_local(root, "retrain-1", {"batch_ids": ["b1"]}) is False
+    assert json.loads((tmp_path / "retraining" / "retrain-1.json").read_text())["status"] == (
+        "requested"
+    )
+
+
+def _assessment(artifact, accuracy: float) -> dsl.Artifact:
+    out = artifact(dsl.Artifact, f"assessment-{accuracy}")
+    document = {
+        "model": "m@1", "metric": "accuracy", "value": accuracy, "test_value": 0.98,
+        "drift": {"bill_length_mm": {"statistic": "psi", "value": 2.5, "drifted": True}},
+    }  # fmt: skip
+    with open(out.path, "w") as f:
+        json.dump(document, f)
+    return out
+
+
+def test_decide_and_trigger_starts_retraining_once_per_spans(local_env, artifact):
+    def evaluate(accuracy: float, evaluation_id: str, batches: list):
+        return decide_and_trigger.python_func(
+            assessment=_assessment(artifact, accuracy), rows=400, batch_ids=json.dumps(batches),
+            until="2030-01-01T00:00:00+00:00", evaluation_id=evaluation_id, **BARS,
+            project="p", location="l", bq_location="", dataset=local_env.dataset,
+            training_spec={}, training_parameters={}, pipeline_root="", service_account="",
+            local_root=str(local_env.root),
+        )  # fmt: skip
+
+    first = evaluate(0.6, "e1", ["b1", "b2"])
+    again = evaluate(0.6, "e2", ["b2", "b1"])  # a retry or a concurrent run on the same spans
+    other = evaluate(0.6, "e3", ["b3"])
+    healthy = evaluate(0.97, "e4", ["b4"])
+    assert first.decision == "degraded" and first.triggered_run == retraining_run_id(["b1", "b2"])
+    assert again.decision == "already_triggered" and again.triggered_run == ""
+    assert first.triggered_run in again.reason
+    assert other.decision == "degraded" and other.triggered_run not in ("", first.triggered_run)
+    assert healthy.decision == "healthy" and healthy.triggered_run == ""
+    requests = sorted(p.stem for p in (local_env.root / "retraining").iterdir())
+    assert requests == sorted([first.triggered_run, other.triggered_run])
+    request = json.loads(
+        (local_env.root / "retraining" / f"{first.triggered_run}.json").read_text()
+    )
+    assert request["snapshot_time"] == "2030-01-01T00:00:00+00:00"
+    assert "below the bar" in request["reason"]
+    with connect(local_env.warehouse_path, read_only=True) as con:
+        rows = con.sql(
+            f"SELECT evaluation_id, decision, triggered_run, drift FROM {local_env.dataset}"
+            ".evaluations ORDER BY evaluation_id"
+        ).fetchall()
+    assert [r[:2] for r in rows] == [
+        ("e1", "degraded"), ("e2", "already_triggered"), ("e3", "degraded"), ("e4", "healthy"),
+    ]  # fmt: skip
+    assert json.loads(rows[0][3]) == {"bill_length_mm": 2.5}
+
+
+def test_submit_vertex_uses_the_spans_job_id_and_reports_an_existing_job(tmp_path):
+    from google.api_core.exceptions import AlreadyExists
+
+    with (
+        mock.patch("google.cloud.aiplatform.init"),
+        mock.patch("google.cloud.aiplatform.PipelineJob") as job,
+    ):
+        started = submit_vertex(
+            "p", "europe-west4", "retrain-abc", {"pipelineSpec": 1}, {"table": "penguins",
+            "snapshot_time": "t"}, "gs://b/root", "runner@p.iam.gserviceaccount.com",
+            {"managed-by": "evaluation-pipeline"},
+        )  # fmt: skip
+        kwargs = job.call_args.kwargs
+        assert started is True
+        assert (
+            kwargs["job_id"] == "retrain-abc" and kwargs["parameter_values"]["table"] == "penguins"
+        )
+        job.return_value.submit.assert_called_once_with(
+            service_account="runner@p.iam.gserviceaccount.com"
+        )
+        job.return_value.submit.side_effect = AlreadyExists("exists")
+        assert submit_vertex("p", "l", "retrain-abc", {"x": 1}, {}, "", "", {}) is False
+    with pytest.raises(ValueError, match="compiled training pipeline"):
+        submit_vertex("p", "l", "retrain-abc", {}, {}, "", "", {})
+
+
+def test_predict_vertex_restores_row_order_from_the_job_output(tmp_path, spec):
+    frame = pd.DataFrame(generate_records(sample_profile(_contract()), 3, seed=1))
+    output = tmp_path / "job" / "output"
+
+    def batch_predict(**kwargs):
+        text = (tmp_path / "job" / "instances.jsonl").read_text()
+        lines = [json.loads(line) for line in text.splitlines()]
+        assert kwargs["excluded_fields"] == ["_row"] and kwargs["instances_format"] == "jsonl"
+        assert all(set(line) == {*[f["name"] for f in spec["features"]], "_row"} for line in lines)
+        output.mkdir(parents=True)
+        with open(output / "prediction.results-00000-of-00001", "w") as out:
+            for line in reversed(lines):  # Vertex writes in no particular order
+                prediction = {"class": f"c{line['_row']}", "probabilities": {"c": 1.0}}
+                out.write(json.dumps({"instance": line, "prediction": prediction}) + "\n")
+        return SimpleNamespace(output_info=SimpleNamespace(gcs_output_directory=str(output)))
+
+    with (
+        mock.patch("google.cloud.aiplatform.init"),
+        mock.patch("google.cloud.aiplatform.Model") as model,
+    ):
+        model.return_value.batch_predict.side_effect = batch_predict
+        results = predict_vertex(
+            "p", "l", "projects/p/models/m@2", frame, spec, str(tmp_path / "job"), "n1", ""
+        )
+    assert [r["class"] for r in results] == ["c0", "c1", "c2"]
+    model.assert_called_once_with("projects/p/models/m@2")
