@@ -12,7 +12,7 @@ BUILD  := build
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint format demo pipeline evaluate plan plan-diff docs lock clean \
-        test-pipeline compile publish-image submit serve acceptance
+        test-pipeline compile publish-image submit serve acceptance promote
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ serve: $(READY) ## serve a local endpoint over HTTP (Vertex routes): make serve 
 acceptance: $(READY) ## QA acceptance suite: make acceptance ENDPOINT=http://… | projects/…/endpoints/… [MODEL=id@version]
 	$(PY) -m pytest tests/acceptance -v -s \
 	  $(if $(ENDPOINT),--endpoint '$(ENDPOINT)') $(if $(MODEL),--expect-model '$(MODEL)')
+
+promote: $(READY) ## write what staging serves into Pulumi.prod.yaml: make promote [FROM=projects/…/endpoints/ID]
+	$(PY) -m stacks.promote $(if $(FROM),--from-vertex '$(FROM)')
 
 plan: $(READY) ## offline plan of one stack: make plan STACK=prod
 	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD)

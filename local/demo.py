@@ -85,6 +85,109 @@ def stage_train(ctx: DemoContext) -> str:
     )
 
 
+def stage_accept(ctx: DemoContext) -> str:
+    """QA: serve the staging endpoint (a real server process), run the acceptance suite on it."""
+    import subprocess
+
+    from local.registry import LocalEndpoint
+    from local.serving import serve_endpoint
+    from stacks.config import PROJECT_ROOT
+
+    serving = LocalEndpoint(ctx.env.endpoints_dir, "staging").serving()
+    if serving is None:
+        raise RuntimeError("the staging endpoint serves nothing: the train stage deploys to it")
+    with serve_endpoint(ctx.env, "staging") as server:
+        say(f"staging endpoint serves {serving.resource_name} at {server.url} (make serve)")
+        say("acceptance suite: contract, golden examples, invalid inputs, p95 latency, version")
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "tests/acceptance", "-q", "-s",
+             "-p", "no:cacheprovider", "--endpoint", server.url,
+             "--expect-model", serving.resource_name],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    lines = result.stdout.strip().splitlines()
+    for line in lines:
+        if "latency over" in line:
+            say("  " + line.strip(". "))
+    say(f"  {lines[-1] if lines else result.stderr.strip()}")
+    if result.returncode != 0:
+        raise RuntimeError(f"the acceptance suite failed against staging:\n{result.stdout[-3000:]}")
+    return f"staging ({serving.resource_name}) accepted: {lines[-1].strip('= ')}"
+
+
+def stage_promote(ctx: DemoContext) -> str:
+    """QA promotes: staging's version into the prod config, rolled out (canary, then all)."""
+    from local.promotion import promote_locally
+    from local.registry import LocalEndpoint
+    from local.serving import serve_endpoint
+    from pipeline_src.serving.client import endpoint_client, predict
+    from stacks.config import PROJECT_ROOT, load_stack_file
+    from stacks.promote import promote, served_by_local
+
+    # The repository's Pulumi.prod.yaml stays as it is: the demo edits a copy, as QA's PR would.
+    stack_file = ctx.env.root / "Pulumi.prod.yaml"
+    shutil.copy(PROJECT_ROOT / "Pulumi.prod.yaml", stack_file)
+    model = served_by_local(ctx.env.root, "staging")
+    old = promote(stack_file, model)
+    say(f"make promote: {stack_file.name} platform.serving.model: {old} -> {model}")
+    settings = load_stack_file(stack_file).platform.serving
+    say(f"pulumi up -s prod, locally: canary {settings.canary_percent}% for "
+        f"{settings.canary_minutes:g} min (not waited here), then all traffic")  # fmt: skip
+    prod = LocalEndpoint(ctx.env.endpoints_dir, "prod")
+    instances = _examples(ctx, 3)
+
+    def during_canary(_seconds: float) -> None:
+        # Instead of waiting, watch the split: requests go to both versions by their traffic.
+        with serve_endpoint(ctx.env, "prod") as server:
+            client = endpoint_client(server.url)
+            answered = [predict(client, instances[:1]).served_model for _ in range(50)]
+            client.close()
+        say("  50 requests during the canary: " + ", ".join(
+            f"{name} {answered.count(name)}" for name in sorted(set(answered))))  # fmt: skip
+
+    if prod.serving() is None:
+        say("prod serves nothing yet: the first version takes all traffic at once")
+    result = promote_locally(
+        ctx.env, "prod", model, settings.canary_percent, settings.canary_minutes,
+        say=lambda step: say("  " + step), sleep=during_canary,
+    )  # fmt: skip
+    return f"prod serves {result.model} (was {old}); undeployed {result.undeployed or 'none'}"
+
+
+def stage_serve_prod(ctx: DemoContext) -> str:
+    """The prod endpoint answers: a few penguins predicted by the promoted version."""
+    from local.serving import serve_endpoint
+    from pipeline_src.serving.client import endpoint_client, predict
+
+    instances = _examples(ctx, 3)
+    with serve_endpoint(ctx.env, "prod") as server:
+        client = endpoint_client(server.url)
+        reply = predict(client, instances)
+        client.close()
+    if reply.status != 200:
+        raise RuntimeError(f"the prod endpoint answered {reply.status}: {reply.body}")
+    say(f"prod endpoint at {server.url}: POST /predict with {len(instances)} instances")
+    for instance, prediction in zip(instances, reply.body["predictions"], strict=True):
+        top = prediction["probabilities"][prediction["class"]]
+        say(f"  {instance['island']:<9} bill {instance['bill_length_mm']} mm -> "
+            f"{prediction['class']} ({top:.2f})")  # fmt: skip
+    return f"prod answers with {reply.served_model} in {reply.seconds * 1000:.0f} ms"
+
+
+def _examples(ctx: DemoContext, count: int) -> list[dict]:
+    """A few sample penguins, one per species in turn, as predict instances (raw features)."""
+    from contracts.sample import load_sample
+
+    contract = ctx.env.contract
+    frame = load_sample(contract)
+    rows = frame.groupby(contract.label_column).head(1).head(count)
+    features = rows[contract.feature_columns].astype(object)
+    return [
+        {k: (None if v != v else v) for k, v in row.items()}  # NaN -> null
+        for row in features.to_dict(orient="records")
+    ]
+
+
 def stage_evaluate(ctx: DemoContext) -> str:
     """A drifted batch arrives: evaluation sees the drop, retrains; staging gets the new model."""
     from local.batches import ingest_generated
@@ -115,6 +218,9 @@ STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("plan", stage_plan),
     ("ingest", stage_ingest),
     ("train", stage_train),
+    ("accept", stage_accept),
+    ("promote", stage_promote),
+    ("serve-prod", stage_serve_prod),
     ("evaluate", stage_evaluate),
 ]
 

@@ -20,7 +20,7 @@ Endpoints (`LocalEndpoint`, one JSON file each under `LocalEnvironment.endpoints
     {"endpoint": "staging",
      "deployed_models": [{"id": "1", "model_id": "…", "version_id": "2", "artifact_uri": "…",
                           "traffic_percentage": 100, "deployed_at": "…"}],
-     "history": [{"at": "…", "action": "deploy" | "undeploy", …}]}
+     "history": [{"at": "…", "action": "deploy" | "traffic" | "undeploy", …}]}
 
 - `deploy(version, traffic_percentage)` adds a deployed model; the others share what is left in
   proportion to their traffic, as `Endpoint.deploy` does. `undeploy(id)` refuses a model that still
@@ -335,6 +335,22 @@ class LocalEndpoint:
                 }
             )
         return deployed
+
+    def set_traffic(self, split: dict[str, int]) -> None:
+        """Set every deployed model's share at once (as `Endpoint.update(traffic_split=…)`)."""
+        with self._change() as state:
+            deployed = {m["id"] for m in state["deployed_models"]}
+            unknown = sorted(set(split) - deployed)
+            if unknown:
+                raise RegistryError(f"endpoint {self.name} has no deployed models {unknown}")
+            shares = {i: split.get(i, 0) for i in deployed}
+            if any(not 0 <= v <= 100 for v in shares.values()) or sum(shares.values()) != 100:
+                raise RegistryError(
+                    f"a traffic split is 0-100 per deployed model and sums to 100, got {split}"
+                )
+            for model in state["deployed_models"]:
+                model["traffic_percentage"] = shares[model["id"]]
+            state["history"].append({"at": _now(), "action": "traffic", "traffic_split": shares})
 
     def undeploy(self, deployed_model_id: str) -> None:
         """Remove a deployed model that no longer receives traffic."""

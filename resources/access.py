@@ -51,6 +51,9 @@ class Grantee(StrEnum):
     WORKBENCH_OWNER = "workbench_owner"
     STORAGE_AGENT = "storage_agent"
     KMS_USERS = "kms_users"
+    # Identities of another stack's project that deploy this stack's models (prod promoting from
+    # staging): its deployer and its Vertex AI service agent (`serving.model_readers`).
+    MODEL_READERS = "model_readers"
 
     @property
     def title(self) -> str:
@@ -92,6 +95,7 @@ _TITLES = {
     Grantee.WORKBENCH_OWNER: "Workbench owner",
     Grantee.STORAGE_AGENT: "Cloud Storage service agent",
     Grantee.KMS_USERS: "Service agents that encrypt with the CMEK key",
+    Grantee.MODEL_READERS: "Model readers (the project a model is promoted to)",
 }
 
 PROJECT = "project"

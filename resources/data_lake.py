@@ -140,6 +140,18 @@ class DataLake(PlatformComponent):
             "artifacts",
             "read pipeline artifacts from notebooks",
         ),
+        Permission(
+            Grantee.MODEL_READERS,
+            "roles/storage.objectViewer",
+            "artifacts",
+            "the promoted version is re-registered in another project from its bundle here",
+            condition=Condition(
+                title="registered models only",
+                expression='resource.name.startsWith("projects/_/buckets/{artifacts_bucket}/'
+                'objects/models/")',
+                description="the model bundles under models/, nothing else",
+            ),
+        ),
     )
 
     landing: gcp.storage.Bucket

@@ -109,6 +109,12 @@ class Pipelines(PlatformComponent):
             "templates",
             "run or inspect a published version of the pipeline",
         ),
+        Permission(
+            Grantee.MODEL_READERS,
+            "roles/artifactregistry.reader",
+            "repository",
+            "the project a model is promoted to serves it from this image (its serving container)",
+        ),
     )
 
     repository: gcp.artifactregistry.Repository

@@ -1,8 +1,9 @@
 """Serving: the stack's Vertex AI endpoint (the staging endpoint in staging, production in prod).
 
-Which model serves is not decided here: the training pipeline deploys to the staging endpoint, and
-the prod stack's promotion config deploys to the production endpoint. The traffic split belongs to
-those deployments, so this component never sets it.
+Which model serves: in staging the training pipeline deploys to the endpoint; in a stack whose
+config names a model (`serving.model`, prod) the `Promotion` dynamic resource rolls that version
+out (resources/promotion.py), so a promotion is a reviewed config change. The traffic split
+belongs to those deployments, so the endpoint resource never sets it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,28 @@ from typing import ClassVar
 import pulumi
 import pulumi_gcp as gcp
 
-from resources.access import CustomRole, Grantee, Members, Permission
+from resources.access import PROJECT, CustomRole, Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
+from resources.promotion import Promotion, PromotionArgs
 
 PREDICTOR = "endpointPredictor"
+MODEL_READER = "modelReader"
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """The model version the endpoint serves, and how a new one is rolled out."""
+
+    model: str
+    """projects/P/locations/R/models/ID@VERSION (of this project or another)."""
+    model_id: str
+    """This project's model a version of another project is re-registered under."""
+    model_display_name: str
+    canary_percent: int
+    canary_minutes: float
+    machine_type: str
+    min_replicas: int
+    max_replicas: int
 
 
 @dataclass(frozen=True)
@@ -29,6 +48,10 @@ class ServingArgs:
     labels: Mapping[str, str]
     predictor_role_id: str
     """Id of the project custom role that may only call the endpoint (unique per stack)."""
+    model_reader_role_id: str
+    """Id of the project custom role that may only read registered models (unique per stack)."""
+    rollout: RolloutSettings | None = None
+    """The model the stack serves (prod); None: deployments are made elsewhere (staging)."""
     kms_key: str | None = None
     request_logging_dataset: pulumi.Input[str] | None = None
     """`bq://project.dataset` to log requests and responses to; no logging when None."""
@@ -41,7 +64,11 @@ class Serving(PlatformComponent):
     """One Vertex AI endpoint, and a predict-only role for the people who test it."""
 
     TYPE = "tabular-mlops:vertex:Serving"
-    APIS = ("aiplatform.googleapis.com", "iam.googleapis.com")
+    APIS = (
+        "aiplatform.googleapis.com",
+        "iam.googleapis.com",
+        "cloudresourcemanager.googleapis.com",  # the model readers' project-level grant
+    )
     KMS_AGENTS = ("aiplatform",)
     TARGETS: ClassVar[dict[str, str]] = {"endpoint": "the stack's Vertex AI endpoint"}
     CUSTOM_ROLES: ClassVar[dict[str, CustomRole]] = {
@@ -50,7 +77,13 @@ class Serving(PlatformComponent):
             # Every predefined Vertex AI role that can predict can also deploy and undeploy.
             permissions=("aiplatform.endpoints.get", "aiplatform.endpoints.predict"),
             description="Call the endpoint for predictions; cannot change what it serves.",
-        )
+        ),
+        MODEL_READER: CustomRole(
+            title="Model reader",
+            # Models have no IAM of their own: the narrowest grant is this role on the project.
+            permissions=("aiplatform.models.get", "aiplatform.models.list"),
+            description="Read registered models and their versions; cannot change or deploy them.",
+        ),
     }
     PERMISSIONS = (
         Permission(
@@ -65,12 +98,22 @@ class Serving(PlatformComponent):
             "endpoint",
             "try the deployed model on examples",
         ),
+        Permission(
+            Grantee.MODEL_READERS,
+            MODEL_READER,
+            PROJECT,
+            "read the version another project's stack promotes, to re-register it there",
+        ),
     )
 
     endpoint: gcp.vertex.AiEndpoint
     """The endpoint models are deployed to; `name` is its numeric id."""
     predictor_role: gcp.projects.IAMCustomRole
     """The custom role granting predict (and get) only."""
+    model_reader_role: gcp.projects.IAMCustomRole
+    """The custom role granting read access to registered models only."""
+    promotion: Promotion | None
+    """The rollout of the configured model version (None when the config names none)."""
 
     def __init__(self, name: str, args: ServingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(name, opts)
@@ -96,16 +139,22 @@ class Serving(PlatformComponent):
             # Deployments own the traffic split; re-applying it from here would wipe it.
             opts=self.child(ignore_changes=["trafficSplit"]),
         )
-        spec = self.CUSTOM_ROLES[PREDICTOR]
-        self.predictor_role = gcp.projects.IAMCustomRole(
-            f"{name}-predictor-role",
-            project=args.project,
-            role_id=args.predictor_role_id,
-            title=spec.title,
-            description=spec.description,
-            permissions=list(spec.permissions),
-            opts=self.child(),
-        )
+        roles = {}
+        for key, suffix, role_id in (
+            (PREDICTOR, "predictor-role", args.predictor_role_id),
+            (MODEL_READER, "model-reader-role", args.model_reader_role_id),
+        ):
+            spec = self.CUSTOM_ROLES[key]
+            roles[key] = gcp.projects.IAMCustomRole(
+                f"{name}-{suffix}",
+                project=args.project,
+                role_id=role_id,
+                title=spec.title,
+                description=spec.description,
+                permissions=list(spec.permissions),
+                opts=self.child(),
+            )
+        self.predictor_role, self.model_reader_role = roles[PREDICTOR], roles[MODEL_READER]
         self.bindings = self.grant(
             args.project,
             args.members,
@@ -118,6 +167,35 @@ class Serving(PlatformComponent):
                     endpoint=self.endpoint.name,
                 )
             },
-            roles={PREDICTOR: self.predictor_role.name},
+            roles={key: role.name for key, role in roles.items()},
         )
-        self.register_outputs({"endpoint": self.endpoint.name})
+        self.promotion = None
+        rollout = args.rollout
+        if rollout is not None:
+            self.promotion = Promotion(
+                f"{name}-promotion",
+                PromotionArgs(
+                    project=args.project,
+                    region=args.region,
+                    endpoint=pulumi.Output.concat(
+                        f"projects/{args.project}/locations/{args.region}/endpoints/",
+                        self.endpoint.name,
+                    ),
+                    model=rollout.model,
+                    model_id=rollout.model_id,
+                    display_name=rollout.model_display_name,
+                    labels=dict(args.labels),
+                    canary_percent=rollout.canary_percent,
+                    canary_minutes=rollout.canary_minutes,
+                    machine_type=rollout.machine_type,
+                    min_replicas=rollout.min_replicas,
+                    max_replicas=rollout.max_replicas,
+                ),
+                opts=self.child(depends_on=[self.endpoint]),
+            )
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint.name,
+                "served_model": self.promotion.served_model if self.promotion else None,
+            }
+        )

@@ -44,6 +44,10 @@ _MEMBER = re.compile(r"^(user|group|serviceAccount|domain):[^\s]+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
 _CRON_FIELD = r"[0-9*/,\-A-Za-z]+"
 _CRON = re.compile(rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$")
+_MODEL_VERSION = re.compile(
+    r"^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/locations/[a-z]+-[a-z]+[0-9]/models/)?"
+    r"[a-z0-9][a-z0-9_-]{0,127}@[0-9]+$"
+)
 
 
 def _labels(value: dict[str, str]) -> dict[str, str]:
@@ -83,10 +87,22 @@ def _cron(value: str) -> str:
     return value.strip()
 
 
+def _model_version(value: str) -> str:
+    if not _MODEL_VERSION.match(value):
+        raise ValueError(
+            f"{value!r} is not a model version: expected "
+            "projects/PROJECT/locations/REGION/models/MODEL_ID@VERSION (what `make promote` "
+            "writes), or MODEL_ID@VERSION for a model of the stack's own project; VERSION is the "
+            "numeric version id, not an alias"
+        )
+    return value
+
+
 Labels = Annotated[dict[str, str], AfterValidator(_labels)]
 Member = Annotated[str, AfterValidator(_member)]
 Email = Annotated[str, AfterValidator(_email)]
 Cron = Annotated[str, AfterValidator(_cron)]
+ModelVersionName = Annotated[str, AfterValidator(_model_version)]
 GcpProjectId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
 Region = Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]$")]
 KmsKeyName = Annotated[
@@ -204,6 +220,32 @@ class ServingConfig(StrictModel):
     request_logging: bool = Field(default=False, description="log requests/responses to BigQuery")
     logging_sampling_rate: float = Field(
         default=1.0, gt=0, le=1, description="share of requests logged when logging is on"
+    )
+    model: ModelVersionName | None = Field(
+        default=None,
+        description="the model version the endpoint serves, rolled out by `pulumi up` (prod: "
+        "written by `make promote`): projects/P/locations/R/models/ID@VERSION, or ID@VERSION "
+        "in the stack's project; unset: the stack deploys none (staging: the training pipeline "
+        "does)",
+    )
+    canary_percent: int = Field(
+        default=10,
+        ge=0,
+        le=99,
+        description="share of the traffic a newly rolled-out version gets before all of it; "
+        "0: all at once",
+    )
+    canary_minutes: float = Field(
+        default=0,
+        ge=0,
+        le=120,
+        description="how long the canary serves beside the old version before taking all traffic",
+    )
+    model_readers: list[Member] = Field(
+        default=[],
+        description="identities of another stack's project that deploy this stack's models "
+        "(its deployer, its Vertex AI service agent): read them in the registry, their bundles "
+        "and the serving image",
     )
 
     @model_validator(mode="after")
@@ -408,6 +450,20 @@ def _location_problems(config: StackConfig) -> list[tuple[str, str]]:
                     f"{' and '.join(sorted(locations))}: a CMEK key must be in their location",
                 )
             )
+    serving = platform.serving
+    model = serving.model or ""
+    if model.startswith("projects/") and model.split("/")[3] != region:
+        problems.append(
+            (
+                "platform.serving.model",
+                f"the model is in {model.split('/')[3]!r}; the endpoint serves models of the "
+                f"stack's region {region!r}",
+            )
+        )
+    if serving.canary_minutes and not serving.canary_percent:
+        problems.append(
+            ("platform.serving.canary_minutes", "a canary period needs canary_percent > 0")
+        )
     return problems
 
 

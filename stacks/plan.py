@@ -68,6 +68,16 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
         "predictRequestResponseLoggingConfig.samplingRate",
         "predictRequestResponseLoggingConfig.bigqueryDestination.outputUri",
     ),
+    # The model prod serves and how it rolls out: what a promotion PR's preview shows changing.
+    "pulumi-python:dynamic/vertex:Promotion": (
+        "model",
+        "canary_percent",
+        "canary_minutes",
+        "endpoint",
+        "machine_type",
+        "min_replicas",
+        "max_replicas",
+    ),
     "gcp:serviceaccount/account:Account": ("accountId", "displayName"),
     "gcp:projects/iAMCustomRole:IAMCustomRole": ("roleId", "permissions"),
     "gcp:cloudfunctionsv2/function:Function": (

@@ -29,10 +29,17 @@ from resources.ingestion import FunctionSettings, Ingestion, IngestionArgs, func
 from resources.monitoring import Monitoring, MonitoringArgs
 from resources.pipelines import Pipelines, PipelinesArgs, ScheduleSettings
 from resources.services import ProjectServices, ProjectServicesArgs
-from resources.serving import PREDICTOR, Serving, ServingArgs
+from resources.serving import MODEL_READER, PREDICTOR, RolloutSettings, Serving, ServingArgs
 from resources.warehouse import Warehouse, WarehouseArgs
 from resources.workbench import Workbench, WorkbenchArgs
-from stacks.config import NAMESPACE, PROJECT_ROOT, ConfigError, StackConfig, stack_file_name
+from stacks.config import (
+    NAMESPACE,
+    PROJECT_ROOT,
+    ConfigError,
+    ServingConfig,
+    StackConfig,
+    stack_file_name,
+)
 from stacks.naming import Naming
 
 FUNCTION_DIR = PROJECT_ROOT / "function_src"
@@ -170,6 +177,8 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         after(Identities, *([ci] if ci else [])),
     )
     members: Members = {**people, **identities.members}
+    if platform.serving.model_readers:
+        members[Grantee.MODEL_READERS] = list(platform.serving.model_readers)
     if workbench_on:
         members[Grantee.WORKBENCH_OWNER] = [f"user:{platform.workbench.owner}"]
 
@@ -254,6 +263,8 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             display_name=naming.display_name("endpoint"),
             labels=labels,
             predictor_role_id=naming.role_id(PREDICTOR),
+            model_reader_role_id=naming.role_id(MODEL_READER),
+            rollout=_rollout(platform.serving, project, region, naming, contract.name),
             kms_key=kms_key,
             request_logging_dataset=(
                 pulumi.Output.concat("bq://", project, ".", warehouse.dataset.dataset_id)
@@ -390,6 +401,27 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         workbench=workbench,
         encryption=encryption,
         ci=ci,
+    )
+
+
+def _rollout(
+    serving: ServingConfig, project: str, region: str, naming: Naming, dataset: str
+) -> RolloutSettings | None:
+    """The model the stack's endpoint serves, by its full name; None when the config names none."""
+    if serving.model is None:
+        return None
+    model = serving.model
+    if not model.startswith("projects/"):  # ID@VERSION: a model of the stack's own project
+        model = f"projects/{project}/locations/{region}/models/{model}"
+    return RolloutSettings(
+        model=model,
+        model_id=naming.model_id(dataset),
+        model_display_name=naming.display_name(f"{dataset} model"),
+        canary_percent=serving.canary_percent,
+        canary_minutes=serving.canary_minutes,
+        machine_type=serving.machine_type,
+        min_replicas=serving.min_replicas,
+        max_replicas=serving.max_replicas,
     )
 
 

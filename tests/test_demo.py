@@ -26,6 +26,14 @@ def test_demo_runs_every_stage_and_reports(tmp_path):
     assert "REJECTED: column species" in result.stdout
     assert "staging endpoint serves: tabular-mlops-local-penguins@1" in result.stdout
     assert "test accuracy" in report.split("train", 1)[1]
+    # QA accepts staging's version, promotes it (a copy of the prod config), prod serves it.
+    assert "staging (tabular-mlops-local-penguins@1) accepted:" in report and " passed" in report
+    assert "platform.serving.model: projects/acme-mlops-staging/" in result.stdout
+    assert "prod serves tabular-mlops-local-penguins@1" in report
+    assert "prod answers with tabular-mlops-local-penguins@1" in report
+    promoted = (tmp_path / "state" / "Pulumi.prod.yaml").read_text()
+    assert "model: tabular-mlops-local-penguins@1" in promoted
+    assert (PROJECT_ROOT / "Pulumi.prod.yaml").read_text() != promoted
     evaluate = report.split("\n  evaluate", 1)[1].split("\n")[0]
     assert evaluate.lstrip().startswith("degraded (accuracy"), evaluate
     assert "retrained: deploy, staging serves tabular-mlops-local-penguins@2" in evaluate

@@ -98,6 +98,7 @@ API_OF_MODULE = {
 API_OF_TYPE = {
     "gcp:projects/iAMMember:IAMMember": "cloudresourcemanager.googleapis.com",
     "gcp:projects/iAMCustomRole:IAMCustomRole": "iam.googleapis.com",
+    "pulumi-python:dynamic/vertex:Promotion": "aiplatform.googleapis.com",
 }
 
 
