@@ -47,6 +47,10 @@ pipeline: $(READY) ## the training pipeline, locally (kfp.local) on the local wa
 evaluate: $(READY) ## the evaluation pipeline, locally: judge the served model on new batches, retrain if degraded
 	$(PY) -m pipeline_src.run_local_evaluation
 
+.PHONY: bench-ingest
+bench-ingest: $(READY) ## ingestion throughput and peak memory vs the alternatives: make bench-ingest SIZE=1GB
+	$(PY) -m benchmarks.ingest_throughput --size $(or $(SIZE),1GB)
+
 test-pipeline: $(READY) ## the pipeline's tests only (CI's pipeline workflow)
 	$(PY) -m pytest tests/pipeline
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from contracts import DataContract
 
+from . import sql
 from .objects import Batch, Check, FileRejected
 from .sql import Params, Statement
 
@@ -48,6 +49,9 @@ class BigQueryWarehouse:
 
     def _table(self, name: str) -> str:
         return f"{self.client.project}.{self.dataset}.{name}"
+
+    def staging_ref(self, batch: Batch) -> str:
+        return sql.table(self.dataset, batch.staging_table)
 
     def ensure_tables(self, contract: DataContract) -> None:
         """Pulumi creates the curated table and the log (resources/warehouse.py)."""

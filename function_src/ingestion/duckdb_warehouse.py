@@ -121,6 +121,9 @@ _LOCKS_GUARD = threading.Lock()
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
 _COLUMNS_FOUND = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 
+SCRATCH = "ingest_scratch"
+"""The in-memory database that holds staging tables."""
+
 Fetch = Callable[[StoredObject, Path], None]
 """Copies an object's bytes to a local file (the DuckDB adapter reads files, not URIs)."""
 
@@ -161,7 +164,13 @@ class DuckDbWarehouse:
         with connect(path) as con, tempfile.TemporaryDirectory(prefix="ingest-") as scratch:
             if memory_limit:
                 con.execute(f"SET memory_limit = '{memory_limit}'")
+            # Staging tables live in memory (spilled to disk beyond the memory limit): they are
+            # scratch, so writing them to the warehouse file would only cost time.
+            con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCRATCH}")
             yield cls(con, path, dataset, curated, log_table, fetch, Path(scratch))
+
+    def staging_ref(self, batch: Batch) -> str:
+        return f"`{SCRATCH}`.`{batch.staging_table}`"
 
     def ensure_tables(self, contract: DataContract) -> None:
         from contracts.tables import INGESTION_LOG
@@ -178,7 +187,7 @@ class DuckDbWarehouse:
         nulls = "[" + ", ".join(_quote(m) for m in rules.null_markers) + "]"
         try:
             self.con.execute(
-                f'CREATE OR REPLACE TABLE "{self.dataset}"."{batch.staging_table}" AS '
+                f'CREATE OR REPLACE TABLE "{SCRATCH}"."{batch.staging_table}" AS '
                 f"SELECT * FROM read_csv({_quote(str(local))}, header = true, "
                 f"columns = {columns}, auto_detect = false, strict_mode = true, "
                 f"delim = {_quote(rules.delimiter)}, quote = '\"', escape = '\"', "
@@ -197,6 +206,8 @@ class DuckDbWarehouse:
 
     def commit(self, statements: Sequence[Statement], batch: Batch) -> None:
         with self._commit_lock():
+            # Rows land in the curated table in parallel: their order there means nothing.
+            self.con.execute("SET preserve_insertion_order = false")
             self.con.begin()
             try:
                 for statement in statements:
@@ -206,9 +217,11 @@ class DuckDbWarehouse:
             except BaseException:
                 self.con.rollback()
                 raise
+            finally:
+                self.con.execute("RESET preserve_insertion_order")
 
     def drop_staging(self, batch: Batch) -> None:
-        self.con.execute(to_duckdb(drop_statement(self.dataset, batch.staging_table)))
+        self.con.execute(to_duckdb(drop_statement(self.staging_ref(batch))))
 
     def _commit_lock(self) -> threading.Lock:
         key = str(self.path.resolve())

@@ -149,7 +149,7 @@ class Ingestor:
                 "_ingested_at": datetime.now(UTC),
             }
             statements = [
-                sql.load_statement(self.contract, warehouse.dataset, batch.staging_table,
+                sql.load_statement(self.contract, warehouse.dataset, warehouse.staging_ref(batch),
                                    self.curated, self.log_table, lineage),
                 self._log_statement(warehouse.dataset, batch, outcome, final=True),
             ]  # fmt: skip
@@ -162,9 +162,9 @@ class Ingestor:
         return outcome
 
     def _row_checks(self, warehouse: Warehouse, batch: Batch) -> tuple[int, list[Check]]:
-        contract, dataset, staging = self.contract, warehouse.dataset, batch.staging_table
+        contract, staging = self.contract, warehouse.staging_ref(batch)
         rules = sql.row_checks(contract)
-        (counts,) = warehouse.query(sql.count_query(contract, dataset, staging))
+        (counts,) = warehouse.query(sql.count_query(contract, staging))
         rows = int(counts["row_count"])
         checks = []
         for i, rule in enumerate(rules):
@@ -173,7 +173,7 @@ class Ingestor:
                 checks.append(Check.ok(rule.name, rule.column))
                 continue
             samples = warehouse.query(
-                sql.sample_query(contract, rule, dataset, staging, warehouse.row_number)
+                sql.sample_query(contract, rule, staging, warehouse.row_number)
             )
             where = ", ".join(f"row {s['row_number']}" for s in samples if s["row_number"])
             values = ", ".join(repr(_short(s["value"])) for s in samples)
@@ -185,9 +185,12 @@ class Ingestor:
                     column=rule.column, count=bad, samples=[_jsonable(s) for s in samples],
                 )
             )  # fmt: skip
-        duplicates = warehouse.query(
-            sql.duplicate_keys_query(contract, dataset, staging, warehouse.row_number)
-        )
+        # Keys are unique when there are as many as rows: look for repeats only otherwise.
+        duplicates = []
+        if int(counts["distinct_keys"]) < rows:
+            duplicates = warehouse.query(
+                sql.duplicate_keys_query(contract, staging, warehouse.row_number)
+            )
         key = ", ".join(contract.key_columns)
         if duplicates:
             total = int(duplicates[0]["duplicated_keys"])

@@ -20,6 +20,9 @@ class Warehouse(Protocol):
     row_number: str
     """SQL for a staging row's data-row number in the file, or NULL where the engine loses it."""
 
+    def staging_ref(self, batch: Batch) -> str:
+        """The batch's staging table as SQL names it."""
+
     def ensure_tables(self, contract: DataContract) -> None:
         """The curated table and the ingestion log exist (Pulumi creates them in the cloud)."""
 

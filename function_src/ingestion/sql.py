@@ -3,9 +3,10 @@
 Generated from the data contract. BigQuery runs them as they are; the DuckDB adapter transpiles
 them with sqlglot, so the same checks and the same load run in the cloud and locally.
 
-The staging table holds the file as it was read: one STRING column per contract column (null
-markers already NULL). Checks count the rows breaking each rule in one scan; samples are read only
-for the rules that failed. The load casts into the curated table and adds the lineage columns.
+`staging` is the staging table's reference, as the adapter names it. It holds the file as it
+was read: one STRING column per contract column (null markers already NULL). Checks count the rows
+breaking each rule in one scan; samples are read only for the rules that failed. The load casts
+into the curated table and adds the lineage columns.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def row_checks(contract: DataContract) -> list[RowCheck]:
         def add(kind: str, bad: str, describe: str, col: Column = col) -> None:
             checks.append(RowCheck(f"{col.name}.{kind}", col.name, bad, describe))
 
-        add("field_length", f"LENGTH({c}) > {longest}", f"longer than {longest:,} characters")
+        if col.type == "STRING":  # an overlong value in a typed column fails its type check
+            add("field_length", f"LENGTH({c}) > {longest}", f"longer than {longest:,} characters")
         if not col.nullable:
             add("not_null", f"{c} IS NULL", "empty, but the column is required")
         typed = _safe_cast(col)
@@ -105,7 +107,8 @@ def row_checks(contract: DataContract) -> list[RowCheck]:
         if col.max_length is not None:
             add("max_length", f"LENGTH({c}) > {col.max_length}",
                 f"longer than {col.max_length} characters")  # fmt: skip
-        if col.type == "STRING" and contract.file.reject_formulas:
+        if col.type == "STRING" and col.allowed is None and contract.file.reject_formulas:
+            # (a column with allowed values is already held to exactly those)
             add("formula", f"REGEXP_CONTAINS({c}, {literal(_FORMULA)})",
                 "starting like a spreadsheet formula (= + - @)")  # fmt: skip
     return checks
@@ -121,31 +124,34 @@ def _safe_cast(col: Column) -> str:
     )
 
 
-def count_query(contract: DataContract, dataset: str, staging: str) -> str:
-    """One scan: the file's row count and, per rule, how many rows break it (c0, c1, …)."""
+def count_query(contract: DataContract, staging: str) -> str:
+    """One scan: the file's row count, its distinct keys and, per rule, how many rows break it
+    (c0, c1, …)."""
     counts = [f"COUNTIF({check.bad}) AS c{i}" for i, check in enumerate(row_checks(contract))]
-    return f"SELECT COUNT(*) AS row_count, {', '.join(counts)} FROM {table(dataset, staging)}"
+    keys = [ident(k) for k in contract.key_columns]
+    key = keys[0] if len(keys) == 1 else f"TO_JSON_STRING(STRUCT({', '.join(keys)}))"
+    return (
+        f"SELECT COUNT(*) AS row_count, COUNT(DISTINCT {key}) AS distinct_keys, "
+        f"{', '.join(counts)} FROM {staging}"
+    )
 
 
-def sample_query(
-    contract: DataContract, check: RowCheck, dataset: str, staging: str, row_number: str
-) -> str:
+def sample_query(contract: DataContract, check: RowCheck, staging: str, row_number: str) -> str:
     """The first rows breaking one rule: their row number (where known), key and value."""
     keys = ", ".join(ident(k) for k in contract.key_columns)
     return (
         f"SELECT {row_number} AS row_number, {keys}, {ident(check.column)} AS value "
-        f"FROM {table(dataset, staging)} WHERE {check.bad} ORDER BY row_number LIMIT {SAMPLES}"
+        f"FROM {staging} WHERE {check.bad} ORDER BY row_number LIMIT {SAMPLES}"
     )
 
 
-def duplicate_keys_query(
-    contract: DataContract, dataset: str, staging: str, row_number: str
-) -> str:
+def duplicate_keys_query(contract: DataContract, staging: str, row_number: str) -> str:
     """Keys that appear more than once in the file, with how often and the first row."""
     keys = ", ".join(ident(k) for k in contract.key_columns)
+    present = " AND ".join(f"{ident(k)} IS NOT NULL" for k in contract.key_columns)
     return (
         f"SELECT {keys}, COUNT(*) AS copies, MIN({row_number}) AS first_row, "
-        f"COUNT(*) OVER () AS duplicated_keys FROM {table(dataset, staging)} "
+        f"COUNT(*) OVER () AS duplicated_keys FROM {staging} WHERE {present} "
         f"GROUP BY {keys} HAVING COUNT(*) > 1 ORDER BY first_row, copies DESC LIMIT {SAMPLES}"
     )
 
@@ -173,7 +179,7 @@ def load_statement(
     params: Params = {c.name.lstrip("_"): (c.type, lineage[c.name]) for c in LINEAGE_COLUMNS}
     return Statement(
         f"INSERT INTO {table(dataset, curated)} ({', '.join(ident(c) for c in columns)}) "
-        f"SELECT {', '.join(values)} FROM {table(dataset, staging)} "
+        f"SELECT {', '.join(values)} FROM {staging} "
         f"WHERE {_not_final(dataset, log_table)}",
         params,
     )
@@ -205,5 +211,5 @@ def final_query(dataset: str, log_table: str) -> str:
     )
 
 
-def drop_statement(dataset: str, staging: str) -> str:
-    return f"DROP TABLE IF EXISTS {table(dataset, staging)}"
+def drop_statement(staging: str) -> str:
+    return f"DROP TABLE IF EXISTS {staging}"
