@@ -15,7 +15,7 @@ BUILD  := build
         test-pipeline compile publish-image submit serve acceptance promote
 
 help: ## list the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 venv: $(READY) ## create .venv from requirements.txt (done by every target that needs it)
 

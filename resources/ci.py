@@ -196,6 +196,8 @@ class CiIdentity(PlatformComponent):
             attribute_condition=attribute_condition(
                 args.github_repository, args.github_repository_owner_id
             ),
+            # The subject is what the grants below name; repository and ref are kept for the
+            # audit logs (which branch an exchange came from).
             attribute_mapping={
                 "google.subject": "assertion.sub",
                 "attribute.repository": "assertion.repository",

@@ -179,3 +179,38 @@ def test_previews_cover_both_stacks_and_comment_on_the_pr():
     assert pulumi["with"]["comment-on-pr"] is True
     # Previews never run with a deploy environment's (deployer) identity.
     assert "environment" not in preview
+
+
+def test_each_stack_trusts_the_environment_its_deploy_job_runs_in():
+    """The deployer accepts jobs of `ci.deploy_environment` only: the workflows must use it."""
+    from stacks.config import load_stack_file
+
+    deploying = {}
+    for path in WORKFLOWS:
+        for spec in load(path)["jobs"].values():
+            for step in spec["steps"]:
+                action = step.get("uses", "")
+                if (
+                    action.startswith("pulumi/actions@")
+                    and step.get("with", {}).get("command") == "up"
+                ):
+                    deploying[step["with"]["stack-name"]] = spec["environment"]
+    assert set(deploying) == {"staging", "prod"}
+    for stack, environment in deploying.items():
+        ci = load_stack_file(ROOT / f"Pulumi.{stack}.yaml").platform.ci
+        assert ci.deploy_environment == environment, stack
+
+
+def test_the_readme_lists_every_variable_the_workflows_read():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    used = set()
+    for path in WORKFLOWS:
+        text = path.read_text(encoding="utf-8")
+        used |= set(re.findall(r"\bvars\.([A-Z0-9_]+)", text))
+        # Keyless: the only token is the job's own GITHUB_TOKEN.
+        assert not re.search(r"\$\{\{\s*secrets\.", text), f"{path.name} reads a secret"
+    assert used
+    for variable in used:
+        assert f"`{variable}`" in readme, (
+            f"README's CI/CD section does not say how to set {variable}"
+        )
