@@ -137,7 +137,7 @@ def make_server(
                 return self._error(HTTPStatus.NOT_FOUND, f"no route POST {self.path}")
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
-                self.close_connection = True  # the unread body must not be taken for a request
+                self._discard(length)
                 return self._error(
                     HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                     f"request body of {length} bytes exceeds {MAX_BODY_BYTES}",
@@ -153,6 +153,18 @@ def make_server(
                 self._error(HTTPStatus.BAD_REQUEST, str(error), error.problems)
             except (Unavailable, FileNotFoundError) as error:
                 self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(error))
+
+        def _discard(self, length: int) -> None:
+            """Read an oversized body away unkept, so the client (still sending) gets the 413;
+            past a bound, close the connection instead of reading on."""
+            if length > 10 * MAX_BODY_BYTES:
+                self.close_connection = True  # the unread body must not be taken for a request
+                return
+            while length > 0:
+                chunk = self.rfile.read(min(length, 1 << 16))
+                if not chunk:
+                    break
+                length -= len(chunk)
 
         def _error(self, status: HTTPStatus, message: str, details: list[str] | None = None):
             error = {"code": int(status), "status": status.phrase, "message": message}
