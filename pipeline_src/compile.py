@@ -30,32 +30,35 @@ from pipeline_src.training import training_pipeline
 DEFAULT_OUT = PROJECT_ROOT / "build" / "training-pipeline.yaml"
 
 
-def compile_spec(image: str, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def compile_spec(
+    image: str, defaults: Mapping[str, Any] | None = None, pipeline: Any = training_pipeline
+) -> dict[str, Any]:
     """The pipeline spec (a dict) with every component running on `image`.
 
     `defaults` become the defaults of those pipeline parameters in the spec (checked and typed by
-    `typed_arguments`), so a run that does not pass them uses them.
+    `typed_arguments`), so a run that does not pass them uses them. `pipeline` is the training
+    pipeline unless another is named (the evaluation pipeline, pipeline_src/evaluation.py).
     """
     if not image or image == PLACEHOLDER_IMAGE:
         raise ValueError("compile needs the pipeline image the components run on (--image)")
     if image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]:
         raise ValueError(f"image {image!r} must carry a pinned tag or digest, not latest")
-    spec = copy.deepcopy(_compiled())
+    spec = copy.deepcopy(_compiled(pipeline))
     for executor in spec["deploymentSpec"]["executors"].values():
         executor["container"]["image"] = image
     parameters = spec["root"]["inputDefinitions"]["parameters"]
-    for name, value in typed_arguments(defaults or {}).items():
+    for name, value in typed_arguments(defaults or {}, pipeline).items():
         parameters[name]["defaultValue"] = value
         parameters[name]["isOptional"] = True
     return spec
 
 
 @functools.cache
-def _compiled() -> dict[str, Any]:
+def _compiled(pipeline: Any = training_pipeline) -> dict[str, Any]:
     """kfp's compilation, once per process (a stack plan compiles for each stack's image)."""
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "spec.yaml"
-        compiler.Compiler().compile(training_pipeline, str(path))
+        compiler.Compiler().compile(pipeline, str(path))
         return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
@@ -70,18 +73,19 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 }
 
 
-def typed_arguments(values: Mapping[str, Any]) -> dict[str, Any]:
+def typed_arguments(values: Mapping[str, Any], pipeline: Any = training_pipeline) -> dict[str, Any]:
     """Pipeline arguments checked against the pipeline's parameters and their types.
 
     Raises ValueError naming every unknown parameter and every value of the wrong type; numbers
     are converted where that loses nothing (2.0 -> 2 for an integer, 1 -> 1.0 for a double).
     """
-    declared = _compiled()["root"]["inputDefinitions"]["parameters"]
+    declared = _compiled(pipeline)["root"]["inputDefinitions"]["parameters"]
     unknown = sorted(set(values) - set(declared))
     problems = []
     if unknown:
         problems.append(
-            f"not parameters of the training pipeline: {', '.join(unknown)} "
+            f"not parameters of the {pipeline.name.removeprefix('tabular-mlops-')} pipeline: "
+            f"{', '.join(unknown)} "
             f"(known: {', '.join(sorted(declared))})"
         )
     typed = {}
@@ -112,9 +116,9 @@ def write_spec(image: str, out: Path = DEFAULT_OUT) -> Path:
     return out
 
 
-def parameter_names() -> set[str]:
+def parameter_names(pipeline: Any = training_pipeline) -> set[str]:
     """The pipeline's parameters (what a schedule, CI or a local run may pass)."""
-    return set(_compiled()["root"]["inputDefinitions"]["parameters"])
+    return set(_compiled(pipeline)["root"]["inputDefinitions"]["parameters"])
 
 
 # What a trained model depends on: the pipeline's code, the contracts and the pinned packages.

@@ -33,15 +33,15 @@ def evaluation_pipeline(
     bq_location: str,
     dataset: str,
     table: str,
-    prod_endpoint: str,
-    staging_endpoint: str,
+    endpoint: str,
+    fallback_endpoint: str,
     model_id: str,
     min_new_rows: int = 200,
     min_accuracy: float = 0.85,
     max_degradation: float = 0.05,
     evaluations_table: str = "evaluations",
     training_spec: dict = {},  # noqa: B006 (a spec default, never mutated)
-    training_parameters: dict = {},  # noqa: B006
+    training_parameters: str = "{}",
     training_pipeline_root: str = "",
     training_service_account: str = "",
     prediction_machine_type: str = "n1-standard-2",
@@ -54,15 +54,16 @@ def evaluation_pipeline(
         contract: the data contract (`DataContract.model_dump(mode="json")`).
         project, location: GCP project and Vertex AI region.
         bq_location, dataset, table: the BigQuery location, dataset and curated table.
-        prod_endpoint, staging_endpoint: the model prod serves is judged (staging's until prod
-            serves one).
+        endpoint, fallback_endpoint: the model `endpoint` serves is judged (the fallback's
+            while it serves none; locally prod and staging, in the cloud the stack's endpoint).
         model_id: the registry model.
         min_new_rows: labelled rows, not yet evaluated, needed to judge.
         min_accuracy, max_degradation: retrain below this accuracy on the new rows, or when it
             is more than this below the model's own test-time accuracy.
         evaluations_table: the platform table evaluations are recorded in.
         training_spec, training_parameters: the compiled training pipeline and the parameters a
-            retraining run gets (its schedule's); the snapshot time is the evaluation's.
+            retraining run gets (its schedule's, as JSON text: a schedule passes strings only);
+            the snapshot time is the evaluation's.
         training_pipeline_root, training_service_account: where and as whom retraining runs.
         prediction_machine_type, prediction_service_account: the batch prediction job's.
         local_root: when set, run on the local stand-ins under this folder instead of GCP.
@@ -74,8 +75,8 @@ def evaluation_pipeline(
         bq_location=bq_location,
         dataset=dataset,
         table=table,
-        prod_endpoint=prod_endpoint,
-        staging_endpoint=staging_endpoint,
+        endpoint=endpoint,
+        fallback_endpoint=fallback_endpoint,
         model_id=model_id,
         min_new_rows=min_new_rows,
         evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from local.environment import DEFAULT_ROOT, LocalEnvironment
+from pipeline_src.compile import typed_arguments
+from pipeline_src.evaluation import evaluation_pipeline
 from pipeline_src.run_local import (
     STAGING_ENDPOINT,
     LocalRun,
@@ -72,18 +74,15 @@ def evaluation_parameters(env: LocalEnvironment, **overrides: Any) -> dict[str, 
         "bq_location": "",
         "dataset": env.dataset,
         "table": contract.name,
-        "prod_endpoint": PROD_ENDPOINT,
-        "staging_endpoint": STAGING_ENDPOINT,
+        "endpoint": PROD_ENDPOINT,
+        "fallback_endpoint": STAGING_ENDPOINT,
         "model_id": env.model_id,
         "min_new_rows": config.min_new_rows,
         "min_accuracy": config.min_accuracy,
         "max_degradation": config.max_degradation,
         "local_root": str(env.root.resolve()),
     }
-    unknown = sorted(set(overrides) - set(_parameter_names()))
-    if unknown:
-        raise ValueError(f"not parameters of the evaluation pipeline: {', '.join(unknown)}")
-    return {**parameters, **overrides}
+    return typed_arguments({**parameters, **overrides}, evaluation_pipeline)
 
 
 def run(
@@ -91,8 +90,6 @@ def run(
 ) -> LocalEvaluation:
     """Run the evaluation pipeline locally, then any retraining it requested."""
     from kfp import local
-
-    from pipeline_src.evaluation import evaluation_pipeline
 
     env.ensure()
     parameters = evaluation_parameters(env, **overrides)
@@ -193,14 +190,6 @@ def _copy_report(env: LocalEnvironment, evaluation_id: str) -> Path | None:
     report.parent.mkdir(exist_ok=True)
     shutil.copyfile(found[-1], report)
     return report
-
-
-def _parameter_names() -> list[str]:
-    import inspect
-
-    from pipeline_src.evaluation import evaluation_pipeline
-
-    return list(inspect.signature(evaluation_pipeline.pipeline_func).parameters)
 
 
 def summary(outcome: LocalEvaluation) -> list[str]:

@@ -92,8 +92,9 @@ class Identities(PlatformComponent):
             Grantee.PIPELINE_RUNNER,
             "roles/aiplatform.user",
             PROJECT,
-            "run pipeline jobs, upload model versions, deploy to the endpoint (Vertex AI jobs "
-            "and models live in the project)",
+            "run pipeline jobs, upload model versions, deploy to the endpoint, run the "
+            "evaluation's batch prediction jobs and the retraining runs it starts (Vertex AI "
+            "jobs and models live in the project)",
         ),
         Permission(
             Grantee.SCHEDULE_CALLER,

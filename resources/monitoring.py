@@ -25,6 +25,9 @@ from resources.base import PlatformComponent
 
 INGESTION_LOG_EVENT = "ingestion"
 """`jsonPayload.event` of the function's one structured log line per ingestion attempt."""
+EVALUATION_LOG_EVENT = "evaluation"
+"""`jsonPayload.event` of the evaluation's decision line (pipeline_src/components/trigger.py):
+`{"event": "evaluation", "decision": "healthy|degraded|already_triggered", "triggered_run": …}`."""
 PIPELINE_STATES = ("PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED")
 
 
@@ -41,6 +44,9 @@ class MonitoringArgs:
     labels: Mapping[str, str]
     notification_email: str | None = None
     quarantine_alert_threshold: int = 1
+    evaluation_pipeline: str | None = None
+    """The continuous evaluation pipeline's name, when the stack schedules it: its failures and
+    the retraining it starts get alerts of their own."""
     members: Members = dataclasses.field(default_factory=dict)
     """Who plays each grantee of PERMISSIONS in this stack (resources/access.py)."""
 
@@ -84,7 +90,8 @@ class Monitoring(PlatformComponent):
     channel: gcp.monitoring.NotificationChannel | None
     """The email channel alerts go to (None when the config names no email)."""
     alerts: dict[str, gcp.monitoring.AlertPolicy]
-    """Alert policies by purpose: quarantine, function_errors, pipeline_failures."""
+    """Alert policies by purpose: quarantine, function_errors, pipeline_failures, and with the
+    evaluation pipeline evaluation_failures and retraining_triggered."""
     dashboard: gcp.monitoring.Dashboard
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
@@ -231,6 +238,8 @@ class Monitoring(PlatformComponent):
                 },
             ],
         )
+        failed = _pipeline_ended(("PIPELINE_STATE_FAILED",))
+        evaluation = args.evaluation_pipeline
         policy(
             "pipeline_failures",
             "pipeline run failed",
@@ -243,13 +252,66 @@ class Monitoring(PlatformComponent):
                     "display_name": "a pipeline job ended in PIPELINE_STATE_FAILED",
                     # A log-match condition: the incident carries the failed job's log entry.
                     "condition_matched_log": {
-                        "filter": _pipeline_ended(("PIPELINE_STATE_FAILED",))
+                        # The evaluation's failures have their own alert (below).
+                        "filter": f'{failed} AND NOT jsonPayload.pipelineName="{evaluation}"'
+                        if evaluation
+                        else failed
                     },
                 }
             ],
             # Required for log-match conditions: at most one notification per 5 minutes.
             alert_strategy={"notification_rate_limit": {"period": "300s"}, "auto_close": "86400s"},
         )
+        if evaluation:
+            policy(
+                "evaluation_failures",
+                "continuous evaluation failed",
+                "ERROR",
+                "The scheduled evaluation of the production model failed: until it runs again, "
+                "nobody learns whether the model degrades on new data. Open the run from the log "
+                "entry in Vertex AI > Pipelines; the failed step's log says why (a step that "
+                "cannot work says so, e.g. no endpoint serves a model yet).",
+                combiner="OR",
+                conditions=[
+                    {
+                        "display_name": "an evaluation pipeline job ended in PIPELINE_STATE_FAILED",
+                        "condition_matched_log": {
+                            "filter": f'{failed} AND jsonPayload.pipelineName="{evaluation}"'
+                        },
+                    }
+                ],
+                alert_strategy={
+                    "notification_rate_limit": {"period": "300s"},
+                    "auto_close": "86400s",
+                },
+            )
+            policy(
+                "retraining_triggered",
+                "model degraded: retraining started",
+                "WARNING",
+                "Continuous evaluation found the production model degraded on newly ingested "
+                "batches and started the training pipeline on data that includes them. The log "
+                "entry holds the model, its accuracy on the new rows, the reason and the run "
+                "(`jsonPayload.triggered_run`); the `evaluations` table and the evaluation report "
+                "hold the drift per feature. If the new model passes the gate it reaches "
+                "staging; QA then decides on promoting it.",
+                combiner="OR",
+                conditions=[
+                    {
+                        "display_name": "the evaluation decided: degraded",
+                        # The decide step's structured stdout line (a Vertex AI custom job log).
+                        "condition_matched_log": {
+                            "filter": 'resource.type="ml_job" '
+                            f'AND jsonPayload.event="{EVALUATION_LOG_EVENT}" '
+                            'AND jsonPayload.decision="degraded"'
+                        },
+                    }
+                ],
+                alert_strategy={
+                    "notification_rate_limit": {"period": "300s"},
+                    "auto_close": "86400s",
+                },
+            )
         self.dashboard = gcp.monitoring.Dashboard(
             f"{name}-dashboard",
             project=args.project,

@@ -1,4 +1,4 @@
-"""Pipelines: the registry of the pipeline image, and the training pipeline's schedule.
+"""Pipelines: the registry of the pipeline image, and the training and evaluation schedules.
 
 - The Artifact Registry repository holds the one image every component runs on (and that serves
   the model): `pipeline_src/Dockerfile`, published by Cloud Build or CI under a tag that digests
@@ -13,6 +13,11 @@
 The spec carries the stack's typed parameters (contract, gate, hyperparameters, replicas) as its
 defaults; the schedule passes only string parameters, which is all the provider's
 `parameter_values` (a map of strings) can carry faithfully.
+
+The continuous evaluation pipeline has its own schedule, on the same terms. Its spec carries the
+compiled training spec (as a default) so that a retraining it starts runs exactly the training
+code deployed beside it, with the training schedule's parameters; it runs as the pipeline runner
+too, which may start jobs as itself (resources/identities.py).
 """
 
 from __future__ import annotations
@@ -39,6 +44,18 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class ScheduledPipeline:
+    """A second pipeline run on a schedule (the continuous evaluation)."""
+
+    display_name: str
+    spec: Mapping[str, Any]
+    """Its compiled spec (pipeline_src.compile.compile_spec)."""
+    parameters: Mapping[str, pulumi.Input[str]]
+    schedule: ScheduleSettings
+    run_labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class PipelinesArgs:
     project: str
     region: str
@@ -59,13 +76,15 @@ class PipelinesArgs:
     labels: Mapping[str, str]
     run_labels: Mapping[str, str]
     """Labels of the pipeline jobs the schedule creates."""
+    evaluation: ScheduledPipeline | None = None
+    """The continuous evaluation pipeline and its schedule, if the stack runs one."""
     kms_key: str | None = None
     members: Members = dataclasses.field(default_factory=dict)
     """Who plays each grantee of PERMISSIONS in this stack (resources/access.py)."""
 
 
 class Pipelines(PlatformComponent):
-    """The pipeline image repository and the training pipeline's schedule."""
+    """The pipeline image repository and the training and evaluation schedules."""
 
     TYPE = "tabular-mlops:vertex:Pipelines"
     APIS = ("artifactregistry.googleapis.com", "aiplatform.googleapis.com")
@@ -127,6 +146,8 @@ class Pipelines(PlatformComponent):
     """The pipeline image the schedule's spec names (the tag must be published before a run)."""
     schedule: gcp.colab.Schedule
     """Runs the training pipeline on the configured cron (created paused unless configured)."""
+    evaluation_schedule: gcp.colab.Schedule | None
+    """Runs the continuous evaluation on its cron (created paused unless configured)."""
 
     def __init__(self, name: str, args: PipelinesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(name, opts)
@@ -181,34 +202,21 @@ class Pipelines(PlatformComponent):
                 )
             },
         )
-        settings = args.schedule
-        self.schedule = gcp.colab.Schedule(
+        # One training run at a time: two gates racing for the endpoint could both deploy.
+        self.schedule = self._schedule(
             f"{name}-training-schedule",
-            project=args.project,
-            location=args.region,
-            display_name=args.schedule_display_name,
-            cron=f"TZ={settings.time_zone} {settings.cron}",
-            desired_state="PAUSED" if settings.paused else "ACTIVE",
-            # One training run at a time: two gates racing for the endpoint could both deploy.
-            max_concurrent_run_count="1",
-            allow_queueing=False,
-            create_pipeline_job_request={
-                "parent": f"projects/{args.project}/locations/{args.region}",
-                "pipeline_job": {
-                    "display_name": args.schedule_display_name,
-                    # Sorted keys: the same spec is the same text, so no spurious diffs.
-                    "pipeline_spec": json.dumps(args.spec, sort_keys=True, separators=(",", ":")),
-                    "runtime_config": {
-                        "gcs_output_directory": args.pipeline_root,
-                        "parameter_values": dict(args.parameters),
-                        "failure_policy": "PIPELINE_FAILURE_POLICY_FAIL_FAST",
-                    },
-                    "service_account": args.runner_email,
-                    "labels": dict(args.run_labels),
-                    "encryption_spec": {"kms_key_name": args.kms_key} if args.kms_key else None,
-                },
-            },
-            opts=self.child(),
+            args,
+            ScheduledPipeline(
+                args.schedule_display_name, args.spec, args.parameters, args.schedule,
+                args.run_labels,
+            ),
+        )  # fmt: skip
+        # One evaluation at a time as well: two would judge the same new batches (the trigger
+        # would still start one retraining, but both would record a verdict).
+        self.evaluation_schedule = (
+            self._schedule(f"{name}-evaluation-schedule", args, args.evaluation)
+            if args.evaluation
+            else None
         )
         self.register_outputs(
             {
@@ -216,5 +224,43 @@ class Pipelines(PlatformComponent):
                 "templates": self.templates.name,
                 "image": self.image,
                 "schedule": self.schedule.id,
+                "evaluation_schedule": (
+                    self.evaluation_schedule.id if self.evaluation_schedule else None
+                ),
             }
+        )
+
+    def _schedule(
+        self, resource_name: str, args: PipelinesArgs, pipeline: ScheduledPipeline
+    ) -> gcp.colab.Schedule:
+        """A schedule running `pipeline` as the pipeline runner, one run at a time."""
+        settings = pipeline.schedule
+        return gcp.colab.Schedule(
+            resource_name,
+            project=args.project,
+            location=args.region,
+            display_name=pipeline.display_name,
+            cron=f"TZ={settings.time_zone} {settings.cron}",
+            desired_state="PAUSED" if settings.paused else "ACTIVE",
+            max_concurrent_run_count="1",
+            allow_queueing=False,
+            create_pipeline_job_request={
+                "parent": f"projects/{args.project}/locations/{args.region}",
+                "pipeline_job": {
+                    "display_name": pipeline.display_name,
+                    # Sorted keys: the same spec is the same text, so no spurious diffs.
+                    "pipeline_spec": json.dumps(
+                        pipeline.spec, sort_keys=True, separators=(",", ":")
+                    ),
+                    "runtime_config": {
+                        "gcs_output_directory": args.pipeline_root,
+                        "parameter_values": dict(pipeline.parameters),
+                        "failure_policy": "PIPELINE_FAILURE_POLICY_FAIL_FAST",
+                    },
+                    "service_account": args.runner_email,
+                    "labels": dict(pipeline.run_labels),
+                    "encryption_spec": {"kms_key_name": args.kms_key} if args.kms_key else None,
+                },
+            },
+            opts=self.child(),
         )

@@ -15,8 +15,9 @@ import pulumi
 import pulumi_gcp as gcp
 
 from contracts import DataContract, load_contract
-from contracts.tables import INGESTION_LOG, MODEL_METRICS
+from contracts.tables import EVALUATIONS, INGESTION_LOG, MODEL_METRICS
 from pipeline_src.compile import code_version, compile_spec, typed_arguments
+from pipeline_src.evaluation import evaluation_pipeline
 from pipeline_src.image import image_uri, registry_path
 from pipeline_src.training import TUNABLE
 from resources.access import PERSONAS, Grantee, Members
@@ -27,7 +28,7 @@ from resources.encryption import Encryption, EncryptionArgs, agent_apis
 from resources.identities import ACCOUNT_NAMES, WORKLOADS, Identities, IdentitiesArgs
 from resources.ingestion import FunctionSettings, Ingestion, IngestionArgs, function_source
 from resources.monitoring import Monitoring, MonitoringArgs
-from resources.pipelines import Pipelines, PipelinesArgs, ScheduleSettings
+from resources.pipelines import Pipelines, PipelinesArgs, ScheduledPipeline, ScheduleSettings
 from resources.services import ProjectServices, ProjectServicesArgs
 from resources.serving import MODEL_READER, PREDICTOR, RolloutSettings, Serving, ServingArgs
 from resources.warehouse import Warehouse, WarehouseArgs
@@ -310,6 +311,32 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         "git_commit": code_version(),
     }
     pipeline_root = pulumi.Output.concat("gs://", data_lake.artifacts.name, "/pipeline-root")
+    training_spec = compile_spec(image, defaults=typed_parameters)
+    evaluation = platform.pipelines.evaluation
+    evaluation_spec = compile_spec(
+        image,
+        defaults={
+            "contract": typed_parameters["contract"],
+            "min_new_rows": evaluation.min_new_rows,
+            "min_accuracy": evaluation.min_accuracy,
+            "max_degradation": evaluation.max_degradation,
+            # Retraining runs the training code deployed with it, with its schedule's values.
+            "training_spec": training_spec,
+        },
+        pipeline=evaluation_pipeline,
+    )
+    evaluation_parameters = {
+        **{k: string_parameters[k] for k in ("project", "location", "bq_location", "dataset",
+                                              "table", "endpoint", "model_id")},
+        # Each stack judges the model its own endpoint serves: no fallback endpoint.
+        "fallback_endpoint": "",
+        "evaluations_table": warehouse.tables[EVALUATIONS.table_id].table_id,
+        "training_parameters": pulumi.Output.json_dumps(string_parameters),
+        "training_pipeline_root": pipeline_root,
+        "training_service_account": identities.pipeline_runner.email,
+        "prediction_service_account": identities.pipeline_runner.email,
+        "prediction_machine_type": platform.serving.machine_type,
+    }  # fmt: skip
     pipelines = Pipelines(
         "pipelines",
         PipelinesArgs(
@@ -318,7 +345,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             repository_id=repository_id,
             templates_repository_id=naming.resource("pipeline-templates"),
             image=image,
-            spec=compile_spec(image, defaults=typed_parameters),
+            spec=training_spec,
             parameters=string_parameters,
             pipeline_root=pipeline_root,
             runner_email=identities.pipeline_runner.email,
@@ -330,6 +357,17 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             ),
             labels=labels,
             run_labels=run_labels,
+            evaluation=ScheduledPipeline(
+                display_name=naming.display_name("evaluation pipeline"),
+                spec=evaluation_spec,
+                parameters=evaluation_parameters,
+                schedule=ScheduleSettings(
+                    cron=evaluation.schedule.cron,
+                    time_zone=evaluation.schedule.time_zone,
+                    paused=evaluation.schedule.paused,
+                ),
+                run_labels={**labels, "managed-by": "evaluation-pipeline"},
+            ),
             kms_key=kms_key,
             members=members,
         ),
@@ -382,6 +420,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             labels=labels,
             notification_email=platform.monitoring.notification_email,
             quarantine_alert_threshold=platform.monitoring.quarantine_alert_threshold,
+            evaluation_pipeline=evaluation_pipeline.name,
             members=members,
         ),
         after(Monitoring),

@@ -1,7 +1,8 @@
 """new_data: is there enough newly labelled data to judge the model prod serves?
 
-The model is the one the prod endpoint serves (most traffic); while prod serves nothing yet, the
-staging endpoint's, and the run says so. New data is every ingestion batch (a span, `_batch_id`)
+The model is the one `endpoint` serves (most traffic): in the cloud the stack's endpoint; locally
+the prod endpoint, or while it serves nothing yet the `fallback_endpoint`'s (staging), and the run
+says so. New data is every ingestion batch (a span, `_batch_id`)
 committed after that model's training snapshot (so the model never saw it), up to now, that no
 earlier evaluation reached a verdict on: a batch is judged once. Batches of a run that stopped for
 want of data stay new, so they add up until there are `min_new_rows` labelled rows.
@@ -163,8 +164,8 @@ def new_data(
     bq_location: str,
     dataset: str,
     table: str,
-    prod_endpoint: str,
-    staging_endpoint: str,
+    endpoint: str,
+    fallback_endpoint: str,
     model_id: str,
     min_new_rows: int,
     evaluation_id: str,
@@ -196,7 +197,7 @@ def new_data(
     if not dataset or not table:
         raise ValueError("new_data needs the warehouse dataset and table")
     spec = feature_spec(contract)
-    endpoints = [e for e in (prod_endpoint, staging_endpoint) if e]
+    endpoints = [e for e in (endpoint, fallback_endpoint) if e]
     if local_root:
         found = served_model_local(local_root, endpoints, model_id)
     else:
@@ -206,10 +207,10 @@ def new_data(
             f"no endpoint serves a model ({', '.join(endpoints)}): nothing to evaluate yet; "
             "run the training pipeline first"
         )
-    model, artifact_dir, endpoint = found
-    where = f"served by endpoint {endpoint}"
-    if endpoint != prod_endpoint:
-        where += f" (endpoint {prod_endpoint} serves nothing yet: evaluating {endpoint}'s model)"
+    model, artifact_dir, serving_endpoint = found
+    where = f"served by endpoint {serving_endpoint}"
+    if serving_endpoint != endpoint:
+        where += f" ({endpoint} serves nothing yet: evaluating {serving_endpoint}'s model)"
     print(f"model {model}, {where}")
     baseline = read_json(os.path.join(artifact_dir, "baseline.json"))
     test_metrics = read_json(os.path.join(artifact_dir, "evaluation.json"))["model"]
@@ -230,7 +231,7 @@ def new_data(
     served_info = {
         "model": model,
         "artifact_dir": artifact_dir,
-        "endpoint": endpoint,
+        "endpoint": serving_endpoint,
         "where": where,
         "trained_until": trained_until,
         "test_metrics": test_metrics,

@@ -168,7 +168,7 @@ def decide_and_trigger(
     bq_location: str,
     dataset: str,
     training_spec: dict,
-    training_parameters: dict,
+    training_parameters: str,
     pipeline_root: str,
     service_account: str,
     evaluations_table: str = "evaluations",
@@ -209,7 +209,7 @@ def decide_and_trigger(
         if local_root:
             started = claim_local(local_root, run_id, request)
         else:
-            parameters = {**training_parameters, "snapshot_time": until}
+            parameters = {**json.loads(training_parameters or "{}"), "snapshot_time": until}
             labels = {
                 "managed-by": "evaluation-pipeline",
                 "evaluation": label_value(evaluation_id),
@@ -233,6 +233,10 @@ def decide_and_trigger(
         write_rows_local(local_root, dataset, evaluations_table, [record])
     else:
         write_rows_bigquery(project, bq_location, dataset, evaluations_table, [record])
-    print(f"{decision}: {reason}" + (f" (started {triggered})" if triggered else ""))
+    # One structured line (Cloud Logging's jsonPayload): the retraining alert matches it
+    # (resources/monitoring.py EVALUATION_LOG_EVENT).
+    line = {"event": "evaluation", "decision": decision, "model": result["model"],
+            "triggered_run": triggered, "accuracy": result["value"], "reason": reason}  # fmt: skip
+    print(json.dumps(line))
     outputs = namedtuple("Outputs", ["decision", "reason", "triggered_run"])
     return outputs(decision, reason, triggered)

@@ -94,7 +94,7 @@ def test_without_an_email_alerts_exist_but_notify_no_one():
     record = run_program("staging", config=config)
     assert record.of_type("gcp:monitoring/notificationChannel:NotificationChannel") == []
     policies = record.of_type("gcp:monitoring/alertPolicy:AlertPolicy")
-    assert len(policies) == 3
+    assert len(policies) == 5  # ingestion 2, pipelines 1, continuous evaluation 2
     assert all(not p.inputs.get("notificationChannels") for p in policies)
 
 

@@ -156,7 +156,7 @@ def test_decide_and_trigger_starts_retraining_once_per_spans(local_env, artifact
             assessment=_assessment(artifact, accuracy), rows=400, batch_ids=json.dumps(batches),
             until="2030-01-01T00:00:00+00:00", evaluation_id=evaluation_id, **BARS,
             project="p", location="l", bq_location="", dataset=local_env.dataset,
-            training_spec={}, training_parameters={}, pipeline_root="", service_account="",
+            training_spec={}, training_parameters="{}", pipeline_root="", service_account="",
             local_root=str(local_env.root),
         )  # fmt: skip
 
