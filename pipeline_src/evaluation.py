@@ -46,6 +46,7 @@ def evaluation_pipeline(
     training_service_account: str = "",
     prediction_machine_type: str = "n1-standard-2",
     prediction_service_account: str = "",
+    kms_key: str = "",
     local_root: str = "",
 ):
     """Evaluate the model prod serves on the new batches; retrain when it has degraded.
@@ -66,6 +67,7 @@ def evaluation_pipeline(
             the snapshot time is the evaluation's.
         training_pipeline_root, training_service_account: where and as whom retraining runs.
         prediction_machine_type, prediction_service_account: the batch prediction job's.
+        kms_key: the CMEK key the jobs it starts (batch prediction, retraining) encrypt with.
         local_root: when set, run on the local stand-ins under this folder instead of GCP.
     """
     new_data_task = new_data(
@@ -92,6 +94,7 @@ def evaluation_pipeline(
             location=location,
             machine_type=prediction_machine_type,
             service_account=prediction_service_account,
+            kms_key=kms_key,
             local_root=local_root,
         ).set_display_name("batch predict")
         assess_task = assess(
@@ -117,6 +120,7 @@ def evaluation_pipeline(
             training_parameters=training_parameters,
             pipeline_root=training_pipeline_root,
             service_account=training_service_account,
+            kms_key=kms_key,
             evaluations_table=evaluations_table,
             local_root=local_root,
         ).set_display_name("decide and trigger retraining")

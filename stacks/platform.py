@@ -336,6 +336,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         "training_service_account": identities.pipeline_runner.email,
         "prediction_service_account": identities.pipeline_runner.email,
         "prediction_machine_type": platform.serving.machine_type,
+        "kms_key": kms_key or "",
     }  # fmt: skip
     pipelines = Pipelines(
         "pipelines",

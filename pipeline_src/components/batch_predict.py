@@ -48,6 +48,18 @@ def instances(frame, spec: dict) -> list:
     ]
 
 
+def instance_key(instance: dict) -> str:
+    """An instance as comparable text: numbers as floats (a service may echo 39.0 as 39)."""
+    import json
+
+    def canonical(value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return value
+        return float(value)
+
+    return json.dumps({k: canonical(v) for k, v in instance.items()}, sort_keys=True)
+
+
 def predict_vertex(
     project: str,
     location: str,
@@ -57,12 +69,14 @@ def predict_vertex(
     folder_uri: str,
     machine_type: str,
     service_account: str,
+    kms_key: str = "",
 ) -> list:
     """Predictions of a Vertex AI batch prediction job of `model`, in the rows' order.
 
-    Vertex AI writes results in no particular order, so each instance carries its row number as
-    an extra field the job is told to exclude from what the model sees (`excluded_fields`) but
-    to keep in its output line.
+    Vertex AI writes results in no particular order, each beside the instance it answers; the
+    instances are exactly the predict contract's (an extra field would be refused), so results
+    are matched back to rows by instance content. Rows with identical features get identical
+    predictions, so matching duplicates in any order is exact.
     """
     import glob
     import json
@@ -72,9 +86,10 @@ def predict_vertex(
 
     local_folder = gcs_fuse_path(folder_uri)
     os.makedirs(local_folder, exist_ok=True)
+    rows = instances(frame, spec)
     with open(os.path.join(local_folder, "instances.jsonl"), "w", encoding="utf-8") as out:
-        for number, instance in enumerate(instances(frame, spec)):
-            out.write(json.dumps({**instance, "_row": number}) + "\n")
+        for instance in rows:
+            out.write(json.dumps(instance) + "\n")
     aiplatform.init(project=project, location=location)
     job = aiplatform.Model(model).batch_predict(
         job_display_name=f"evaluation-{os.path.basename(folder_uri.rstrip('/'))}"[:128],
@@ -82,11 +97,11 @@ def predict_vertex(
         gcs_destination_prefix=f"{folder_uri.rstrip('/')}/output",
         instances_format="jsonl",
         predictions_format="jsonl",
-        excluded_fields=["_row"],
         machine_type=machine_type,
         starting_replica_count=1,
         max_replica_count=1,
         service_account=service_account or None,
+        encryption_spec_key_name=kms_key or None,
         sync=True,
     )
     output_dir = gcs_fuse_path(job.output_info.gcs_output_directory)
@@ -96,17 +111,18 @@ def predict_vertex(
         with open(path, encoding="utf-8") as lines:
             for line in lines:
                 result = json.loads(line)
-                predictions[int(result["instance"]["_row"])] = result["prediction"]
+                predictions[instance_key(result["instance"])] = result["prediction"]
     for path in sorted(glob.glob(os.path.join(output_dir, "prediction.errors_stats-*"))):
         with open(path, encoding="utf-8") as lines:
             failed += [line.strip() for line in lines if line.strip()]
-    missing = len(frame) - len(predictions)
+    answered = [predictions.get(instance_key(instance)) for instance in rows]
+    missing = sum(1 for a in answered if a is None)
     if missing:
         raise ValueError(
-            f"batch prediction {job.resource_name} returned {len(predictions)} predictions for "
-            f"{len(frame)} rows; errors: {failed[:3]}"
+            f"batch prediction {job.resource_name} left {missing} of {len(rows)} rows "
+            f"unanswered; errors: {failed[:3]}"
         )
-    return [predictions[i] for i in range(len(frame))]
+    return answered
 
 
 @pipeline_component(
@@ -119,6 +135,7 @@ def predict_vertex(
         gcs_fuse_path,
         predict_local,
         instances,
+        instance_key,
         predict_vertex,
     ),
 )
@@ -131,6 +148,7 @@ def batch_predict(
     location: str,
     machine_type: str = "n1-standard-2",
     service_account: str = "",
+    kms_key: str = "",
     local_root: str = "",
 ) -> int:
     """Predict the new rows with the served model; return how many were predicted."""
@@ -146,7 +164,7 @@ def batch_predict(
     else:
         results = predict_vertex(
             project, location, model["model"], frame, spec, predictions.uri + "-job",
-            machine_type, service_account,
+            machine_type, service_account, kms_key,
         )  # fmt: skip
     out = frame[[*spec["keys"], "_batch_id", spec["label"]]].copy()
     out[spec["label"]] = out[spec["label"]].astype(str)

@@ -106,6 +106,7 @@ def submit_vertex(
     pipeline_root: str,
     service_account: str,
     labels: dict,
+    kms_key: str = "",
 ) -> bool:
     """Submit the training pipeline as job `run_id`; False if that job exists already."""
     import os
@@ -128,6 +129,7 @@ def submit_vertex(
             parameter_values=parameters,
             labels=labels,
             enable_caching=False,
+            encryption_spec_key_name=kms_key or None,
         )
         try:
             job.submit(service_account=service_account or None)
@@ -171,6 +173,7 @@ def decide_and_trigger(
     training_parameters: str,
     pipeline_root: str,
     service_account: str,
+    kms_key: str = "",
     evaluations_table: str = "evaluations",
     local_root: str = "",
 ) -> NamedTuple("Outputs", [("decision", str), ("reason", str), ("triggered_run", str)]):
@@ -217,7 +220,7 @@ def decide_and_trigger(
             }
             started = submit_vertex(
                 project, location, run_id, training_spec, parameters, pipeline_root,
-                service_account, labels,
+                service_account, labels, kms_key,
             )  # fmt: skip
         if started:
             triggered = run_id

@@ -171,6 +171,10 @@ def test_with_a_key_the_repository_and_the_runs_are_customer_encrypted():
     record = run_program("staging", config=config)
     assert record.named("pipelines-images").inputs["kmsKeyName"] == KEY
     assert schedule_job(record)["encryptionSpec"] == {"kmsKeyName": KEY}
+    evaluation = record.named("pipelines-evaluation-schedule").inputs["createPipelineJobRequest"]
+    assert evaluation["pipelineJob"]["encryptionSpec"] == {"kmsKeyName": KEY}
+    # …and so are the batch prediction and retraining jobs the evaluation starts.
+    assert evaluation["pipelineJob"]["runtimeConfig"]["parameterValues"]["kms_key"] == KEY
 
 
 def test_the_config_reference_names_every_tunable_parameter():

@@ -30,6 +30,7 @@ from pipeline_src.components.validate import feature_statistics
 from pipeline_src.evaluation import COMPONENTS
 from tests.pipeline.test_spec import test_component_source_is_self_contained as self_contained
 
+KEY = "projects/p/locations/l/keyRings/r/cryptoKeys/k"
 BARS = {"min_new_rows": 200, "min_accuracy": 0.85, "max_degradation": 0.05}
 
 
@@ -197,7 +198,7 @@ def test_submit_vertex_uses_the_spans_job_id_and_reports_an_existing_job(tmp_pat
         started = submit_vertex(
             "p", "europe-west4", "retrain-abc", {"pipelineSpec": 1}, {"table": "penguins",
             "snapshot_time": "t"}, "gs://b/root", "runner@p.iam.gserviceaccount.com",
-            {"managed-by": "evaluation-pipeline"},
+            {"managed-by": "evaluation-pipeline"}, KEY,
         )  # fmt: skip
         kwargs = job.call_args.kwargs
         assert started is True
@@ -213,20 +214,25 @@ def test_submit_vertex_uses_the_spans_job_id_and_reports_an_existing_job(tmp_pat
         submit_vertex("p", "l", "retrain-abc", {}, {}, "", "", {})
 
 
-def test_predict_vertex_restores_row_order_from_the_job_output(tmp_path, spec):
+def test_predict_vertex_matches_results_to_rows_whatever_their_order(tmp_path, spec):
     frame = pd.DataFrame(generate_records(sample_profile(_contract()), 3, seed=1))
+    frame = pd.concat([frame, frame.iloc[[0]]], ignore_index=True)  # a duplicate row
     output = tmp_path / "job" / "output"
 
     def batch_predict(**kwargs):
         text = (tmp_path / "job" / "instances.jsonl").read_text()
         lines = [json.loads(line) for line in text.splitlines()]
-        assert kwargs["excluded_fields"] == ["_row"] and kwargs["instances_format"] == "jsonl"
-        assert all(set(line) == {*[f["name"] for f in spec["features"]], "_row"} for line in lines)
+        assert kwargs["instances_format"] == "jsonl" and len(lines) == 4
+        assert kwargs["encryption_spec_key_name"] == KEY
+        # Exactly the predict contract's fields: the serving container refuses any other.
+        assert all(set(line) == {f["name"] for f in spec["features"]} for line in lines)
         output.mkdir(parents=True)
         with open(output / "prediction.results-00000-of-00001", "w") as out:
-            for line in reversed(lines):  # Vertex writes in no particular order
-                prediction = {"class": f"c{line['_row']}", "probabilities": {"c": 1.0}}
-                out.write(json.dumps({"instance": line, "prediction": prediction}) + "\n")
+            for line in reversed(lines[:3]):  # any order; numbers echoed in their own way
+                echoed = {k: int(v) if isinstance(v, float) and v.is_integer() else v
+                          for k, v in line.items()}  # fmt: skip
+                prediction = {"class": f"bill {line['bill_length_mm']}", "probabilities": {}}
+                out.write(json.dumps({"instance": echoed, "prediction": prediction}) + "\n")
         return SimpleNamespace(output_info=SimpleNamespace(gcs_output_directory=str(output)))
 
     with (
@@ -235,7 +241,7 @@ def test_predict_vertex_restores_row_order_from_the_job_output(tmp_path, spec):
     ):
         model.return_value.batch_predict.side_effect = batch_predict
         results = predict_vertex(
-            "p", "l", "projects/p/models/m@2", frame, spec, str(tmp_path / "job"), "n1", ""
+            "p", "l", "projects/p/models/m@2", frame, spec, str(tmp_path / "job"), "n1", "", KEY
         )
-    assert [r["class"] for r in results] == ["c0", "c1", "c2"]
+    assert [r["class"] for r in results] == [f"bill {v}" for v in frame["bill_length_mm"]]
     model.assert_called_once_with("projects/p/models/m@2")
