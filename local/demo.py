@@ -124,9 +124,11 @@ def stage_promote(ctx: DemoContext) -> str:
     from stacks.config import PROJECT_ROOT, load_stack_file
     from stacks.promote import promote, served_by_local
 
-    # The repository's Pulumi.prod.yaml stays as it is: the demo edits a copy, as QA's PR would.
+    # The repository's Pulumi.prod.yaml stays as it is: the demo edits a copy, as QA's PR would,
+    # and keeps it from one promotion to the next.
     stack_file = ctx.env.root / "Pulumi.prod.yaml"
-    shutil.copy(PROJECT_ROOT / "Pulumi.prod.yaml", stack_file)
+    if not stack_file.exists():
+        shutil.copy(PROJECT_ROOT / "Pulumi.prod.yaml", stack_file)
     model = served_by_local(ctx.env.root, "staging")
     old = promote(stack_file, model)
     say(f"make promote: {stack_file.name} platform.serving.model: {old} -> {model}")
@@ -214,6 +216,20 @@ def stage_evaluate(ctx: DemoContext) -> str:
     )
 
 
+def stage_release(ctx: DemoContext) -> str:
+    """The retrained model's way to prod: QA accepts it on staging, promotes it with a canary."""
+    from local.registry import LocalEndpoint
+
+    staging, prod = (
+        LocalEndpoint(ctx.env.endpoints_dir, name).serving() for name in ("staging", "prod")
+    )
+    if staging is None or (prod is not None and staging.resource_name == prod.resource_name):
+        say("staging serves what prod serves: nothing new to release")
+        return "nothing new to release"
+    accepted = stage_accept(ctx)
+    return f"{accepted}; {stage_promote(ctx)}"
+
+
 STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("plan", stage_plan),
     ("ingest", stage_ingest),
@@ -222,6 +238,7 @@ STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("promote", stage_promote),
     ("serve-prod", stage_serve_prod),
     ("evaluate", stage_evaluate),
+    ("release", stage_release),
 ]
 
 

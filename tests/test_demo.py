@@ -31,9 +31,19 @@ def test_demo_runs_every_stage_and_reports(tmp_path):
     assert "platform.serving.model: projects/acme-mlops-staging/" in result.stdout
     assert "prod serves tabular-mlops-local-penguins@1" in report
     assert "prod answers with tabular-mlops-local-penguins@1" in report
-    promoted = (tmp_path / "state" / "Pulumi.prod.yaml").read_text()
-    assert "model: tabular-mlops-local-penguins@1" in promoted
-    assert (PROJECT_ROOT / "Pulumi.prod.yaml").read_text() != promoted
     evaluate = report.split("\n  evaluate", 1)[1].split("\n")[0]
     assert evaluate.lstrip().startswith("degraded (accuracy"), evaluate
     assert "retrained: deploy, staging serves tabular-mlops-local-penguins@2" in evaluate
+    # The retrained version goes to prod the same way, this time with a canary beside @1.
+    release = report.split("\n  release", 1)[1].split("\n")[0]
+    assert "staging (tabular-mlops-local-penguins@2) accepted:" in release
+    assert (
+        "prod serves tabular-mlops-local-penguins@2 (was tabular-mlops-local-penguins@1)" in release
+    )
+    assert "canary: tabular-mlops-local-penguins@2 deployed as 2 with 10% of the traffic" in (
+        result.stdout
+    )
+    assert "undeployed tabular-mlops-local-penguins@1 (1)" in result.stdout
+    promoted = (tmp_path / "state" / "Pulumi.prod.yaml").read_text()
+    assert "model: tabular-mlops-local-penguins@2" in promoted
+    assert (PROJECT_ROOT / "Pulumi.prod.yaml").read_text() != promoted
