@@ -54,9 +54,12 @@ bench-ingest: $(READY) ## ingestion throughput and peak memory vs the alternativ
 test-pipeline: $(READY) ## the pipeline's tests only (CI's pipeline workflow)
 	$(PY) -m pytest tests/pipeline
 
-compile: $(READY) ## compile the training pipeline for a stack's image, offline: make compile STACK=prod
-	$(PY) -m pipeline_src.compile --out $(BUILD)/training-pipeline-$(STACK).yaml \
-	    --image "$$($(PY) -m stacks.plan --stack $(STACK) --output pipeline_image)"
+compile: $(READY) ## compile both pipelines for a stack's image, offline: make compile STACK=prod
+	image="$$($(PY) -m stacks.plan --stack $(STACK) --output pipeline_image)" && \
+	for pipeline in training evaluation; do \
+	    $(PY) -m pipeline_src.compile --image "$$image" --pipeline $$pipeline \
+	        --out $(BUILD)/$$pipeline-pipeline-$(STACK).yaml || exit 1; \
+	done
 
 # The next two act on a deployed stack: they need the Pulumi CLI logged in to the stack's state
 # backend and Google credentials (CI: Workload Identity Federation, README "CI/CD").

@@ -1,7 +1,7 @@
 """Compile the training pipeline to the spec Vertex AI runs, with the stack's pipeline image.
 
     python -m pipeline_src.compile --image REGION-docker.pkg.dev/PROJECT/REPO/pipeline:TAG \
-        [--out build/training-pipeline.yaml]
+        [--pipeline training|evaluation] [--out build/training-pipeline.yaml]
 
 The spec is deterministic: the same code and image give byte-identical output (keys sorted, no
 timestamps), so the schedule Pulumi creates changes exactly when the pipeline's code does. The
@@ -110,9 +110,9 @@ def spec_text(spec: dict[str, Any]) -> str:
     return yaml.safe_dump(spec, sort_keys=True, width=100, allow_unicode=True)
 
 
-def write_spec(image: str, out: Path = DEFAULT_OUT) -> Path:
+def write_spec(image: str, out: Path = DEFAULT_OUT, pipeline: Any = training_pipeline) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(spec_text(compile_spec(image)), encoding="utf-8")
+    out.write_text(spec_text(compile_spec(image, pipeline=pipeline)), encoding="utf-8")
     return out
 
 
@@ -153,8 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--image", required=True, help="the pipeline image, with a pinned tag")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the spec goes")
+    parser.add_argument(
+        "--pipeline", choices=("training", "evaluation"), default="training", help="which one"
+    )
     args = parser.parse_args(argv)
-    print(write_spec(args.image, args.out))
+    if args.pipeline == "evaluation":
+        from pipeline_src.evaluation import evaluation_pipeline as pipeline
+    else:
+        pipeline = training_pipeline
+    print(write_spec(args.image, args.out, pipeline))
     return 0
 
 

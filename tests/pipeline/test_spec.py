@@ -154,3 +154,21 @@ def test_compiling_is_deterministic_across_processes(tmp_path):
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     assert IMAGE.encode() in outputs[0] and b"set-by-compile" not in outputs[0]
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "name"),
+    [("training", "tabular-mlops-training"), ("evaluation", "tabular-mlops-evaluation")],
+)
+def test_the_compile_command_writes_either_pipeline_for_an_image(tmp_path, pipeline, name):
+    """What `make compile` (and CI) runs for each stack's image."""
+    import yaml
+
+    from pipeline_src.compile import main
+
+    out = tmp_path / f"{pipeline}.yaml"
+    assert main(["--image", IMAGE, "--pipeline", pipeline, "--out", str(out)]) == 0
+    spec = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert spec["pipelineInfo"]["name"] == name
+    executors = spec["deploymentSpec"]["executors"].values()
+    assert {e["container"]["image"] for e in executors} == {IMAGE}
