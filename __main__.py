@@ -33,6 +33,10 @@ pulumi.export("schedule_caller", platform.identities.schedule_caller.email)
 # What CI publishes (the pipeline image) and submits with (`python -m pipeline_src.submit`).
 pulumi.export("pipeline_image", platform.pipelines.image)
 pulumi.export("training_pipeline", platform.training_job)
+if platform.serving.promotion is not None:
+    # The version prod serves once `pulumi up` has rolled it out (its registered copy across
+    # projects): CD's acceptance run expects it (`make acceptance MODEL=…`).
+    pulumi.export("served_model", platform.serving.promotion.served_model)
 if platform.workbench is not None:
     pulumi.export("workbench_instance", platform.workbench.instance.name)
 if platform.ci is not None:

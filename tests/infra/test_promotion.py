@@ -309,6 +309,9 @@ def test_prod_declares_the_rollout_with_its_settings_and_staging_none(stack_reco
     parent = stack_records["prod"].by_urn(promotion.parent_urn)
     assert parent.type == "tabular-mlops:vertex:Serving"
     assert stack_records["staging"].of_type("pulumi-python:dynamic/vertex:Promotion") == []
+    # What CD's acceptance run expects after the rollout; staging deploys through the pipeline.
+    assert "served_model" in stack_records["prod"].outputs
+    assert "served_model" not in stack_records["staging"].outputs
 
 
 def test_staging_lets_prod_read_its_models_and_nothing_else(stack_records):
