@@ -195,7 +195,10 @@ def _copy_report(env: LocalEnvironment, evaluation_id: str) -> Path | None:
 def summary(outcome: LocalEvaluation) -> list[str]:
     """The run's outcome in a few lines."""
     record = outcome.record
-    lines = [f"{record['decision']}: {record['reason']}"]
+    lines = [
+        f"judged {record['model_version']} on {record['rows']} new rows",
+        f"{record['decision']}: {record['reason']}",
+    ]
     if record.get("value") is not None:
         drift = ", ".join(f"{k} {v:.2f}" for k, v in sorted(outcome.drift.items()))
         lines.append(f"drift (PSI / Jensen-Shannon): {drift}")

@@ -89,6 +89,8 @@ class Monitoring(PlatformComponent):
 
     channel: gcp.monitoring.NotificationChannel | None
     """The email channel alerts go to (None when the config names no email)."""
+    evaluations: gcp.logging.Metric | None
+    """Continuous evaluations by decision (with the evaluation pipeline)."""
     alerts: dict[str, gcp.monitoring.AlertPolicy]
     """Alert policies by purpose: quarantine, function_errors, pipeline_failures, and with the
     evaluation pipeline evaluation_failures and retraining_triggered."""
@@ -137,6 +139,36 @@ class Monitoring(PlatformComponent):
                 "pipeline": "EXTRACT(jsonPayload.pipelineName)",
             },
             opts=self.child(),
+        )
+        # The evaluation's verdicts, counted by decision: the retraining alert and the
+        # dashboard read the same structured line of the decide step.
+        evaluation_verdicts = (
+            f'resource.type="ml_job" AND jsonPayload.event="{EVALUATION_LOG_EVENT}"'
+        )
+        self.evaluations = (
+            gcp.logging.Metric(
+                f"{name}-evaluations",
+                project=args.project,
+                name=f"{args.metric_prefix}/evaluations",
+                description="Continuous evaluations of the served model, by decision.",
+                filter=evaluation_verdicts,
+                metric_descriptor={
+                    "metric_kind": "DELTA",
+                    "value_type": "INT64",
+                    "unit": "1",
+                    "labels": [
+                        {
+                            "key": "decision",
+                            "value_type": "STRING",
+                            "description": "healthy, degraded or already_triggered",
+                        },
+                    ],
+                },
+                label_extractors={"decision": "EXTRACT(jsonPayload.decision)"},
+                opts=self.child(),
+            )
+            if args.evaluation_pipeline
+            else None
         )
         outcomes_type = self.outcomes.name.apply(lambda n: f"logging.googleapis.com/user/{n}")
 
@@ -301,9 +333,7 @@ class Monitoring(PlatformComponent):
                         "display_name": "the evaluation decided: degraded",
                         # The decide step's structured stdout line (a Vertex AI custom job log).
                         "condition_matched_log": {
-                            "filter": 'resource.type="ml_job" '
-                            f'AND jsonPayload.event="{EVALUATION_LOG_EVENT}" '
-                            'AND jsonPayload.decision="degraded"'
+                            "filter": f'{evaluation_verdicts} AND jsonPayload.decision="degraded"'
                         },
                     }
                 ],
@@ -316,7 +346,12 @@ class Monitoring(PlatformComponent):
             f"{name}-dashboard",
             project=args.project,
             dashboard_json=pulumi.Output.json_dumps(
-                _dashboard(args, outcomes_type, self.pipeline_runs.name)
+                _dashboard(
+                    args,
+                    outcomes_type,
+                    self.pipeline_runs.name,
+                    self.evaluations.name if self.evaluations else None,
+                )
             ),
             opts=self.child(),
         )
@@ -371,7 +406,10 @@ def _chart(
 
 
 def _dashboard(
-    args: MonitoringArgs, outcomes_type: pulumi.Output[str], runs_name: pulumi.Output[str]
+    args: MonitoringArgs,
+    outcomes_type: pulumi.Output[str],
+    runs_name: pulumi.Output[str],
+    evaluations_name: pulumi.Output[str] | None = None,
 ) -> dict:
     """The stakeholders' dashboard: ingestion, pipelines, endpoint, one row each."""
     function = (
@@ -414,6 +452,21 @@ def _dashboard(
             "ALIGN_SUM",
             ["metric.label.pipeline", "metric.label.state"],
             period="86400s",
+        ),
+        *(
+            [
+                _chart(
+                    "Continuous evaluations by decision (per day)",
+                    pulumi.Output.concat(
+                        'metric.type="logging.googleapis.com/user/', evaluations_name, '"'
+                    ),
+                    "ALIGN_SUM",
+                    ["metric.label.decision"],
+                    period="86400s",
+                )
+            ]
+            if evaluations_name is not None
+            else []
         ),
         _chart(
             "Endpoint predictions (per minute)",

@@ -89,3 +89,13 @@ def test_alerts_for_a_failed_evaluation_and_a_started_retraining(stack_record):
     # The decide step writes exactly the line the alert matches.
     source = decide_and_trigger.component_spec.implementation.container.command[-1]
     assert f'"event": "{EVALUATION_LOG_EVENT}", "decision": decision' in source
+
+
+def test_the_dashboard_counts_evaluations_by_decision(stack_record):
+    metric = stack_record.named("monitoring-evaluations").inputs
+    assert f'jsonPayload.event="{EVALUATION_LOG_EVENT}"' in metric["filter"]
+    assert metric["labelExtractors"] == {"decision": "EXTRACT(jsonPayload.decision)"}
+    dashboard = json.loads(stack_record.named("monitoring-dashboard").inputs["dashboardJson"])
+    titles = json.dumps(dashboard)
+    assert "Continuous evaluations by decision (per day)" in titles
+    assert f"logging.googleapis.com/user/{metric['name']}" in titles

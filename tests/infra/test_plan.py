@@ -154,7 +154,7 @@ def test_table_shows_the_platform_settings_a_reviewer_checks(stack_records):
         "gceSetup.metadata.idle-timeout-seconds=3600",
         "role=roles/eventarc.eventReceiver",
         "condition.title=function sources only",
-        "dashboardJson=<9 tiles>",
+        "dashboardJson=<10 tiles>",
         "serviceConfig.maxInstanceCount=5",
     ):
         assert setting in table, setting

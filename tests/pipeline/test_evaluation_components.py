@@ -245,3 +245,31 @@ def test_predict_vertex_matches_results_to_rows_whatever_their_order(tmp_path, s
         )
     assert [r["class"] for r in results] == [f"bill {v}" for v in frame["bill_length_mm"]]
     model.assert_called_once_with("projects/p/models/m@2")
+
+
+def test_report_plots_every_measured_evaluation_and_embeds_them(tmp_path):
+    from pipeline_src.components.evaluation_report import history_plots, render_evaluation_report
+
+    history = pd.DataFrame(
+        {
+            "model_version": ["m@1", "m@1", "m@2"],
+            "decision": ["healthy", "degraded", "not_enough_data"],
+            "value": [0.97, 0.68, None],
+            "baseline_value": [0.98, 0.98, None],
+            "drift": [json.dumps({"bill": 0.01}), json.dumps({"bill": 2.5}), None],
+            "evaluated_at": pd.to_datetime(["2026-11-29T10:00Z", "2026-11-30T10:00Z",
+                                            "2026-12-01T10:00Z"]),
+        }
+    )  # fmt: skip
+    plots = history_plots(history, 0.85, str(tmp_path))
+    assert sorted(plots) == ["accuracy_over_time", "drift_over_time"]
+    result = {
+        "model": "m@1", "value": 0.68, "test_value": 0.98,
+        "metrics": {"balanced_accuracy": 0.6, "f1_macro": 0.6, "recall": {"Adelie": 0.5}},
+        "per_batch_accuracy": {"batch-1": 0.68},
+        "drift": {"bill": {"statistic": "psi", "value": 2.5, "drifted": True}},
+    }  # fmt: skip
+    page = render_evaluation_report(result, "degraded", "accuracy 0.68 < 0.85", plots, {"k": "v"})
+    assert page.count("data:image/png;base64,") == 2
+    assert "degraded" in page and "batch-1" in page and "<td>psi</td><td>2.500</td>" in page
+    assert history_plots(history.iloc[2:], 0.85, str(tmp_path / "none")) == {}  # nothing measured
