@@ -32,7 +32,7 @@ lint: $(READY) ## ruff lint and format check; the GitHub workflows with actionli
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/actionlint
-	$(BIN)/zizmor --offline --persona pedantic --no-progress .github/workflows
+	$(BIN)/zizmor --offline --persona pedantic --no-progress .github
 
 format: $(READY) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
