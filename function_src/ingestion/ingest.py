@@ -11,7 +11,8 @@
    crashes before its commit leaves nothing behind but a staging table.
 5. One structured log line per attempt, `{"event": "ingestion", "status": …}`, for monitoring.
 
-Anything unexpected is logged as FAILED and raised, so Eventarc redelivers the event.
+Anything unexpected is logged as FAILED and raised, so Eventarc redelivers the event; a malformed
+event (no bucket, name or generation) is logged as FAILED and dropped, as no redelivery can fix it.
 """
 
 from __future__ import annotations
@@ -86,7 +87,12 @@ class Ingestor:
 
     def handle(self, event_data: dict[str, Any]) -> Outcome:
         """Ingest the object a finalized event names; the outcome is also logged."""
-        obj = StoredObject.from_event(event_data)
+        try:
+            obj = StoredObject.from_event(event_data)
+        except ValueError as error:
+            # No redelivery can fix a malformed event: say so (FAILED alerts) and drop it.
+            uri = f"gs://{event_data.get('bucket', '?')}/{event_data.get('name', '?')}"
+            return self._emit(Outcome(FAILED, uri, reason=str(error)))
         started = time.perf_counter()
         if not obj.name.startswith(self.landing.prefix) or not obj.name.lower().endswith(".csv"):
             why = (

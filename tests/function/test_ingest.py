@@ -193,6 +193,13 @@ def test_the_corpus_covers_twenty_kinds_of_bad_file():
     assert len({check for _, check, _ in BAD_FILES.values()}) >= 20
 
 
+def test_a_malformed_event_is_logged_as_failed_and_not_retried(harness, capfd):
+    event = harness.landing.upload("incoming/malformed.csv", harness.sample)
+    del event["data"]["generation"]
+    assert harness.server.post(event) == 200  # a 5xx would make Eventarc redeliver it forever
+    assert harness.log_rows(event) == []
+
+
 @pytest.mark.parametrize(
     ("name", "why"),
     [("elsewhere/file.csv", "outside the landing prefix"), ("incoming/notes.txt", "not a .csv")],
