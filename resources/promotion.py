@@ -15,7 +15,8 @@ The rollout (`roll_out`, one routine for Vertex AI and for the local endpoints):
 4. only then are the models that served before undeployed: the endpoint never answers with
    nothing, and a failure before step 3 leaves the old model serving most requests.
 
-A rollout of the version already serving all traffic changes nothing (re-running is safe).
+A rollout of the version already serving all traffic changes nothing, and one that stopped
+half-way (a failed `pulumi up`) resumes from the deployed canary: re-running is safe.
 
 **Staging and prod in separate projects.** A Vertex AI endpoint serves models of its own
 project, and copying a model between projects does not work for models served from a custom
@@ -110,21 +111,30 @@ def roll_out(
         step(f"{model} already serves all traffic (deployed model {current[0].id})")
         return RolloutResult(model=model, deployed_model_id=current[0].id, steps=steps)
 
-    serving = [d for d in before if d.traffic > 0]
-    canary = canary_percent if serving and canary_percent else 100
-    deployed_id = endpoint.deploy(model, canary)
+    resumed = next((d for d in before if d.model == model), None)
+    others = [d for d in before if d is not resumed]
+    if resumed is None:
+        serving = [d for d in others if d.traffic > 0]
+        canary = canary_percent if serving and canary_percent else 100
+        deployed_id = endpoint.deploy(model, canary)
+        if canary < 100:
+            step(
+                f"canary: {model} deployed as {deployed_id} with {canary}% of the traffic, "
+                f"{', '.join(f'{d.model} ({d.id})' for d in serving)} the rest"
+            )
+    else:
+        # A rollout that stopped half-way (a failed `pulumi up`) left the version deployed: it
+        # resumes from there (the canary period starting again) instead of deploying it twice.
+        deployed_id, canary = resumed.id, resumed.traffic
+        step(f"resuming: {model} is deployed as {deployed_id} with {canary}% of the traffic")
     if canary < 100:
-        step(
-            f"canary: {model} deployed as {deployed_id} with {canary}% of the traffic, "
-            f"{', '.join(f'{d.model} ({d.id})' for d in serving)} the rest"
-        )
         if canary_minutes > 0:
             step(f"canary period: {canary_minutes:g} min")
             sleep(canary_minutes * 60)
-        endpoint.set_traffic({deployed_id: 100, **{d.id: 0 for d in before}})
+        endpoint.set_traffic({deployed_id: 100, **{d.id: 0 for d in others}})
     step(f"{model} serves all traffic (deployed model {deployed_id})")
     undeployed = []
-    for old in before:
+    for old in others:
         endpoint.undeploy(old.id)
         undeployed.append(old.id)
         step(f"undeployed {old.model} ({old.id})")

@@ -217,6 +217,25 @@ def test_rollback_is_the_reverted_config_and_reuses_the_registered_copy(vertex):
     assert rolled_back.outs["served_model"] == f"{PROD}@1"
 
 
+def test_a_rollout_that_failed_half_way_resumes_without_deploying_again(vertex, monkeypatch):
+    provider = PromotionProvider()
+    created = provider.create(props())
+
+    def unavailable(self, traffic_split):
+        raise RuntimeError("503 the service is unavailable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FakeEndpoint, "update", unavailable)
+        with pytest.raises(RuntimeError, match="unavailable"):
+            provider.update(created.id, created.outs, props(STAGING_V2))
+    assert vertex.split() == {f"{PROD}@1": 90, f"{PROD}@2": 10}  # the canary stays up
+    vertex.log.clear()
+    resumed = provider.update(created.id, created.outs, props(STAGING_V2))
+    assert [e[0] for e in vertex.log if e[0] != "init"] == ["traffic", "undeploy"]
+    assert vertex.split() == {f"{PROD}@2": 100} and len(vertex.uploads) == 2
+    assert resumed.outs["steps"][1].startswith(f"resuming: {PROD}@2 is deployed as 102")
+
+
 def test_rolling_out_what_already_serves_changes_nothing(vertex):
     provider = PromotionProvider()
     created = provider.create(props())
