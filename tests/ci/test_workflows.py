@@ -216,3 +216,47 @@ def test_the_readme_lists_every_variable_the_workflows_read():
         assert f"`{variable}`" in readme, (
             f"README's CI/CD section does not say how to set {variable}"
         )
+
+
+# The inputs of the actions the workflows pin, from each pinned release's action.yml. actionlint
+# cannot fetch them offline, so a misspelt input (silently ignored by GitHub) is caught here.
+ACTION_INPUTS = {
+    "actions/checkout": {
+        "repository", "ref", "token", "ssh-key", "ssh-known-hosts", "ssh-strict", "ssh-user",
+        "persist-credentials", "path", "clean", "filter", "sparse-checkout",
+        "sparse-checkout-cone-mode", "fetch-depth", "fetch-tags", "show-progress", "lfs",
+        "submodules", "set-safe-directory", "github-server-url",
+    },
+    "actions/setup-python": {
+        "python-version", "python-version-file", "cache", "architecture", "check-latest",
+        "token", "cache-dependency-path", "update-environment", "allow-prereleases",
+        "freethreaded",
+    },
+    "google-github-actions/auth": {
+        "project_id", "workload_identity_provider", "service_account", "audience",
+        "credentials_json", "create_credentials_file", "export_environment_variables",
+        "token_format", "delegates", "universe", "request_reason", "cleanup_credentials",
+        "access_token_lifetime", "access_token_scopes", "access_token_subject", "retries",
+        "backoff", "backoff_limit", "id_token_audience", "id_token_include_email",
+    },
+    "pulumi/actions": {
+        "command", "stack-name", "work-dir", "cloud-url", "comment-on-pr", "comment-on-pr-number",
+        "comment-on-summary", "github-token", "refresh", "secrets-provider", "color",
+        "log-verbosity", "log-flow", "debug", "config-map", "diff", "edit-pr-comment",
+        "expect-no-changes", "message", "parallel", "policyPacks", "policyPackConfigs",
+        "pulumi-version", "pulumi-version-file", "remove", "replace", "target",
+        "target-dependents", "upsert", "exclude-protected", "suppress-outputs",
+        "suppress-progress", "omit-stdout", "plan", "always-include-summary", "continue-on-error",
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_action_input_exists(path):
+    for job, step in steps(load(path)):
+        if "uses" not in step:
+            continue
+        action = step["uses"].split("@")[0]
+        assert action in ACTION_INPUTS, f"{path.name}: add {action}'s inputs to ACTION_INPUTS"
+        unknown = set(step.get("with", {})) - ACTION_INPUTS[action]
+        assert not unknown, f"{path.name}: job {job}: {action} has no input {sorted(unknown)}"
