@@ -95,26 +95,29 @@ def ensure_data(env: LocalEnvironment, say: Callable[[str], None]) -> None:
     say(f"the local warehouse had no {env.contract.name} table: ingested the sample ({rows} rows)")
 
 
-def run(env: LocalEnvironment, *, say: Callable[[str], None] = print, **overrides: Any) -> LocalRun:
-    """Run the training pipeline on the local stand-ins; raise PipelineFailed if a task fails."""
+def execute(
+    env: LocalEnvironment,
+    pipeline: Callable[..., Any],
+    parameters: dict[str, Any],
+    *,
+    log_name: str,
+    say: Callable[[str], None],
+) -> tuple[Any, Path]:
+    """Run a pipeline with kfp.local on the local stand-ins: (kfp's result, the run's log).
+
+    One progress line per task goes to `say`, everything else to `<root>/logs/<log_name>-….log`;
+    a failed task raises PipelineFailed with the task's own error.
+    """
     from kfp import local
 
-    from local.registry import LocalEndpoint
-    from pipeline_src.components.common import read_json
-    from pipeline_src.training import training_pipeline
-
-    env.ensure()
-    parameters = local_parameters(env, **overrides)
-    ensure_data(env, say)
     log_dir = env.root / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"training-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log_path = log_dir / f"{log_name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(env.pipeline_root),
         raise_on_error=True,
     )
-    started = time.perf_counter()
     with (
         log_path.open("w", encoding="utf-8") as log,
         _project_importable(),
@@ -125,9 +128,22 @@ def run(env: LocalEnvironment, *, say: Callable[[str], None] = print, **override
         progress = _Progress(log, say)
         try:
             with contextlib.redirect_stdout(progress):
-                result = training_pipeline(**parameters)
+                return pipeline(**parameters), log_path
         except RuntimeError as error:
             raise PipelineFailed(progress.failure(str(error), log_path)) from None
+
+
+def run(env: LocalEnvironment, *, say: Callable[[str], None] = print, **overrides: Any) -> LocalRun:
+    """Run the training pipeline on the local stand-ins; raise PipelineFailed if a task fails."""
+    from local.registry import LocalEndpoint
+    from pipeline_src.components.common import read_json
+    from pipeline_src.training import training_pipeline
+
+    env.ensure()
+    parameters = local_parameters(env, **overrides)
+    ensure_data(env, say)
+    started = time.perf_counter()
+    result, log_path = execute(env, training_pipeline, parameters, log_name="training", say=say)
     evaluation = read_json(result.outputs["evaluation"].path)
     # The artifact has no extension; a copy named .html opens in any browser.
     produced = Path(result.outputs["report"].path)
@@ -246,17 +262,24 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline_src.run_local", description=__doc__.split("\n")[0]
-    )
+def command_line(
+    argv: list[str] | None,
+    *,
+    prog: str,
+    doc: str,
+    title: str,
+    run: Callable[..., Any],
+    summary: Callable[[Any], list[str]],
+) -> int:
+    """A local runner's command line: `--root DIR`, `--param NAME=VALUE`, progress, summary."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="local state folder")
     parser.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter"
     )
     args = parser.parse_args(argv)
     env = LocalEnvironment(root=args.root)
-    print(f"training pipeline, locally (kfp.local) — state in {args.root}", flush=True)
+    print(f"{title}, locally (kfp.local) — state in {args.root}", flush=True)
 
     def say(message: str) -> None:
         print(f"  {message}", flush=True)
@@ -270,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     for line in summary(outcome):
         say(line)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return command_line(
+        argv, prog="python -m pipeline_src.run_local", doc=__doc__, title="training pipeline",
+        run=run, summary=summary,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

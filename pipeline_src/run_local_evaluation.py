@@ -12,28 +12,24 @@ reaches the staging endpoint.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
 import shutil
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local.environment import DEFAULT_ROOT, LocalEnvironment
+from local.environment import LocalEnvironment
 from pipeline_src.compile import typed_arguments
 from pipeline_src.evaluation import evaluation_pipeline
 from pipeline_src.run_local import (
     STAGING_ENDPOINT,
     LocalRun,
     PipelineFailed,
-    _Progress,
-    _project_importable,
-    parse_params,
+    command_line,
+    execute,
 )
 from pipeline_src.run_local import run as run_training
 from stacks.config import EvaluationConfig
@@ -89,31 +85,10 @@ def run(
     env: LocalEnvironment, *, say: Callable[[str], None] = print, **overrides: Any
 ) -> LocalEvaluation:
     """Run the evaluation pipeline locally, then any retraining it requested."""
-    from kfp import local
-
     env.ensure()
     parameters = evaluation_parameters(env, **overrides)
-    log_dir = env.root / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(env.pipeline_root),
-        raise_on_error=True,
-    )
     started = time.perf_counter()
-    with (
-        log_path.open("w", encoding="utf-8") as log,
-        _project_importable(),
-        warnings.catch_warnings(),
-    ):
-        warnings.filterwarnings("ignore", message=".*no effect in the current local runner")
-        progress = _Progress(log, say)
-        try:
-            with contextlib.redirect_stdout(progress):
-                evaluation_pipeline(**parameters)
-        except RuntimeError as error:
-            raise PipelineFailed(progress.failure(str(error), log_path)) from None
+    _, log_path = execute(env, evaluation_pipeline, parameters, log_name="evaluation", say=say)
     record = latest_evaluation(env)
     report = _copy_report(env, record["evaluation_id"])
     retraining = None
@@ -214,29 +189,10 @@ def summary(outcome: LocalEvaluation) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline_src.run_local_evaluation", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="local state folder")
-    parser.add_argument(
-        "--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter"
-    )
-    args = parser.parse_args(argv)
-    env = LocalEnvironment(root=args.root)
-    print(f"evaluation pipeline, locally (kfp.local) — state in {args.root}", flush=True)
-
-    def say(message: str) -> None:
-        print(f"  {message}", flush=True)
-
-    try:
-        outcome = run(env, say=say, **parse_params(args.param))
-    except (PipelineFailed, ValueError) as error:
-        print(f"\n{error}", file=sys.stderr)
-        return 1
-    print(f"\nfinished in {outcome.seconds:.1f} s")
-    for line in summary(outcome):
-        say(line)
-    return 0
+    return command_line(
+        argv, prog="python -m pipeline_src.run_local_evaluation", doc=__doc__,
+        title="evaluation pipeline", run=run, summary=summary,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

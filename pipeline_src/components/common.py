@@ -166,3 +166,37 @@ def read_json(path: str):
 
     with open(path, encoding="utf-8") as source:
         return json.load(source)
+
+
+def html_figures(plots: dict) -> str:
+    """PNG files (name -> path) as figures embedded in HTML: a report is one file."""
+    import base64
+    from html import escape
+
+    figures = ""
+    for name, path in plots.items():
+        with open(path, "rb") as image:
+            encoded = base64.b64encode(image.read()).decode("ascii")
+        figures += (
+            f'<figure><img alt="{escape(name)}" src="data:image/png;base64,{encoded}">'
+            f"<figcaption>{escape(name.replace('_', ' '))}</figcaption></figure>"
+        )
+    return figures
+
+
+def html_page(title: str, body: str, image_width: int = 500) -> str:
+    """A self-contained HTML page in the reports' common style; `body` is HTML."""
+    from html import escape
+
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; }}
+td, th {{ border: 1px solid #ccc; padding: 0.3rem 0.8rem; text-align: left; }}
+figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: {image_width}px; }}
+</style></head><body>
+<h1>{escape(title)}</h1>
+{body}
+</body></html>
+"""

@@ -15,6 +15,8 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metri
 from pipeline_src.components.common import (
     compute_threads,
     feature_spec,
+    html_figures,
+    html_page,
     model_inputs,
     pipeline_component,
     read_json,
@@ -181,7 +183,6 @@ def render_plots(evaluation: dict, labels, probabilities, out_dir: str) -> dict:
 
 def render_report(evaluation: dict, plots: dict, context: dict) -> str:
     """One self-contained HTML page: metrics against the baseline, per class, and the plots."""
-    import base64
     from html import escape
 
     def number(value) -> str:
@@ -206,25 +207,10 @@ def render_report(evaluation: dict, plots: dict, context: dict) -> str:
     facts = "".join(
         f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in context.items()
     )
-    images = ""
-    for name, path in plots.items():
-        with open(path, "rb") as image:
-            encoded = base64.b64encode(image.read()).decode("ascii")
-        images += (
-            f'<figure><img alt="{escape(name)}" src="data:image/png;base64,{encoded}">'
-            f"<figcaption>{escape(name.replace('_', ' '))}</figcaption></figure>"
-        )
     title = f"{context.get('dataset', 'model')} model report"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; }}
-td, th {{ border: 1px solid #ccc; padding: 0.3rem 0.8rem; text-align: left; }}
-figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: 500px; }}
-</style></head><body>
-<h1>{escape(title)}</h1>
-<table>{facts}</table>
+    return html_page(
+        title,
+        f"""<table>{facts}</table>
 <h2>Test metrics against the baseline</h2>
 <p>The baseline predicts the training split's class distribution for every row.</p>
 <table><tr><th>metric</th><th>model</th><th>baseline</th></tr>{rows}</table>
@@ -232,9 +218,8 @@ figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: 500px; }}
 <table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>test rows</th></tr>
 {per_class}</table>
 <h2>Plots</h2>
-{images}
-</body></html>
-"""
+{html_figures(plots)}""",
+    )
 
 
 @pipeline_component(
@@ -242,6 +227,8 @@ figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: 500px; }}
     helpers=(
         compute_threads,
         feature_spec,
+        html_figures,
+        html_page,
         model_inputs,
         read_json,
         write_json,

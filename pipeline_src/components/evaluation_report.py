@@ -8,7 +8,13 @@ and each numeric feature's new distribution over its training baseline.
 
 from kfp.dsl import HTML, Artifact, Dataset, Input, Output
 
-from pipeline_src.components.common import local_environment, pipeline_component, read_json
+from pipeline_src.components.common import (
+    html_figures,
+    html_page,
+    local_environment,
+    pipeline_component,
+    read_json,
+)
 from pipeline_src.components.new_data import query_local_warehouse, warehouse_rows
 
 
@@ -110,10 +116,10 @@ def distribution_plots(baseline: dict, frame, out_dir: str) -> dict:
     return {"distributions": path}
 
 
-def render_evaluation_report(result: dict, decision: str, reason: str, plots: dict,
-                             context: dict) -> str:  # fmt: skip
+def render_evaluation_report(
+    result: dict, decision: str, reason: str, plots: dict, context: dict
+) -> str:
     """The page: facts, decision, metrics, drift table and the plots (embedded)."""
-    import base64
     from html import escape
 
     facts = "".join(
@@ -132,26 +138,10 @@ def render_evaluation_report(result: dict, decision: str, reason: str, plots: di
         f"<tr><td>{escape(b)}</td><td>{v:.3f}</td></tr>"
         for b, v in result["per_batch_accuracy"].items()
     )
-    images = ""
-    for name, path in plots.items():
-        with open(path, "rb") as image:
-            encoded = base64.b64encode(image.read()).decode("ascii")
-        images += (
-            f'<figure><img alt="{escape(name)}" src="data:image/png;base64,{encoded}">'
-            f"<figcaption>{escape(name.replace('_', ' '))}</figcaption></figure>"
-        )
     title = f"Continuous evaluation of {result['model']}"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; }}
-td, th {{ border: 1px solid #ccc; padding: 0.3rem 0.8rem; text-align: left; }}
-figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: 1000px; }}
-.decision {{ font-size: 1.2rem; font-weight: bold; }}
-</style></head><body>
-<h1>{escape(title)}</h1>
-<p class="decision">{escape(decision)}</p><p>{escape(reason)}</p>
+    return html_page(
+        title,
+        f"""<p class="decision"><strong>{escape(decision)}</strong></p><p>{escape(reason)}</p>
 <table>{facts}</table>
 <h2>On the new data</h2>
 <table><tr><th>metric</th><th>value</th></tr>
@@ -165,14 +155,16 @@ figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: 1000px; }}
 <h2>Drift against the training baseline</h2>
 <table><tr><th>feature</th><th>statistic</th><th>value</th><th>significant</th></tr>{drift}</table>
 <h2>Over time</h2>
-{images}
-</body></html>
-"""
+{html_figures(plots)}""",
+        image_width=1000,
+    )
 
 
 @pipeline_component(
     packages=("pandas", "pyarrow", "matplotlib", "google-cloud-bigquery"),
     helpers=(
+        html_figures,
+        html_page,
         local_environment,
         read_json,
         query_local_warehouse,
