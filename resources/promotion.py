@@ -214,11 +214,10 @@ class VertexEndpoint:
         )  # fmt: skip
 
     def deployed(self) -> list[Deployed]:
-        self._endpoint._sync_gca_resource()
-        split = dict(self._endpoint.gca_resource.traffic_split or {})
+        split = self._endpoint.traffic_split  # each read fetches the endpoint afresh
         return [
             Deployed(d.id, f"{d.model}@{d.model_version_id}", int(split.get(d.id, 0)))
-            for d in self._endpoint.gca_resource.deployed_models
+            for d in self._endpoint.list_models()
         ]
 
     def deploy(self, model: str, traffic: int) -> str:
@@ -310,7 +309,7 @@ class PromotionProvider(dynamic.ResourceProvider):
         aiplatform.init(project=props["project"], location=props["region"])
         try:
             endpoint = aiplatform.Endpoint(props["endpoint"])
-            deployed = {d.id for d in endpoint.gca_resource.deployed_models}
+            deployed = {d.id for d in endpoint.list_models()}
         except NotFound:
             return  # the endpoint went first: nothing is deployed any more
         if props.get("deployed_model_id") in deployed:

@@ -48,8 +48,7 @@ def served_by_vertex(endpoint_name: str) -> str:
     if not match:
         raise PromoteError(f"{endpoint_name!r} is not projects/P/locations/R/endpoints/ID")
     endpoint = aiplatform.Endpoint(endpoint_name, project=match[1], location=match[2])
-    split = dict(endpoint.gca_resource.traffic_split or {})
-    deployed = list(endpoint.gca_resource.deployed_models)
+    split, deployed = endpoint.traffic_split, endpoint.list_models()
     if not deployed:
         raise PromoteError(f"the endpoint {endpoint_name} serves no model")
     top = max(deployed, key=lambda d: split.get(d.id, 0))

@@ -132,12 +132,11 @@ class VertexEndpointClient:
     def health(self) -> Reply:
         """200 when the endpoint has a deployed model taking traffic, 503 otherwise."""
         started = time.perf_counter()
-        self._endpoint._sync_gca_resource()
-        split = dict(self._endpoint.gca_resource.traffic_split or {})
+        split = self._endpoint.traffic_split  # each read fetches the endpoint afresh
         deployed = [
             {"id": m.id, "model": m.model, "modelVersionId": m.model_version_id,
              "trafficPercentage": split.get(m.id, 0)}
-            for m in self._endpoint.gca_resource.deployed_models
+            for m in self._endpoint.list_models()
         ]  # fmt: skip
         serving = any(m["trafficPercentage"] for m in deployed)
         body = {"status": "ok" if serving else "no model", "deployedModels": deployed}

@@ -103,15 +103,16 @@ class FakeEndpoint:
             raise NotFound(name)
         assert name == ENDPOINT
         self.world = world
-        self.gca_resource = SimpleNamespace()
-        self._sync_gca_resource()
 
-    def _sync_gca_resource(self):
-        self.gca_resource.deployed_models = [
+    def list_models(self):
+        return [
             SimpleNamespace(id=d["id"], model=d["model"], model_version_id=d["version"])
             for d in self.world.deployed
         ]
-        self.gca_resource.traffic_split = {d["id"]: d["traffic"] for d in self.world.deployed}
+
+    @property
+    def traffic_split(self):
+        return {d["id"]: d["traffic"] for d in self.world.deployed}
 
     def deploy(self, model, traffic_percentage, machine_type, min_replica_count,
                max_replica_count, sync):  # fmt: skip

@@ -129,18 +129,16 @@ def test_promote_reads_a_vertex_endpoint_by_its_traffic(monkeypatch, tmp_path):
     from google.cloud import aiplatform
 
     name = "projects/acme-mlops-staging/locations/europe-west4/endpoints/99"
-    resource = SimpleNamespace(
+    endpoint = SimpleNamespace(
         traffic_split={"5": 0, "6": 100},
-        deployed_models=[
+        list_models=lambda: [
             SimpleNamespace(id="5", model="projects/123/locations/europe-west4/models/m",
                             model_version_id="3"),
             SimpleNamespace(id="6", model="projects/123/locations/europe-west4/models/m",
                             model_version_id="4"),
         ],
     )  # fmt: skip
-    monkeypatch.setattr(
-        aiplatform, "Endpoint", lambda n, project, location: SimpleNamespace(gca_resource=resource)
-    )
+    monkeypatch.setattr(aiplatform, "Endpoint", lambda n, project, location: endpoint)
     assert promote_module.served_by_vertex(name) == (
         "projects/acme-mlops-staging/locations/europe-west4/models/m@4"
     )

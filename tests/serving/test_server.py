@@ -191,14 +191,12 @@ def test_the_vertex_transport_sends_the_same_bytes_and_reads_the_served_model(mo
     class FakeEndpoint:
         def __init__(self, name, location):
             calls.append(("init", name, location))
-            self.gca_resource = SimpleNamespace(
-                traffic_split={"7": 100},
-                deployed_models=[SimpleNamespace(id="7", model="projects/p/locations/l/models/m",
-                                                 model_version_id="3")],
-            )  # fmt: skip
+            self.traffic_split = {"7": 100}
 
-        def _sync_gca_resource(self):
-            calls.append(("sync",))
+        def list_models(self):
+            calls.append(("list_models",))
+            return [SimpleNamespace(id="7", model="projects/p/locations/l/models/m",
+                                    model_version_id="3")]  # fmt: skip
 
         def raw_predict(self, body, headers):
             calls.append(("raw_predict", body, headers))
