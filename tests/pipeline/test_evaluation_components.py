@@ -273,3 +273,46 @@ def test_report_plots_every_measured_evaluation_and_embeds_them(tmp_path):
     assert page.count("data:image/png;base64,") == 2
     assert "degraded" in page and "batch-1" in page and "<td>psi</td><td>2.500</td>" in page
     assert history_plots(history.iloc[2:], 0.85, str(tmp_path / "none")) == {}  # nothing measured
+
+
+def test_bigquery_queries_type_their_parameters():
+    from pipeline_src.components.new_data import warehouse_rows
+
+    moment = datetime(2030, 1, 1, tzinfo=UTC)
+    with mock.patch("google.cloud.bigquery.Client") as client:
+        warehouse_rows(
+            "p", "EU", "", "ds", "SELECT 1", {"until": moment, "run_id": "retrain-x"}, []
+        )
+    client.assert_called_once_with(project="p", location="EU")
+    (sql,) = client.return_value.query.call_args.args
+    config = client.return_value.query.call_args.kwargs["job_config"]
+    assert sql == "SELECT 1"
+    assert {(p.name, p.type_, p.value) for p in config.query_parameters} == {
+        ("until", "TIMESTAMP", moment), ("run_id", "STRING", "retrain-x"),
+    }  # fmt: skip
+
+
+def test_the_served_model_on_vertex_is_the_endpoint_model_with_most_traffic():
+    from pipeline_src.components.new_data import served_model_vertex
+
+    def endpoint(name):
+        served = {
+            "prod": [SimpleNamespace(id="1", model="models/m", model_version_id="3"),
+                     SimpleNamespace(id="2", model="models/m", model_version_id="4")],
+        }.get(name, [])  # fmt: skip
+        return SimpleNamespace(list_models=lambda: served, traffic_split={"1": 90, "2": 10})
+
+    def model(name, version):
+        return SimpleNamespace(
+            versioned_resource_name=f"{name}@{version}", uri=f"gs://b/models/{version}"
+        )
+
+    with (
+        mock.patch("google.cloud.aiplatform.init"),
+        mock.patch("google.cloud.aiplatform.Endpoint", side_effect=endpoint),
+        mock.patch("google.cloud.aiplatform.Model", side_effect=model),
+    ):
+        assert served_model_vertex("p", "l", ["prod", "staging"], "m") == (
+            "models/m@3", "/gcs/b/models/3", "prod",
+        )  # fmt: skip
+        assert served_model_vertex("p", "l", ["staging"], "m") is None
