@@ -12,7 +12,7 @@ BUILD  := build
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint format demo pipeline evaluate plan plan-diff docs lock clean \
-        test-pipeline compile publish-image submit serve acceptance promote
+        test-pipeline compile publish-image submit ci-variables serve acceptance promote
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ compile: $(READY) ## compile both pipelines for a stack's image, offline: make c
 # backend and Google credentials (CI: Workload Identity Federation, README "CI/CD").
 publish-image: ## build and push the pipeline image a deployed stack names, unless published
 	.ci/publish-image "$$(pulumi stack output pipeline_image -s $(STACK))"
+
+ci-variables: $(READY) ## the `gh variable set` commands for the workflows, from the deployed stacks
+	$(PY) -m stacks.github_variables
 
 submit: $(READY) ## publish this checkout's pipeline template and run it on a deployed stack
 	@mkdir -p $(BUILD)
