@@ -273,7 +273,12 @@ def attribute_condition(repository: str, owner_id: str | None = None) -> str:
 
 
 def subject(pool_name: pulumi.Input[str], sub: str) -> pulumi.Output[str]:
-    """The IAM principal of the tokens whose subject is `sub`, in the pool `pool_name`."""
+    """The IAM principal of the tokens whose subject is `sub`, in the pool `pool_name`.
+
+    One principal per subject rather than a `principalSet` over an attribute: GitHub's subject
+    already names the repository and the environment (or the pull request), and no attribute
+    mapping then has to cope with claims that only some tokens carry (`environment`).
+    """
     return pulumi.Output.concat("principal://iam.googleapis.com/", pool_name, "/subject/", sub)
 
 
