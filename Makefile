@@ -81,8 +81,8 @@ acceptance: $(READY) ## QA acceptance suite: make acceptance ENDPOINT=http://…
 	$(PY) -m pytest tests/acceptance -v -s \
 	  $(if $(ENDPOINT),--endpoint '$(ENDPOINT)') $(if $(MODEL),--expect-model '$(MODEL)')
 
-promote: $(READY) ## write what staging serves into Pulumi.prod.yaml: make promote [FROM=projects/…/endpoints/ID]
-	$(PY) -m stacks.promote $(if $(FROM),--from-vertex '$(FROM)')
+promote: $(READY) ## write what staging serves into Pulumi.prod.yaml: make promote [FROM=projects/…/endpoints/ID | MODEL=projects/…/models/ID@N]
+	$(PY) -m stacks.promote $(if $(FROM),--from-vertex '$(FROM)') $(if $(MODEL),--model '$(MODEL)')
 
 plan: $(READY) ## offline plan of one stack: make plan STACK=prod
 	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD)

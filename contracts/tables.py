@@ -65,7 +65,12 @@ MODEL_METRICS = PlatformTable(
         _f("metric", "STRING", "metric name", "REQUIRED"),
         _f("value", "FLOAT64", "metric value", "REQUIRED"),
         _f("split", "STRING", "train, validation or test"),
-        _f("decision", "STRING", "the gate's decision: deploy or keep champion"),
+        _f(
+            "decision",
+            "STRING",
+            "the gate's decision: deploy, register (a candidate awaiting promotion) or "
+            "keep_champion",
+        ),
         _f("reason", "STRING", "why the gate decided so"),
         _f("recorded_at", "TIMESTAMP", "when the metric was recorded", "REQUIRED"),
     ),

@@ -1,7 +1,12 @@
 """The training pipeline: from a warehouse snapshot to a better model on the staging endpoint.
 
     extract ► validate ► split ► train ► evaluate ► gate ─┬─ deploy: register ► record, deploy
+                                                          ├─ register: register ► record
                                                           └─ keep champion: record
+
+"register" is the gate's decision for a better model when the endpoint is deployed by
+promotion (`deploy_by="promotion"`, prod): the version waits, as a candidate, for QA's
+promotion PR rather than reaching the endpoint.
 
 Only the DAG lives here; each step is a component in `components/`. Every parameter is explicit:
 the schedule (resources/pipelines.py), CI (submit.py) and the local runner (run_local.py) pass
@@ -24,6 +29,8 @@ from pipeline_src.components.validate import validate
 
 PIPELINE_NAME = "tabular-mlops-training"
 COMPONENTS = (extract, validate, split, train, evaluate, gate, register, record_metrics, deploy)
+CANDIDATE_ALIAS = "candidate"
+"""The alias of the newest version awaiting promotion, in a stack deployed by promotion."""
 TUNABLE = frozenset(
     {
         "min_rows_per_class", "max_missing_rate", "validation_fraction", "test_fraction", "seed",
@@ -75,6 +82,7 @@ def training_pipeline(
     min_accuracy: float = 0.9,
     min_improvement: float = 0.0,
     model_alias: str = "staging",
+    deploy_by: str = "pipeline",
     model_labels: dict = {},  # noqa: B006 (a spec default, never mutated)
     metrics_table: str = "model_metrics",
     serving_machine_type: str = "n1-standard-2",
@@ -83,13 +91,14 @@ def training_pipeline(
     serving_service_account: str = "",
     local_root: str = "",
 ) -> TrainingOutputs:
-    """Train on a snapshot of the curated table; deploy to staging only if the model is better.
+    """Train on a snapshot of the curated table; deploy (or register) it only if it is better.
 
     Args:
         contract: the data contract (`DataContract.model_dump(mode="json")`): features, label, key.
         project, location: GCP project and Vertex AI region.
         bq_location, dataset, table: the BigQuery location, dataset and curated table.
-        endpoint: the staging endpoint (resource name; locally the endpoint's name).
+        endpoint: the stack's endpoint (resource name; locally the endpoint's name): what it
+            serves is the champion; the model deploys to it unless `deploy_by` is "promotion".
         model_id, model_display_name: the registry model the versions belong to.
         models_uri: gs:// folder registered model bundles are copied to (outlives the run).
         serving_image: the container image Vertex AI serves the model with.
@@ -100,6 +109,8 @@ def training_pipeline(
         learning_rate … l2_regularization: the gradient-boosted trees' hyperparameters.
         min_accuracy, min_improvement: the gate's absolute bar and margin over the champion.
         model_alias, model_labels: alias the new version takes; labels added to its own.
+        deploy_by: "pipeline": a better model is deployed to `endpoint` (staging); "promotion":
+            `endpoint` serves what QA promotes (prod), a better model is only registered.
         metrics_table: the platform table metrics and decisions go to.
         serving_*: the staging deployment's machine type, replicas and service account.
         local_root: when set, run on the local stand-ins under this folder instead of GCP.
@@ -158,6 +169,7 @@ def training_pipeline(
         model_id=model_id,
         min_accuracy=min_accuracy,
         min_improvement=min_improvement,
+        deploy_by=deploy_by,
         local_root=local_root,
     ).set_display_name("gate: challenger vs champion")
 
@@ -179,7 +191,7 @@ def training_pipeline(
             local_root=local_root,
         ).set_display_name("record metrics")
 
-    with dsl.If(gate_task.outputs["decision"] == "deploy", name="challenger-wins"):
+    with dsl.If(gate_task.outputs["decision"] != "keep_champion", name="challenger-wins"):
         register_task = register(
             model=train_task.outputs["model"],
             evaluation=evaluate_task.outputs["evaluation"],
@@ -197,20 +209,23 @@ def training_pipeline(
             run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             gate_reason=gate_task.outputs["reason"],
             labels=model_labels,
+            deploy_by=deploy_by,
             local_root=local_root,
         ).set_display_name("register version")
         record(register_task.outputs["model"])
-        deploy(
-            model=register_task.outputs["model"],
-            project=project,
-            location=location,
-            endpoint=endpoint,
-            machine_type=serving_machine_type,
-            min_replicas=serving_min_replicas,
-            max_replicas=serving_max_replicas,
-            service_account=serving_service_account,
-            local_root=local_root,
-        ).set_display_name("deploy to staging")
+        # Only where the pipeline deploys: a promotion-managed endpoint is QA's (its PR).
+        with dsl.If(gate_task.outputs["decision"] == "deploy", name="pipeline-deploys"):
+            deploy(
+                model=register_task.outputs["model"],
+                project=project,
+                location=location,
+                endpoint=endpoint,
+                machine_type=serving_machine_type,
+                min_replicas=serving_min_replicas,
+                max_replicas=serving_max_replicas,
+                service_account=serving_service_account,
+                local_root=local_root,
+            ).set_display_name("deploy to staging")
     with dsl.Else(name="champion-stays"):
         record("")
 

@@ -19,7 +19,7 @@ from contracts.tables import EVALUATIONS, INGESTION_LOG, MODEL_METRICS
 from pipeline_src.compile import code_version, compile_spec, typed_arguments
 from pipeline_src.evaluation import evaluation_pipeline
 from pipeline_src.image import image_uri, registry_path
-from pipeline_src.training import TUNABLE
+from pipeline_src.training import CANDIDATE_ALIAS, TUNABLE
 from resources.access import PERSONAS, Grantee, Members
 from resources.base import PlatformComponent
 from resources.ci import CiIdentity, CiIdentityArgs, deployer_member
@@ -282,6 +282,10 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
     image = image_uri(registry_path(region, project, repository_id))
     # What the pipeline's runs create (jobs, model versions) is managed by the pipeline.
     run_labels = {**labels, "managed-by": "training-pipeline"}
+    # An endpoint whose config names the model it serves (prod) is deployed by promotion: the
+    # Promotion resource owns its traffic, so a better model from this stack's training runs
+    # (scheduled, or a retraining the evaluation starts) is registered for QA, not deployed.
+    promoted = platform.serving.model is not None
     # Typed parameters travel in the spec as its defaults; strings as the run's parameters.
     typed_parameters = {
         "contract": contract.model_dump(mode="json", exclude_none=True),
@@ -309,6 +313,8 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         "serving_image": image,
         "serving_machine_type": platform.serving.machine_type,
         "git_commit": code_version(),
+        "deploy_by": "promotion" if promoted else "pipeline",
+        "model_alias": CANDIDATE_ALIAS if promoted else "staging",
     }
     pipeline_root = pulumi.Output.concat("gs://", data_lake.artifacts.name, "/pipeline-root")
     training_spec = compile_spec(image, defaults=typed_parameters)

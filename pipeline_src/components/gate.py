@@ -6,10 +6,15 @@ run's test split, so both models are judged on the same rows; only when that is 
 artifacts cannot be read, or it was trained on other features) does the gate fall back to the
 accuracy recorded when the champion was registered, and says so.
 
-The challenger is deployed when its test accuracy clears `min_accuracy` and, if there is a
-champion, exceeds the champion's by more than zero and by at least `min_improvement`. The
-decision ("deploy" or "keep_champion") and its reason are outputs of this task and are written
-to the model_metrics table with the run's metrics.
+The challenger wins when its test accuracy clears `min_accuracy` and, if there is a champion,
+exceeds the champion's by more than zero and by at least `min_improvement`. A winner is deployed
+("deploy") when the pipeline deploys to the endpoint (`deploy_by="pipeline"`, staging); when
+the endpoint is deployed by promotion (`deploy_by="promotion"`, prod: the Promotion resource
+rolls out the version its stack's config names), it is only registered, as a candidate for QA
+to promote ("register"). The champion is then still what that endpoint serves — the version QA
+promoted, not an earlier candidate — so each candidate beats what prod serves. The decision
+("deploy", "register" or "keep_champion") and its reason are outputs of this task and are
+written to the model_metrics table with the run's metrics.
 """
 
 from typing import NamedTuple
@@ -34,23 +39,32 @@ def decide(
     min_improvement: float,
     champion_name: str = "",
     basis: str = "",
+    deploy_by: str = "pipeline",
 ) -> tuple[str, str]:
-    """("deploy" | "keep_champion", reason) from the two accuracies and the configured bars."""
+    """("deploy" | "register" | "keep_champion", reason) from the accuracies and the bars.
+
+    A challenger that wins is deployed by the pipeline, or only registered when its endpoint is
+    deployed by promotion.
+    """
+    wins, promoted = "deploy", ""
+    if deploy_by == "promotion":
+        wins = "register"
+        promoted = "; the endpoint is deployed by promotion: registered as a candidate for QA"
     if challenger < min_accuracy:
         return "keep_champion", (
             f"challenger accuracy {challenger:.4f} is below the bar of {min_accuracy:.4f}"
         )
     if champion is None:
-        return "deploy", (
+        return wins, (
             f"no champion to compare with ({basis}); challenger accuracy {challenger:.4f} "
-            f"clears the bar of {min_accuracy:.4f}"
+            f"clears the bar of {min_accuracy:.4f}{promoted}"
         )
     improvement = round(challenger - champion, 9)  # accuracies are ratios of small integers
     versus = f"champion {champion_name} ({champion:.4f}, {basis})"
     if improvement > 0 and improvement >= min_improvement:
-        return "deploy", (
+        return wins, (
             f"challenger accuracy {challenger:.4f} beats {versus} by {improvement:.4f}, "
-            f"at least the margin of {min_improvement:.4f}"
+            f"at least the margin of {min_improvement:.4f}{promoted}"
         )
     return "keep_champion", (
         f"challenger accuracy {challenger:.4f} does not beat {versus} by more than zero and by "
@@ -149,6 +163,7 @@ def gate(
     model_id: str,
     min_accuracy: float,
     min_improvement: float,
+    deploy_by: str = "pipeline",
     local_root: str = "",
 ) -> NamedTuple(
     "Outputs",
@@ -170,6 +185,11 @@ def gate(
             f"min_accuracy must be in (0, 1] and min_improvement in [0, 1], got {min_accuracy} "
             f"and {min_improvement}"
         )
+    if deploy_by not in ("pipeline", "promotion"):
+        raise ValueError(
+            f"deploy_by must be 'pipeline' (the pipeline deploys to endpoint {endpoint}) or "
+            f"'promotion' (QA promotes to it), got {deploy_by!r}"
+        )
     spec = feature_spec(contract)
     challenger = float(read_json(evaluation.path)["model"]["accuracy"])
     if local_root:
@@ -184,7 +204,7 @@ def gate(
         # "…@1 served by endpoint staging is unscored, as …" or "served by …, on the same …"
         basis = f"{champion_name} {where} is {basis}" if champion is None else f"{where}, {basis}"
     decision, reason = decide(
-        challenger, champion, min_accuracy, min_improvement, champion_name, basis
+        challenger, champion, min_accuracy, min_improvement, champion_name, basis, deploy_by
     )
     print(f"gate: {decision} — {reason}")
     outputs = namedtuple(

@@ -13,6 +13,10 @@ On Vertex AI the bundle is copied to `models_uri/<model id>/<run>/` first: the p
 expires, a registered model must not. The version is uploaded under the parent model (created on
 first upload with `model_id`), becomes the default version, carries the alias (e.g. "staging",
 moved off the previous version) and labels naming its data snapshot, git commit, run and metrics.
+
+Where the endpoint is deployed by promotion (`deploy_by="promotion"`, prod), the version is a
+candidate (alias "candidate") awaiting QA: the task says how to promote it, by the name the
+prod stack's config takes (the project by id: Vertex AI names it by number).
 """
 
 from typing import NamedTuple
@@ -130,6 +134,7 @@ def register(
     gate_reason: str,
     # KFP puts the default into the component spec; the dict is never mutated.
     labels: dict = {},  # noqa: B006
+    deploy_by: str = "pipeline",
     local_root: str = "",
 ) -> NamedTuple("Outputs", [("model", str), ("version", str)]):
     """Bundle the model with its evaluation, baseline and report, and register it as a version."""
@@ -177,4 +182,15 @@ def register(
          "alias": alias}
     )  # fmt: skip
     print(f"registered {resource} (alias {alias}) from {artifact_uri}")
+    if deploy_by == "promotion":
+        promotable = (
+            resource
+            if local_root
+            else f"projects/{project}/locations/{location}/models/{model_id}@{version}"
+        )
+        registered.metadata["promote"] = f"make promote MODEL={promotable}"
+        print(
+            f"registered {promotable}; the endpoint serves by promotion: "
+            f"make promote MODEL={promotable}"
+        )
     return namedtuple("Outputs", ["model", "version"])(resource, version)

@@ -21,10 +21,12 @@ def config_of(record):
     return load_stack_file(PROJECT_ROOT / f"Pulumi.{record.stack}.yaml")
 
 
+def record_job(record, schedule: str) -> dict:
+    return record.named(schedule).inputs["createPipelineJobRequest"]["pipelineJob"]
+
+
 def schedule_job(record) -> dict:
-    return record.named("pipelines-training-schedule").inputs["createPipelineJobRequest"][
-        "pipelineJob"
-    ]
+    return record_job(record, "pipelines-training-schedule")
 
 
 def test_the_schedule_runs_the_spec_compiled_from_pipeline_src(stack_record):
@@ -92,6 +94,24 @@ def test_the_schedule_passes_only_strings_and_every_required_parameter(stack_rec
     endpoint = stack_record.named("serving-endpoint")
     assert values["endpoint"].endswith(f"/endpoints/{endpoint.outputs['name']}")
     assert values["dataset"] == stack_record.named("warehouse-dataset").inputs["datasetId"]
+
+
+def test_where_promotion_deploys_the_stack_training_runs_register_and_never_deploy(
+    stack_record,
+):
+    # Prod's config names the model it serves (the Promotion resource rolls it out): its
+    # scheduled training, and the retraining its evaluation starts, register a candidate.
+    promoted = config_of(stack_record).platform.serving.model is not None
+    assert promoted == (stack_record.stack == "prod")
+    evaluation = record_job(stack_record, "pipelines-evaluation-schedule")["runtimeConfig"]
+    retraining = json.loads(evaluation["parameterValues"]["training_parameters"])
+    exported = stack_record.outputs["training_pipeline"]["parameters"]
+    for parameters in (schedule_job(stack_record)["runtimeConfig"]["parameterValues"],
+                       retraining, exported):  # fmt: skip
+        assert parameters["deploy_by"] == ("promotion" if promoted else "pipeline")
+        assert parameters["model_alias"] == ("candidate" if promoted else "staging")
+    rollouts = stack_record.of_type("pulumi-python:dynamic/vertex:Promotion")
+    assert len(rollouts) == int(promoted)
 
 
 def test_ci_can_submit_with_the_exported_job(stack_record):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from local.environment import LocalEnvironment
-from local.registry import LocalModelRegistry
+from local.registry import LocalEndpoint, LocalModelRegistry
 from local.warehouse import connect
 from pipeline_src.components.register import BUNDLE_FILES
 from pipeline_src.run_local import PipelineFailed, run
@@ -50,6 +50,34 @@ def test_the_gate_deploys_a_better_model_and_keeps_the_champion_against_a_worse(
             "WHERE metric = 'accuracy' AND split = 'test' GROUP BY ALL ORDER BY decision"
         ).fetchall()
     assert decisions == [("deploy", champion.resource_name, 1), ("keep_champion", None, 1)]
+
+
+def test_where_promotion_deploys_a_better_model_is_registered_and_never_deployed(tmp_path):
+    env = LocalEnvironment(root=tmp_path / "state")
+    progress: list[str] = []
+    outcome = run(
+        env, say=progress.append, endpoint="prod", deploy_by="promotion", model_alias="candidate"
+    )
+    assert outcome.decision == "register", outcome.reason
+    assert "registered as a candidate for QA" in outcome.reason
+    finished = {line.split()[0] for line in progress if " done in " in line}
+    assert {"register", "record-metrics"} <= finished and "deploy" not in finished
+
+    candidate = LocalModelRegistry(env.registry_dir).get(env.model_id, "candidate")
+    assert candidate.resource_name == f"{env.model_id}@1"
+    for endpoint in ("prod", "staging"):  # untouched: prod is QA's, by promotion
+        assert not LocalEndpoint(env.endpoints_dir, endpoint).path.exists()
+    assert outcome.serving is None
+    log = outcome.log.read_text(encoding="utf-8")
+    assert (
+        f"registered {candidate.resource_name}; the endpoint serves by promotion: "
+        f"make promote MODEL={candidate.resource_name}"
+    ) in log
+    with connect(env.warehouse_path, read_only=True) as con:
+        recorded = con.sql(
+            f"SELECT DISTINCT decision, model_version FROM {env.dataset}.model_metrics"
+        ).fetchall()
+    assert recorded == [("register", candidate.resource_name)]
 
 
 def test_unfit_data_stops_the_run_with_the_validation_message(tmp_path):

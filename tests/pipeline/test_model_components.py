@@ -165,6 +165,10 @@ def test_report_is_one_page_with_metrics_and_plots(evaluated):
 def test_decide(challenger, champion, margin, decision, says):
     made, reason = decide(challenger, champion, 0.9, margin, "m@1", "served by endpoint staging")
     assert made == decision and says in reason
+    # Where the endpoint is deployed by promotion, the same winner is registered, not deployed.
+    made, reason = decide(challenger, champion, 0.9, margin, "m@1", "served", "promotion")
+    assert made == {"deploy": "register"}.get(decision, decision) and says in reason
+    assert ("registered as a candidate for QA" in reason) == (made == "register")
 
 
 def write_bundle(source: Path, target: Path, accuracy: float, **signature_changes) -> Path:
@@ -181,14 +185,14 @@ def gate_inputs(tmp_path, splits, local_env):
     test = dsl.Dataset(name="test", uri=str(tmp_path / "test"))
     splits["test"].to_parquet(test.path, index=False)
 
-    def run(challenger_accuracy: float, min_improvement: float = 0.0):
+    def run(challenger_accuracy: float, min_improvement: float = 0.0, **deployment):
         evaluation = dsl.Artifact(name="evaluation", uri=str(tmp_path / "evaluation.json"))
         Path(evaluation.path).write_text(json.dumps({"model": {"accuracy": challenger_accuracy}}))
         return gate.python_func(
             contract=local_env.contract.model_dump(mode="json", exclude_none=True),
-            evaluation=evaluation, test_data=test, project="", location="", endpoint="staging",
+            evaluation=evaluation, test_data=test, project="", location="",
             model_id=local_env.model_id, min_accuracy=0.9, min_improvement=min_improvement,
-            local_root=str(local_env.root),
+            local_root=str(local_env.root), **{"endpoint": "staging", **deployment},
         )  # fmt: skip
 
     return run
@@ -248,6 +252,32 @@ def test_gate_uses_the_registry_default_when_the_endpoint_serves_nothing(
     outputs = gate_inputs(0.95)
     assert outputs.decision == "keep_champion" and outputs.champion.endswith("@1")
     assert "the registry's default version" in outputs.reason
+
+
+def test_in_a_stack_deployed_by_promotion_the_champion_is_what_the_endpoint_serves(
+    gate_inputs, local_env, trained_model_dir, tmp_path
+):
+    registry = LocalModelRegistry(local_env.registry_dir)
+    promoted = registry.upload(
+        local_env.model_id, write_bundle(trained_model_dir, tmp_path / "p", 0.5),
+        display_name="penguins",
+    )  # fmt: skip
+    LocalEndpoint(local_env.endpoints_dir, "prod").deploy(promoted)
+    # A later candidate, better on record, is the registry's default but awaits promotion.
+    candidate = registry.upload(
+        local_env.model_id, write_bundle(trained_model_dir, tmp_path / "c", 0.99),
+        display_name="penguins", version_aliases=["candidate"],
+    )  # fmt: skip
+    assert registry.get(local_env.model_id).version_id == candidate.version_id
+    outputs = gate_inputs(1.0, endpoint="prod", deploy_by="promotion")
+    assert outputs.decision == "register" and outputs.champion == promoted.resource_name
+    assert "served by endpoint prod" in outputs.reason
+    assert LocalEndpoint(local_env.endpoints_dir, "prod").serving().version_id == "1"
+
+
+def test_the_gate_refuses_an_unknown_deployment(gate_inputs):
+    with pytest.raises(ValueError, match=r"deploy_by must be 'pipeline' .* got 'qa'"):
+        gate_inputs(0.95, deploy_by="qa")
 
 
 class FakeDeployed:

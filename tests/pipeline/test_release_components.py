@@ -139,6 +139,24 @@ def test_register_on_vertex_copies_the_bundle_then_uploads_a_version(tmp_path, r
     assert second.version == "2" and registered.metadata["artifact_uri"] == destination
 
 
+def test_a_candidate_for_promotion_says_how_to_promote_it_by_the_project_id(
+    tmp_path, run_outputs, vertex, capsys
+):
+    outputs, registered = call_register(
+        tmp_path, run_outputs, project="acme-mlops-prod", alias="candidate", deploy_by="promotion"
+    )
+    (upload,) = FakeVertexModel.uploads
+    assert upload["version_aliases"] == ["candidate"]
+    # Vertex AI names the project by number (here "p"); the prod stack file takes its id.
+    assert outputs.model == "projects/p/locations/l/models/m@1"
+    name = "projects/acme-mlops-prod/locations/europe-west4/models/tabular-mlops-test-penguins@1"
+    assert registered.metadata["promote"] == f"make promote MODEL={name}"
+    assert (
+        f"registered {name}; the endpoint serves by promotion: make promote MODEL={name}"
+        in capsys.readouterr().out
+    )
+
+
 def test_register_on_vertex_needs_a_serving_image_and_a_gcs_destination(
     tmp_path, run_outputs, vertex
 ):

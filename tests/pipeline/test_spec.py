@@ -122,10 +122,14 @@ def test_spec_gates_registration_and_deployment_on_the_decision():
     spec = compile_spec(IMAGE)
     branches = spec["components"]["comp-condition-branches-1"]["dag"]["tasks"]
     conditions = {name: task["triggerPolicy"]["condition"] for name, task in branches.items()}
-    deploy_branch = next(n for n, c in conditions.items() if not c.startswith("!"))
-    assert "gate-decision'] == 'deploy'" in conditions[deploy_branch]
-    inside = set(spec["components"][f"comp-{deploy_branch}"]["dag"]["tasks"])
-    assert inside == {"register", "record-metrics", "deploy"}
+    wins = next(n for n, c in conditions.items() if not c.startswith("!"))
+    assert "gate-decision'] != 'keep_champion'" in conditions[wins]  # deploy or register
+    inside = spec["components"][f"comp-{wins}"]["dag"]["tasks"]
+    nested = next(n for n in inside if n.startswith("condition-"))
+    assert set(inside) == {"register", "record-metrics", nested}
+    # Deployment only on "deploy": a model registered for promotion never reaches the endpoint.
+    assert inside[nested]["triggerPolicy"]["condition"].endswith("gate-decision'] == 'deploy'")
+    assert set(spec["components"][f"comp-{nested}"]["dag"]["tasks"]) == {"deploy"}
 
 
 def test_spec_parameters_are_the_pipeline_signature():
