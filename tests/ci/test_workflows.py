@@ -160,13 +160,16 @@ def test_prod_waits_for_staging_and_the_production_environment():
     assert jobs["prod"]["needs"] == "staging"
     assert jobs["prod"]["environment"] == "production"
     assert jobs["staging"]["concurrency"]["group"] != jobs["prod"]["concurrency"]["group"]
-    # The acceptance suite runs last, against the endpoint prod's `pulumi up` reports.
+    # The acceptance suite runs last, against the endpoint prod's `pulumi up` reports, and
+    # expects the model version that deploy rolled out.
     last = jobs["prod"]["steps"][-1]
     assert last["run"].startswith("make acceptance ENDPOINT=")
+    assert 'MODEL="$SERVED_MODEL"' in last["run"]
     assert set(last["env"].values()) == {
         "${{ steps.up.outputs.project }}",
         "${{ steps.up.outputs.region }}",
         "${{ steps.up.outputs.endpoint }}",
+        "${{ steps.up.outputs.served_model }}",
     }
 
 
