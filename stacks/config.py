@@ -244,8 +244,9 @@ class ServingConfig(StrictModel):
     model_readers: list[Member] = Field(
         default=[],
         description="identities of another stack's project that deploy this stack's models "
-        "(its deployer, its Vertex AI service agent): read them in the registry, their bundles "
-        "and the serving image",
+        "(its deployer, its Vertex AI service agent) or read the one it serves (its pipeline "
+        "runner: the gate's champion, the evaluated model): read them in the registry, their "
+        "bundles and the serving image",
     )
 
     @model_validator(mode="after")

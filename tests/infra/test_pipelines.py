@@ -114,6 +114,17 @@ def test_where_promotion_deploys_the_stack_training_runs_register_and_never_depl
     assert len(rollouts) == int(promoted)
 
 
+def test_prod_runs_may_read_the_staging_bundle_of_the_model_prod_serves(stack_records):
+    # Re-registered in prod, a promoted version still points at staging's bundle: prod's gate
+    # re-scores it as the champion, and prod's evaluation reads its baseline, as the runner.
+    prod = config_of(stack_records["prod"])
+    runner = f"serviceAccount:pipelines-prod@{prod.project}.iam.gserviceaccount.com"
+    assert schedule_job(stack_records["prod"])["serviceAccount"] == runner.split(":", 1)[1]
+    staging = stack_records["staging"]
+    artifacts = staging.named("data-lake-artifacts").inputs["name"]
+    assert ("storage", "roles/storage.objectViewer", artifacts) in held_by(staging, runner)
+
+
 def test_ci_can_submit_with_the_exported_job(stack_record):
     exported = stack_record.outputs["training_pipeline"]
     job = TrainingJob(**exported).with_parameters()  # names and types check out

@@ -338,7 +338,8 @@ def test_staging_lets_prod_read_its_models_and_nothing_else(stack_records):
     record = stack_records["staging"]
     readers = [r for r in record.resources if "model-readers" in r.name]
     roles = sorted((r.type.split(":")[-1], r.inputs["role"]) for r in readers)
-    assert [role for _, role in roles].count("roles/storage.objectViewer") == 2  # two readers
+    # Three readers: prod's deployer, its Vertex AI agent and its pipeline runner.
+    assert [role for _, role in roles].count("roles/storage.objectViewer") == 3
     bucket = [r for r in readers if r.inputs["role"] == "roles/storage.objectViewer"]
     assert all("objects/models/" in r.inputs["condition"]["expression"] for r in bucket)
     assert {t for t, _ in roles} == {"BucketIAMMember", "RepositoryIamMember", "IAMMember"}
