@@ -57,6 +57,8 @@ class LocalRun:
     log: Path
     serving: str | None
     """The registry version the staging endpoint serves after the run."""
+    candidate: str | None = None
+    """The version registered for promotion (`deploy_by="promotion"`), if the gate chose one."""
 
 
 def local_parameters(env: LocalEnvironment, **overrides: Any) -> dict[str, Any]:
@@ -135,7 +137,7 @@ def execute(
 
 def run(env: LocalEnvironment, *, say: Callable[[str], None] = print, **overrides: Any) -> LocalRun:
     """Run the training pipeline on the local stand-ins; raise PipelineFailed if a task fails."""
-    from local.registry import LocalEndpoint
+    from local.registry import LocalEndpoint, LocalModelRegistry
     from pipeline_src.components.common import read_json
     from pipeline_src.training import training_pipeline
 
@@ -151,6 +153,9 @@ def run(env: LocalEnvironment, *, say: Callable[[str], None] = print, **override
     report.parent.mkdir(exist_ok=True)
     shutil.copyfile(produced, report)
     serving = LocalEndpoint(env.endpoints_dir, STAGING_ENDPOINT).serving()
+    candidate = None
+    if result.outputs["decision"] == "register":  # registered as the model's default version
+        candidate = LocalModelRegistry(env.registry_dir).get(parameters["model_id"]).resource_name
     return LocalRun(
         decision=result.outputs["decision"],
         reason=result.outputs["reason"],
@@ -159,6 +164,7 @@ def run(env: LocalEnvironment, *, say: Callable[[str], None] = print, **override
         seconds=time.perf_counter() - started,
         log=log_path,
         serving=serving.resource_name if serving else None,
+        candidate=candidate,
     )
 
 
@@ -245,6 +251,11 @@ def summary(outcome: LocalRun) -> list[str]:
         + (f"; ROC AUC {auc:.3f}" if auc is not None else ""),
         f"gate: {outcome.decision} — {outcome.reason}",
         f"staging endpoint serves: {outcome.serving or 'nothing'}",
+        *(
+            [f"awaiting promotion: make promote MODEL={outcome.candidate}"]
+            if outcome.candidate
+            else []
+        ),
         f"report: {outcome.report}",
     ]
 

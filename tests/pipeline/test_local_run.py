@@ -10,7 +10,7 @@ from local.environment import LocalEnvironment
 from local.registry import LocalEndpoint, LocalModelRegistry
 from local.warehouse import connect
 from pipeline_src.components.register import BUNDLE_FILES
-from pipeline_src.run_local import PipelineFailed, run
+from pipeline_src.run_local import PipelineFailed, run, summary
 
 
 def test_the_gate_deploys_a_better_model_and_keeps_the_champion_against_a_worse(tmp_path):
@@ -67,7 +67,8 @@ def test_where_promotion_deploys_a_better_model_is_registered_and_never_deployed
     assert candidate.resource_name == f"{env.model_id}@1"
     for endpoint in ("prod", "staging"):  # untouched: prod is QA's, by promotion
         assert not LocalEndpoint(env.endpoints_dir, endpoint).path.exists()
-    assert outcome.serving is None
+    assert outcome.serving is None and outcome.candidate == candidate.resource_name
+    assert f"awaiting promotion: make promote MODEL={candidate.resource_name}" in summary(outcome)
     log = outcome.log.read_text(encoding="utf-8")
     assert (
         f"registered {candidate.resource_name}; the endpoint serves by promotion: "
