@@ -48,6 +48,9 @@ _FULL_NAME = re.compile(
 )
 
 
+_PROJECT = re.compile(r"^projects/[^/]+/")
+
+
 @dataclass(frozen=True)
 class Deployed:
     """A model deployed to the endpoint: its deployed id, versioned model name and traffic."""
@@ -106,12 +109,12 @@ def roll_out(
     if model != source:
         step(f"{source} is available as {model}")
     before = endpoint.deployed()
-    current = [d for d in before if d.model == model and d.traffic == 100]
+    current = [d for d in before if _same_model(d.model, model) and d.traffic == 100]
     if current and len(before) == 1:
         step(f"{model} already serves all traffic (deployed model {current[0].id})")
         return RolloutResult(model=model, deployed_model_id=current[0].id, steps=steps)
 
-    resumed = next((d for d in before if d.model == model), None)
+    resumed = next((d for d in before if _same_model(d.model, model)), None)
     others = [d for d in before if d is not resumed]
     if resumed is None:
         serving = [d for d in others if d.traffic > 0]
@@ -139,6 +142,13 @@ def roll_out(
         undeployed.append(old.id)
         step(f"undeployed {old.model} ({old.id})")
     return RolloutResult(model, deployed_id, undeployed, steps)
+
+
+def _same_model(a: str, b: str) -> bool:
+    """Whether two versioned names name one version. Vertex AI answers with the project's number
+    where a stack file names its id; an endpoint only serves models of its own project, so the
+    rest of the name decides."""
+    return _PROJECT.sub("", a) == _PROJECT.sub("", b)
 
 
 def source_digest(source: str) -> str:

@@ -253,6 +253,20 @@ def test_a_version_of_the_same_project_is_deployed_as_it_is(vertex):
     assert vertex.uploads == [] and result.outs["served_model"] == own
 
 
+def test_vertex_naming_the_project_by_number_is_the_same_version(vertex):
+    """Vertex AI answers with the project's number where the stack file names its id."""
+    own = "projects/acme-prod/locations/europe-west4/models/penguins-prod@1"
+    vertex.add(own, uri="gs://prod-artifacts/models/1")
+    provider = PromotionProvider()
+    created = provider.create(props(own))
+    for deployed in vertex.deployed:
+        deployed["model"] = deployed["model"].replace("projects/acme-prod/", "projects/123456/")
+    vertex.log.clear()
+    again = provider.update(created.id, created.outs, props(own))
+    assert [e for e in vertex.log if e[0] != "init"] == []  # nothing deployed twice
+    assert again.outs["deployed_model_id"] == created.outs["deployed_model_id"]
+
+
 def test_a_model_of_another_region_is_refused(vertex):
     with pytest.raises(ValueError, match="endpoint serves models of europe-west4"):
         PromotionProvider().create(props(STAGING_V1.replace("europe-west4", "us-east1")))
