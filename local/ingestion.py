@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from contracts.tables import INGESTION_LOG
 from local.environment import LocalEnvironment
 from stacks.config import PROJECT_ROOT
 
@@ -48,7 +49,7 @@ def function_environment(env: LocalEnvironment, emulator_host: str) -> dict[str,
         "BQ_DATASET": env.dataset,
         "BQ_LOCATION": "local",
         "CURATED_TABLE": env.contract.name,
-        "INGESTION_LOG_TABLE": "ingestion_log",
+        "INGESTION_LOG_TABLE": INGESTION_LOG.table_id,
         "LOCAL_WAREHOUSE": str(env.warehouse_path.resolve()),
         "STORAGE_EMULATOR_HOST": emulator_host,
     }
@@ -239,19 +240,21 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) ->
 
 def latest_outcome(env: LocalEnvironment, event: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ingestion log's row for the event's batch: its final one, else its latest attempt."""
-    from function_src.ingestion.objects import StoredObject, batch_id_of
+    from function_src.ingestion.objects import FINAL, StoredObject, batch_id_of
     from local.warehouse import connect, table_exists
 
     batch_id = batch_id_of(StoredObject.from_event(event["data"]))
     if not env.warehouse_path.is_file():
         return None
+    log_table = INGESTION_LOG.table_id
+    final = ", ".join(f"'{status}'" for status in FINAL)
     with connect(env.warehouse_path, read_only=True) as con:
-        if not table_exists(con, env.dataset, "ingestion_log"):
+        if not table_exists(con, env.dataset, log_table):
             return None
         rows = (
             con.sql(
-                f'SELECT * FROM "{env.dataset}".ingestion_log WHERE batch_id = $batch_id '
-                "ORDER BY status IN ('LOADED', 'REJECTED') DESC, finished_at DESC LIMIT 1",
+                f'SELECT * FROM "{env.dataset}"."{log_table}" WHERE batch_id = $batch_id '
+                f"ORDER BY status IN ({final}) DESC, finished_at DESC LIMIT 1",
                 params={"batch_id": batch_id},
             )
             .to_arrow_table()
