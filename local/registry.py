@@ -339,11 +339,11 @@ class LocalEndpoint:
     def set_traffic(self, split: dict[str, int]) -> None:
         """Set every deployed model's share at once (as `Endpoint.update(traffic_split=…)`)."""
         with self._change() as state:
-            deployed = {m["id"] for m in state["deployed_models"]}
-            unknown = sorted(set(split) - deployed)
+            # In the endpoint's order, as `deploy` records a split (a set's order varies per run).
+            shares = {m["id"]: split.get(m["id"], 0) for m in state["deployed_models"]}
+            unknown = sorted(set(split) - shares.keys())
             if unknown:
                 raise RegistryError(f"endpoint {self.name} has no deployed models {unknown}")
-            shares = {i: split.get(i, 0) for i in deployed}
             if any(not 0 <= v <= 100 for v in shares.values()) or sum(shares.values()) != 100:
                 raise RegistryError(
                     f"a traffic split is 0-100 per deployed model and sums to 100, got {split}"
