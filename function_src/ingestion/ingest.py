@@ -21,7 +21,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -102,7 +102,15 @@ class Ingestor:
             )
             return self._emit(Outcome(IGNORED, obj.uri, reason=why))
         batch = Batch.start(obj)
-        with self.warehouse() as warehouse:
+        with ExitStack() as opened:
+            try:
+                warehouse = opened.enter_context(self.warehouse())
+            except Exception as error:
+                # Nothing can be logged in the warehouse, but monitoring still sees the FAILED;
+                # the raise makes Eventarc redeliver once the warehouse answers again.
+                reason = f"the warehouse could not be opened: {type(error).__name__}: {error}"
+                self._emit(Outcome(FAILED, obj.uri, batch.batch_id, reason=reason[:2000]), started)
+                raise
             try:
                 outcome = self._ingest(warehouse, batch)
             except Exception as error:

@@ -38,6 +38,9 @@ class StoredObject:
     def from_event(cls, data: Mapping[str, Any]) -> StoredObject:
         """From the data of a `google.cloud.storage.object.v1.finalized` CloudEvent."""
         missing = [k for k in ("bucket", "name", "generation") if not data.get(k)]
+        # An empty object's size is 0 (or "0"): only an absent size is missing, never guessed,
+        # since a size taken as 0 would quarantine a good file as empty.
+        missing += ["size"] if data.get("size") in (None, "") else []
         if missing:
             raise ValueError(f"the storage event lacks {', '.join(missing)}: {dict(data)!r:.300}")
         try:
@@ -45,7 +48,7 @@ class StoredObject:
                 bucket=str(data["bucket"]),
                 name=str(data["name"]),
                 generation=int(data["generation"]),
-                size=int(data.get("size") or 0),
+                size=int(data["size"]),
             )
         except (TypeError, ValueError):
             raise ValueError(
