@@ -133,9 +133,12 @@ def make_server(
                 self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(error))
 
         def do_POST(self) -> None:
+            length = self._content_length()
+            if length is None:
+                return
             if self.path != routes.predict:
+                self._discard(length)  # unread, the body would be taken for the next request
                 return self._error(HTTPStatus.NOT_FOUND, f"no route POST {self.path}")
-            length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
                 self._discard(length)
                 return self._error(
@@ -153,6 +156,21 @@ def make_server(
                 self._error(HTTPStatus.BAD_REQUEST, str(error), error.problems)
             except (Unavailable, FileNotFoundError) as error:
                 self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(error))
+
+        def _content_length(self) -> int | None:
+            """The body's length; None, with a 400 sent, when the header is not a byte count
+            (the connection is closed then: where the body ends is unknown)."""
+            header = self.headers.get("Content-Length") or "0"
+            try:
+                length = int(header)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self.close_connection = True
+                message = f"Content-Length: not a byte count ({header!r})"
+                self._error(HTTPStatus.BAD_REQUEST, message)
+                return None
+            return length
 
         def _discard(self, length: int) -> None:
             """Read an oversized body away unkept, so the client (still sending) gets the 413;
@@ -175,6 +193,8 @@ def make_server(
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:  # tell the client, so it reconnects for its next request
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)
 

@@ -87,6 +87,33 @@ def test_oversized_and_malformed_requests_are_refused(sample_model_dir):
         assert predict(client, [PENGUIN]).status == 200  # the connection is usable again
 
 
+@pytest.mark.parametrize("length", ["-5", "twelve"])
+def test_a_content_length_that_is_no_byte_count_is_refused_and_the_connection_closed(
+    sample_model_dir, length
+):
+    with running(ModelSource(sample_model_dir)) as client:
+        port = int(client.target.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            request = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
+            raw.sendall(request.encode() + b"{}")
+            answer = b""
+            while chunk := raw.recv(65536):  # the server closes: the reply ends there
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400") and b"Connection: close" in head
+        assert f"Content-Length: not a byte count ('{length}')" in body.decode()
+
+
+def test_a_post_to_an_unknown_route_leaves_the_connection_usable(sample_model_dir):
+    with running(ModelSource(sample_model_dir)) as client:
+        other = HttpEndpointClient(client.target, Routes(predict="/elsewhere"))
+        assert predict(other, [PENGUIN]).status == 404
+        # its body was read away: the next request on the same connection is not garbled
+        assert predict(other, [PENGUIN]).status == 404
+        other.close()
+        assert predict(client, [PENGUIN]).status == 200
+
+
 def test_every_problem_of_every_instance_is_reported(sample_model_dir):
     model = LoadedModel.load(sample_model_dir)
     bad = [
