@@ -186,7 +186,8 @@ class VertexRegistry:
             parent = None
         if parent is not None:
             for version in aiplatform.models.ModelRegistry(parent).list_versions():
-                if (version.version_description or "").startswith(description):
+                # The period ends the source's name: the copy of @1 is not the copy of @12.
+                if (version.version_description or "").startswith(f"{description}."):
                     return f"{parent.resource_name}@{version.version_id}"
         original = aiplatform.Model(source)
         spec = original.gca_resource.container_spec

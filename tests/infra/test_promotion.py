@@ -218,6 +218,19 @@ def test_rollback_is_the_reverted_config_and_reuses_the_registered_copy(vertex):
     assert rolled_back.outs["served_model"] == f"{PROD}@1"
 
 
+def test_the_copy_of_one_version_is_not_taken_for_another_whose_number_it_begins(vertex):
+    staging_v12 = STAGING_V1 + "2"
+    vertex.add(staging_v12, uri="gs://staging-artifacts/models/12")
+    provider = PromotionProvider()
+    created = provider.create(props(staging_v12))
+    provider.update(created.id, created.outs, props(STAGING_V1))
+    assert [u["artifact_uri"] for u in vertex.uploads] == [
+        "gs://staging-artifacts/models/12",
+        "gs://staging-artifacts/models/1",
+    ]
+    assert vertex.split() == {f"{PROD}@2": 100}
+
+
 def test_a_rollout_that_failed_half_way_resumes_without_deploying_again(vertex, monkeypatch):
     provider = PromotionProvider()
     created = provider.create(props())
