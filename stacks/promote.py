@@ -124,7 +124,7 @@ def promote(stack_file: Path, model: str) -> str | None:
         parse_stack_config(document.get("config") or {}, source=stack_file.name)
     except ConfigError as error:
         raise PromoteError(str(error)) from None
-    if yaml.safe_load(new_text)["config"][MODEL_KEY[1]]["serving"]["model"] != model:
+    if document["config"][MODEL_KEY[1]]["serving"]["model"] != model:
         raise PromoteError(f"{stack_file.name}: the edit did not land on {'.'.join(MODEL_KEY)}")
     stack_file.write_text(new_text, encoding="utf-8")
     return old
