@@ -50,8 +50,12 @@ def variables(
         if not ci.state_bucket:
             raise ConfigError(f"{stack_file_name(stack)}: ci.state_bucket is not set")
         backends.add(f"gs://{ci.state_bucket}")
-        wanted = ("ci_workload_identity_provider", "ci_previewer_service_account")
-        missing = [k for k in (*wanted, "ci_deployer_service_account") if k not in outputs[stack]]
+        wanted = (
+            "ci_workload_identity_provider",
+            "ci_previewer_service_account",
+            "ci_deployer_service_account",
+        )
+        missing = [k for k in wanted if k not in outputs[stack]]
         if missing:
             raise ConfigError(f"stack {stack} exports no {', '.join(missing)}: deploy it first")
         out = outputs[stack]
