@@ -61,26 +61,34 @@ class LocalRun:
     """The version registered for promotion (`deploy_by="promotion"`), if the gate chose one."""
 
 
-def local_parameters(env: LocalEnvironment, **overrides: Any) -> dict[str, Any]:
-    """The pipeline's arguments for a local run; `overrides` replace any of them."""
+def local_base_parameters(env: LocalEnvironment) -> dict[str, Any]:
+    """What both pipelines take to run on the local stand-ins: the data, the model, the root."""
     contract = env.contract
-    training = TrainingConfig()  # the platform's defaults for the gate
-    parameters = {
+    return {
         "contract": contract.model_dump(mode="json", exclude_none=True),
         "project": env.project,
         "location": "local",
         "bq_location": "",
         "dataset": env.dataset,
         "table": contract.name,
-        "endpoint": STAGING_ENDPOINT,
         "model_id": env.model_id,
+        "local_root": str(env.root.resolve()),
+    }
+
+
+def local_parameters(env: LocalEnvironment, **overrides: Any) -> dict[str, Any]:
+    """The pipeline's arguments for a local run; `overrides` replace any of them."""
+    contract = env.contract
+    training = TrainingConfig()  # the platform's defaults for the gate
+    parameters = {
+        **local_base_parameters(env),
+        "endpoint": STAGING_ENDPOINT,
         "model_display_name": env.naming.display_name(f"{contract.name} model"),
         "models_uri": str(env.registry_dir.resolve()),
         "serving_image": "local",
         "git_commit": code_version(),
         "min_accuracy": training.min_accuracy,
         "min_improvement": training.min_improvement,
-        "local_root": str(env.root.resolve()),
     }
     return typed_arguments({**parameters, **overrides})
 

@@ -30,6 +30,7 @@ from pipeline_src.run_local import (
     PipelineFailed,
     command_line,
     execute,
+    local_base_parameters,
 )
 from pipeline_src.run_local import run as run_training
 from stacks.config import EvaluationConfig
@@ -61,22 +62,14 @@ class LocalEvaluation:
 
 def evaluation_parameters(env: LocalEnvironment, **overrides: Any) -> dict[str, Any]:
     """The evaluation pipeline's arguments for a local run; `overrides` replace any of them."""
-    contract = env.contract
     config = EvaluationConfig()  # the platform's defaults
     parameters = {
-        "contract": contract.model_dump(mode="json", exclude_none=True),
-        "project": env.project,
-        "location": "local",
-        "bq_location": "",
-        "dataset": env.dataset,
-        "table": contract.name,
+        **local_base_parameters(env),
         "endpoint": PROD_ENDPOINT,
         "fallback_endpoint": STAGING_ENDPOINT,
-        "model_id": env.model_id,
         "min_new_rows": config.min_new_rows,
         "min_accuracy": config.min_accuracy,
         "max_degradation": config.max_degradation,
-        "local_root": str(env.root.resolve()),
     }
     return typed_arguments({**parameters, **overrides}, evaluation_pipeline)
 
