@@ -12,7 +12,7 @@ BUILD  := build
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint format demo pipeline evaluate plan plan-diff docs lock clean \
-        test-pipeline compile publish-image submit ci-variables serve acceptance promote
+        test-pipeline compile publish-image submit ci-variables serve acceptance promote init
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ acceptance: $(READY) ## QA acceptance suite: make acceptance ENDPOINT=http://…
 
 promote: $(READY) ## write what staging serves into Pulumi.prod.yaml: make promote [FROM=projects/…/endpoints/ID | MODEL=projects/…/models/ID@N]
 	$(PY) -m stacks.promote $(if $(FROM),--from-vertex '$(FROM)') $(if $(MODEL),--model '$(MODEL)')
+
+init: $(READY) ## make the stack files yours (asks, or flags: make init ARGS="--staging-project … --no-input")
+	$(PY) -m tooling.init $(ARGS)
 
 plan: $(READY) ## offline plan of one stack: make plan STACK=prod
 	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD)

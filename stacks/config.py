@@ -105,6 +105,10 @@ Cron = Annotated[str, AfterValidator(_cron)]
 ModelVersionName = Annotated[str, AfterValidator(_model_version)]
 GcpProjectId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
 Region = Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]$")]
+# A GitHub login (up to 39 characters) or an organisation's team as org/team-slug.
+GithubReviewer = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}(/[A-Za-z0-9._-]+)?$")
+]
 KmsKeyName = Annotated[
     str,
     Field(pattern=r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$"),
@@ -353,6 +357,12 @@ class CiConfig(StrictModel):
         pattern=r"^([A-Za-z0-9_.-]+)?$",
         description="GitHub environment whose jobs deploy this stack (restrict it to main; "
         "required reviewers for prod)",
+    )
+    reviewers: list[GithubReviewer] = Field(
+        default=[],
+        description="GitHub users (login) or teams (org/team-slug) one of whom must approve each "
+        "deploy job of `deploy_environment` (its required reviewers, set by the bootstrap); "
+        "empty: no approval",
     )
     state_bucket: str | None = Field(
         default=None,

@@ -1,0 +1,1 @@
+"""Tools a person runs around the stacks (`make init`, `make doctor`), apart from the program."""
