@@ -12,7 +12,7 @@ BUILD  := build
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint format demo pipeline evaluate plan plan-diff docs lock clean \
-        test-pipeline compile publish-image submit ci-variables serve acceptance promote init
+        test-pipeline compile publish-image submit ci-variables serve acceptance promote init doctor
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ promote: $(READY) ## write what staging serves into Pulumi.prod.yaml: make promo
 
 init: $(READY) ## make the stack files yours (asks, or flags: make init ARGS="--staging-project … --no-input")
 	$(PY) -m tooling.init $(ARGS)
+
+doctor: $(READY) ## preflight of a real project before `pulumi up` (read only, your credentials): make doctor STACK=prod
+	$(PY) -m tooling.doctor --stack $(STACK) $(if $(VERBOSE),--verbose)
 
 plan: $(READY) ## offline plan of one stack: make plan STACK=prod
 	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD)

@@ -1,0 +1,5 @@
+import sys
+
+from tooling.doctor import main
+
+sys.exit(main())
