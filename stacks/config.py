@@ -381,6 +381,65 @@ class CiConfig(StrictModel):
         return self
 
 
+class BudgetConfig(StrictModel):
+    """A Cloud Billing budget on the stack's project, alerting the stack's notification channel."""
+
+    billing_account: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$",
+        description="billing account id (XXXXXX-XXXXXX-XXXXXX) the project bills to; no budget "
+        "is created when unset",
+    )
+    monthly_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="the budget per month; at least the estimate's standing cost (`make plan`)",
+    )
+    alert_thresholds: list[Annotated[float, Field(gt=0, le=2)]] = Field(
+        default=[0.5, 0.9, 1.0],
+        min_length=1,
+        description="shares of the budget (of actual spend) that alert the notification channel",
+    )
+
+    @model_validator(mode="after")
+    def _amount_when_enabled(self) -> BudgetConfig:
+        if self.billing_account and self.monthly_usd is None:
+            raise ValueError("monthly_usd is required when billing_account is set")
+        return self
+
+
+class CostConfig(StrictModel):
+    """What the monthly cost estimate assumes (`make plan`, docs/cost.md), and the budget.
+
+    Standing costs (replicas, warm instances, the Workbench disks) come from the plan itself;
+    these are the figures a plan cannot know: how long things run and how much data there is."""
+
+    workbench_hours_per_month: float = Field(
+        default=176,
+        ge=0,
+        le=730,
+        description="hours the Workbench VM runs a month (22 working days x 8 h; idle shutdown "
+        "stops it outside them)",
+    )
+    pipeline_task_minutes: float = Field(
+        default=10, gt=0, le=1440, description="typical minutes one pipeline task runs"
+    )
+    storage_gb: float = Field(
+        default=20, ge=0, description="GB held in the stack's Cloud Storage buckets"
+    )
+    warehouse_gb: float = Field(default=5, ge=0, description="GB stored in BigQuery")
+    query_tib_per_month: float = Field(
+        default=0.1, ge=0, description="TiB BigQuery scans a month (on-demand)"
+    )
+    registry_gb: float = Field(
+        default=5, ge=0, description="GB of images and templates in Artifact Registry"
+    )
+    nat_gib_per_month: float = Field(
+        default=10, ge=0, description="GiB through Cloud NAT a month (Workbench pip installs)"
+    )
+    budget: BudgetConfig = BudgetConfig()
+
+
 class PlatformConfig(StrictModel):
     """The platform's settings, one section per concern."""
 
@@ -397,6 +456,7 @@ class PlatformConfig(StrictModel):
     monitoring: MonitoringConfig = MonitoringConfig()
     access: AccessConfig = AccessConfig()
     ci: CiConfig = CiConfig()
+    cost: CostConfig = CostConfig()
 
 
 class StackConfig(StrictModel):

@@ -27,8 +27,10 @@ from typing import Any
 import pulumi
 
 from contracts import ContractError
-from stacks.config import ConfigError
+from stacks import cost
+from stacks.config import PROJECT_ROOT, ConfigError, load_stack_file, stack_file_name
 from stacks.offline import ResourceRecord, StackRecord, run_program
+from stacks.prices import PricingError
 
 # The settings a reviewer looks at first, per resource type (dotted paths into the inputs).
 # Types not listed show their scalar inputs.
@@ -412,11 +414,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     records: dict[str, StackRecord] = {}
+    estimates: dict[str, cost.Estimate] = {}
     try:
         for stack, (record, elapsed) in _run_programs(args.stack + (args.diff or [])).items():
             records[stack] = record
+            document = with_cost(to_json(record))
+            estimates[stack] = cost.Estimate.from_json(document["cost"])
             path = args.out_dir / f"plan-{stack}.json"
-            path.write_text(json.dumps(to_json(records[stack]), indent=2, sort_keys=False) + "\n")
+            path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
             if stack in args.stack:
                 rec = records[stack]
                 components = sum(1 for r in rec.resources if r.is_component)
@@ -428,16 +433,34 @@ def main(argv: list[str] | None = None) -> int:
                 print("\noutputs:")
                 for key, value in rec.outputs.items():
                     print(f"  {key} = {_show(value)}")
+                print()
+                print(cost.render(estimates[stack]))
     except pulumi.RunError as error:  # what __main__.py raises for a bad config
         print(error, file=sys.stderr)
         return 2
     except (ConfigError, ContractError) as error:
         print(f"invalid configuration:\n{error}", file=sys.stderr)
         return 2
+    except PricingError as error:
+        print(f"cost estimate: {error}", file=sys.stderr)
+        return 2
     if args.diff:
         print()
         print(diff(records[args.diff[0]], records[args.diff[1]]))
+        before, after = estimates[args.diff[0]], estimates[args.diff[1]]
+        print(f"\ncost change {before.stack} -> {after.stack} (monthly estimate, docs/cost.md):")
+        print(cost.render_diff(cost.diff(before, after)))
     return 0
+
+
+def with_cost(document: dict[str, Any]) -> dict[str, Any]:
+    """The plan JSON with its monthly estimate (`cost`), under the stack file's assumptions;
+    a budget below the standing cost is a configuration error."""
+    stack = document["stack"]
+    settings = load_stack_file(PROJECT_ROOT / stack_file_name(stack)).platform.cost
+    estimate = cost.estimate(document, settings)
+    cost.check_budget(estimate, settings.budget, stack_file_name(stack))
+    return {**document, "cost": estimate.to_json()}
 
 
 def _timed_run(stack: str) -> tuple[StackRecord, float]:

@@ -1,0 +1,161 @@
+"""The monthly cost estimate (stacks/cost.py) and its price table (tooling/prices/gcp.yaml)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from stacks import cost
+from stacks.config import ConfigError, CostConfig, parse_stack_config, stack_config_values
+from stacks.offline import run_program
+from stacks.plan import to_json
+from stacks.prices import PricingError, load_prices
+
+PLATFORM = "tabular-mlops:platform"
+
+
+@pytest.fixture(scope="module")
+def plans(stack_records) -> dict[str, dict]:
+    return {stack: to_json(record) for stack, record in stack_records.items()}
+
+
+def _estimate(plan: dict) -> cost.Estimate:
+    return cost.estimate(plan, CostConfig())
+
+
+def _serving(plan: dict) -> cost.CostLine:
+    (line,) = [line for line in _estimate(plan).lines if line.resource == "model replicas"]
+    return line
+
+
+def test_every_billable_resource_type_in_either_plan_has_a_pricing_rule(plans):
+    for stack, plan in plans.items():
+        types = {r["type"] for r in plan["resources"] if not r["component"]}
+        rules = {type_: cost.pricing_rule(type_) for type_ in types}
+        # The types that cost money are priced by a rule of their own, not waved through.
+        for billable in (
+            "gcp:storage/bucket:Bucket",
+            "gcp:cloudfunctionsv2/function:Function",
+            "gcp:colab/schedule:Schedule",
+        ):
+            assert not rules[billable].startswith("free"), (stack, billable)
+        assert _estimate(plan).total() > 0
+
+
+def test_a_resource_type_without_a_rule_is_an_error_not_a_zero(plans):
+    plan = copy.deepcopy(plans["prod"])
+    plan["resources"].append(
+        {"type": "gcp:alloydb/cluster:Cluster", "name": "db", "component": False, "inputs": {}}
+    )
+    with pytest.raises(cost.UnpricedResource, match="gcp:alloydb/cluster:Cluster"):
+        _estimate(plan)
+
+
+def test_an_unknown_region_or_machine_type_is_an_error(plans):
+    plan = copy.deepcopy(plans["prod"])
+    plan["outputs"]["region"] = "mars-north1"
+    with pytest.raises(PricingError, match="mars-north1"):
+        _estimate(plan)
+    plan = copy.deepcopy(plans["prod"])
+    (promotion,) = [r for r in plan["resources"] if r["type"] == cost.PROMOTION]
+    promotion["inputs"]["machine_type"] = "n1-ultramem-999"
+    with pytest.raises(PricingError, match="unknown machine type 'n1-ultramem-999'"):
+        _estimate(plan)
+
+
+def test_standing_costs_are_replicas_x_machine_x_hours(plans):
+    prices = load_prices()
+    hourly = prices.machine("vertex-prediction", "n1-standard-4", "europe-west4").usd
+    assert _serving(plans["prod"]).monthly_usd == pytest.approx(2 * hourly * 730)
+    # Staging's endpoint is priced from what its training pipeline deploys.
+    hourly = prices.machine("vertex-prediction", "n1-standard-2", "europe-west4").usd
+    assert _serving(plans["staging"]).monthly_usd == pytest.approx(1 * hourly * 730)
+
+
+def test_changing_min_replicas_changes_the_cost_diff_by_replicas_x_price_x_hours(plans, tmp_path):
+    values = copy.deepcopy(stack_config_values("prod"))
+    values[PLATFORM]["serving"]["min_replicas"] = 4
+    changed = to_json(run_program("prod", config=values))
+    settings = parse_stack_config(values, "copy of Pulumi.prod.yaml").platform.cost
+    before, after = _estimate(plans["prod"]), cost.estimate(changed, settings)
+
+    hourly = load_prices().machine("vertex-prediction", "n1-standard-4", "europe-west4").usd
+    assert after.total() - before.total() == pytest.approx((4 - 2) * hourly * 730)
+    summary, *changes = cost.diff(before, after)
+    assert summary.startswith(f"+${2 * hourly * 730:,.2f}/month in total")
+    assert changes == [
+        f"+${2 * hourly * 730:,.2f}/month: serving.min_replicas 2 -> 4 (model replicas)"
+    ]
+    # The same change read from two plan JSON files, as the pull-request workflow does.
+    for name, estimate in (("base", before), ("head", after)):
+        document = {**plans["prod"], "cost": estimate.to_json()}
+        (tmp_path / f"{name}.json").write_text(json.dumps(document))
+    assert cost.main(["diff", str(tmp_path / "base.json"), str(tmp_path / "head.json")]) == 0
+
+
+def test_cost_diff_of_a_plan_without_an_estimate_says_so(tmp_path, capsys):
+    (tmp_path / "old.json").write_text(json.dumps({"stack": "prod", "resources": []}))
+    assert cost.main(["diff", str(tmp_path / "old.json"), str(tmp_path / "old.json")]) == 2
+    assert "has no cost estimate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("cron", "runs"),
+    [
+        ("0 3 * * 1", 52 / 12),  # Mondays of 2026
+        ("TZ=UTC 0 4 * * *", 365 / 12),
+        ("*/15 * * * *", 365 * 96 / 12),
+        ("0 0 1 * *", 1),
+        ("30 6 * * MON-FRI", 261 / 12),
+        # Day of month OR day of week, as cron reads it: 12 firsts + 52 Sundays, less the three
+        # firsts that are Sundays in 2026 (February, March, November).
+        ("0 0 1 * SUN", (12 + 52 - 3) / 12),
+    ],
+)
+def test_runs_per_month_follow_the_cron(cron, runs):
+    assert cost.runs_per_month(cron) == pytest.approx(runs)
+
+
+def test_paused_schedules_cost_nothing_and_say_what_they_would(plans):
+    lines = {line.resource: line for line in _estimate(plans["prod"]).lines}
+    assert lines["pipelines-training-schedule"].monthly_usd == 0
+    assert "paused: $0 (active: $" in lines["pipelines-training-schedule"].basis
+    assert lines["pipelines-evaluation-schedule"].monthly_usd > 0
+
+
+def test_a_task_asking_for_more_runs_on_a_bigger_machine():
+    assert cost.task_machine({"container": {}}) == "e2-standard-4"
+    assert cost.task_machine({"container": {"resources": {"cpuLimit": 6.0}}}) == "e2-standard-8"
+    assert (
+        cost.task_machine({"container": {"resources": {"resourceMemoryLimit": "20G"}}})
+        == "e2-standard-8"
+    )
+
+
+def test_a_budget_below_the_standing_cost_is_a_config_error(plans):
+    values = copy.deepcopy(stack_config_values("prod"))
+    values[PLATFORM]["cost"] = {
+        "budget": {"billing_account": "012345-6789AB-CDEF01", "monthly_usd": 50}
+    }
+    budget = parse_stack_config(values, "Pulumi.prod.yaml").platform.cost.budget
+    with pytest.raises(ConfigError, match=r"budget.monthly_usd: 50 is below .* standing cost"):
+        cost.check_budget(_estimate(plans["prod"]), budget, "Pulumi.prod.yaml")
+
+
+def test_the_estimate_fits_100_columns_and_states_its_assumptions(plans):
+    text = cost.render(_estimate(plans["prod"]))
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "assumptions" in text and "cost.workbench_hours_per_month" in text
+    assert text.splitlines()[0].startswith("Monthly cost estimate: prod (europe-west4), $")
+
+
+def test_every_price_row_names_its_sku_source_date_and_certainty():
+    prices = load_prices()
+    assert prices.read and prices.rows
+    for row in prices.rows:
+        assert row.sku and row.sku_id and row.source in prices.sources, row
+        assert row.certainty in ("confirmed", "catalog", "assumed"), row
+        assert row.certainty != "assumed" or row.note, row
+        assert row.usd > 0, row
