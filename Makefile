@@ -11,7 +11,7 @@ STACK  ?= staging
 BUILD  := build
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint format demo pipeline evaluate plan plan-diff docs lock clean \
+.PHONY: help venv test lint format demo pipeline evaluate plan plan-diff cost-diff docs lock clean \
         test-pipeline compile publish-image submit ci-variables serve acceptance promote init doctor
 
 help: ## list the commands
@@ -90,11 +90,14 @@ init: $(READY) ## make the stack files yours (asks, or flags: make init ARGS="--
 doctor: $(READY) ## preflight of a real project before `pulumi up` (read only, your credentials): make doctor STACK=prod
 	$(PY) -m tooling.doctor --stack $(STACK) $(if $(VERBOSE),--verbose)
 
-plan: $(READY) ## offline plan of one stack: make plan STACK=prod
+plan: $(READY) ## offline plan of one stack and its monthly cost estimate: make plan STACK=prod
 	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD)
 
-plan-diff: $(READY) ## what differs between the staging and prod plans
+plan-diff: $(READY) ## what differs between the staging and prod plans, and what it costs
 	$(PY) -m stacks.plan --diff staging prod --out-dir $(BUILD)
+
+cost-diff: $(READY) ## monthly cost change between two plan JSON files: make cost-diff BEFORE=a.json AFTER=b.json
+	$(PY) -m stacks.cost diff $(BEFORE) $(AFTER)
 
 docs: $(READY) ## regenerate the generated docs (docs/configuration.md, …)
 	$(PY) -m stacks.docs

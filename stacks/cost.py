@@ -624,9 +624,12 @@ def diff(before: Estimate, after: Estimate) -> list[str]:
             continue
         changes.append((delta, f"{_signed(delta)}/month: {_cause(a, b, key[1])}"))
     total = after.total() - before.total()
+    stacks = before.stack if before.stack == after.stack else f"{before.stack} -> {after.stack}"
     summary = (
         f"{_signed(total)}/month in total: {_money(before.total())} -> {_money(after.total())} "
-        f"({before.stack} -> {after.stack})"
+        f"({stacks})"
+        if changes
+        else f"no change: {_money(after.total())}/month ({stacks})"
     )
     return [summary] + [text for _, text in sorted(changes, key=lambda c: -abs(c[0]))]
 
