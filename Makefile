@@ -63,26 +63,34 @@ compile: $(READY) ## compile both pipelines for a stack's image, offline: make c
 
 # The next two act on a deployed stack: they need the Pulumi CLI logged in to the stack's state
 # backend and Google credentials (CI: Workload Identity Federation, README "CI/CD").
+# One line instead of `pulumi: not found` half-way through a recipe.
+NEEDS_PULUMI = @command -v pulumi >/dev/null || { echo "make $@: needs the Pulumi CLI, logged in \
+to the stack's state backend (docs/deploy.md); offline, make plan STACK=$(STACK) shows the stack" >&2; exit 2; }
+
 publish-image: ## build and push the pipeline image a deployed stack names, unless published
+	$(NEEDS_PULUMI)
 	.ci/publish-image "$$(pulumi stack output pipeline_image -s $(STACK))"
 
 ci-variables: $(READY) ## the `gh variable set` commands for the workflows, from the deployed stacks
 	$(PY) -m stacks.github_variables
 
 submit: $(READY) ## publish this checkout's pipeline template and run it on a deployed stack
+	$(NEEDS_PULUMI)
 	@mkdir -p $(BUILD)
-	pulumi stack output training_pipeline --json -s $(STACK) > $(BUILD)/training-job-$(STACK).json
+	pulumi stack output training_pipeline --json -s $(STACK) > $(BUILD)/training-job-$(STACK).json.tmp
+	mv $(BUILD)/training-job-$(STACK).json.tmp $(BUILD)/training-job-$(STACK).json
 	$(PY) -m pipeline_src.submit --job $(BUILD)/training-job-$(STACK).json --publish
 
 serve: $(READY) ## serve a local endpoint over HTTP (Vertex routes): make serve ENDPOINT=staging [PORT=8080]
 	$(PY) -m pipeline_src.serving --endpoint $(or $(ENDPOINT),staging) --port $(or $(PORT),8080)
 
-acceptance: $(READY) ## QA acceptance suite: make acceptance ENDPOINT=http://… | projects/…/endpoints/… [MODEL=id@version]
+acceptance: $(READY) ## QA acceptance suite: make acceptance [ENDPOINT=staging | http://… | projects/…/endpoints/…] [MODEL=id@version]
 	$(PY) -m pytest tests/acceptance -v -s \
 	  $(if $(ENDPOINT),--endpoint '$(ENDPOINT)') $(if $(MODEL),--expect-model '$(MODEL)')
 
-promote: $(READY) ## write what staging serves into Pulumi.prod.yaml: make promote [FROM=projects/…/endpoints/ID | MODEL=projects/…/models/ID@N]
-	$(PY) -m stacks.promote $(if $(FROM),--from-vertex '$(FROM)') $(if $(MODEL),--model '$(MODEL)')
+promote: $(READY) ## write what staging serves into Pulumi.prod.yaml: make promote FROM=projects/…/endpoints/ID | MODEL=projects/…/models/ID@N | LOCAL=1 (local staging, into .local's copy)
+	$(PY) -m stacks.promote $(if $(FROM),--from-vertex '$(FROM)') $(if $(MODEL),--model '$(MODEL)') \
+	  $(if $(LOCAL),--local-copy)
 
 init: $(READY) ## make the stack files yours (asks, or flags: make init ARGS="--staging-project … --no-input")
 	$(PY) -m tooling.init $(ARGS)

@@ -121,17 +121,15 @@ def stage_promote(ctx: DemoContext) -> str:
     from local.registry import LocalEndpoint
     from local.serving import serve_endpoint
     from pipeline_src.serving.client import endpoint_client, predict
-    from stacks.config import PROJECT_ROOT, load_stack_file
-    from stacks.promote import promote, served_by_local
+    from stacks.config import load_stack_file
+    from stacks.promote import local_stack_file, promote, served_by_local
 
     # The repository's Pulumi.prod.yaml stays as it is: the demo edits a copy, as QA's PR would,
     # and keeps it from one promotion to the next.
-    stack_file = ctx.env.root / "Pulumi.prod.yaml"
-    if not stack_file.exists():
-        shutil.copy(PROJECT_ROOT / "Pulumi.prod.yaml", stack_file)
+    stack_file = local_stack_file(ctx.env.root)
     model = served_by_local(ctx.env.root, "staging")
-    old = promote(stack_file, model)
-    say(f"make promote: {stack_file.name} platform.serving.model: {old} -> {model}")
+    old = promote(stack_file, model, local_copy=True)
+    say(f"make promote LOCAL=1: {stack_file.name} platform.serving.model: {old} -> {model}")
     settings = load_stack_file(stack_file).platform.serving
     say(f"pulumi up -s prod, locally: canary {settings.canary_percent}% for "
         f"{settings.canary_minutes:g} min (not waited here), then all traffic")  # fmt: skip

@@ -11,6 +11,8 @@ Every error names the stack file, the key path and what was expected, for exampl
 
 from __future__ import annotations
 
+import difflib
+import functools
 import json
 import re
 from pathlib import Path
@@ -486,18 +488,64 @@ def parse_stack_config(values: dict[str, Any], source: str) -> StackConfig:
     """
     prefix = f"{NAMESPACE}:"
     ours = {k.removeprefix(prefix): _decode(v) for k, v in values.items() if k.startswith(prefix)}
+    lines = [f"{source}: {key}: {message}" for key, message in _namespace_problems(values)]
     try:
         config = StackConfig.model_validate(ours)
     except ValidationError as err:
-        raise ConfigError(
-            "\n".join(f"{source}: {_key_path(e['loc'])}: {_describe(e)}" for e in err.errors())
-        ) from None
+        lines += [f"{source}: {_key_path(e['loc'])}: {_describe(e)}" for e in err.errors()]
+        raise ConfigError("\n".join(lines)) from None
+    if lines:
+        raise ConfigError("\n".join(lines))
     problems = _location_problems(config)
     if problems:
         raise ConfigError(
             "\n".join(f"{source}: {NAMESPACE}:{key}: {message}" for key, message in problems)
         )
     return config
+
+
+# The namespaces a stack file may use: ours, the Google provider's and Pulumi's own. Pulumi passes
+# any other namespace through without a word, so a misspelt `tabular-mlop:platform:` would leave
+# the whole platform on its defaults (no access grants, no alert channel): it is an error here.
+KNOWN_NAMESPACES = (NAMESPACE, "gcp", "pulumi")
+
+
+def _namespace_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Keys outside our namespace that no one would read: unknown namespaces, unknown gcp keys."""
+    problems = []
+    for key in values:
+        namespace, colon, name = str(key).partition(":")
+        if not colon:
+            problems.append((key, f"has no namespace; did you mean '{NAMESPACE}:{key}'?"))
+        elif namespace not in KNOWN_NAMESPACES:
+            problems.append(
+                (
+                    key,
+                    f"unknown namespace {namespace!r}{_did_you_mean(namespace, KNOWN_NAMESPACES)} "
+                    f"(known: {', '.join(KNOWN_NAMESPACES)})",
+                )
+            )
+        elif namespace == "gcp" and name not in _gcp_provider_keys():
+            hint = _did_you_mean(name, _gcp_provider_keys(), prefix="gcp:")
+            problems.append((key, f"not a setting of the Google provider{hint}"))
+    return problems
+
+
+def _did_you_mean(word: str, choices: Any, prefix: str = "") -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{prefix}{close[0]}'?" if close else ""
+
+
+@functools.cache
+def _gcp_provider_keys() -> frozenset[str]:
+    """The `gcp:` keys the provider reads (its config properties, in Pulumi's camelCase)."""
+    from pulumi_gcp.config import vars as provider_config
+
+    return frozenset(
+        re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), name)
+        for name, attribute in vars(provider_config._ExportableConfig).items()
+        if isinstance(attribute, property)
+    )
 
 
 def _location_problems(config: StackConfig) -> list[tuple[str, str]]:
@@ -541,22 +589,37 @@ def _location_problems(config: StackConfig) -> list[tuple[str, str]]:
 def load_stack_file(path: str | Path) -> StackConfig:
     """Read and validate a `Pulumi.<stack>.yaml` file."""
     path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path.name}: stack file not found at {path}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path.name}: not valid YAML: {err}") from None
-    values = document.get("config") if isinstance(document, dict) else None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path.name}: has no `config:` mapping")
-    return parse_stack_config(values, source=path.name)
+    return parse_stack_config(_read_config_mapping(path), source=path.name)
 
 
 def stack_config_values(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """The raw `config:` mapping of a committed stack file, as Pulumi would pass it."""
-    document = yaml.safe_load((root / stack_file_name(stack)).read_text(encoding="utf-8")) or {}
-    return dict(document.get("config") or {})
+    return dict(_read_config_mapping(root / stack_file_name(stack)))
+
+
+def known_stacks(root: Path = PROJECT_ROOT) -> list[str]:
+    """The stacks that have a stack file in `root`."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def _read_config_mapping(path: Path) -> dict[str, Any]:
+    """The `config:` mapping of a stack file; one-line errors naming the file (and line) to fix."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        stacks = ", ".join(known_stacks(path.parent)) or "none"
+        raise ConfigError(f"{path.name}: no such stack file (stacks: {stacks})") from None
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path.name}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML: {problem} (check the indentation)") from None
+    values = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path.name}: has no `config:` mapping")
+    return values
 
 
 def load_pulumi_config() -> StackConfig:
@@ -588,6 +651,19 @@ def _key_path(loc: tuple) -> str:
     return path
 
 
+def _known_keys(loc: tuple) -> list[str]:
+    """The keys the section at `loc` accepts (for a did-you-mean on an unknown one)."""
+    model: Any = StackConfig
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None or not (
+            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        ):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
 def _describe(error: dict) -> str:
     """Turn a pydantic error into 'what is expected, got what'."""
     kind, ctx, got = error["type"], error.get("ctx", {}), error.get("input")
@@ -600,7 +676,8 @@ def _describe(error: dict) -> str:
     if kind == "missing":
         return "required, not set"
     if kind == "extra_forbidden":
-        return "unknown key (check the spelling; see docs/configuration.md)"
+        hint = _did_you_mean(str(error["loc"][-1]), _known_keys(error["loc"][:-1]))
+        return f"unknown key{hint} (see docs/configuration.md)"
     if kind in bounds:
         limit = next(iter(ctx.values()))
         return f"must be {bounds[kind]} {limit}, got {got!r}"

@@ -79,10 +79,16 @@ def variables(
 
 def deployed_outputs(stack: str) -> dict[str, Any]:
     """`pulumi stack output --json` of a deployed stack (needs the CLI, logged in)."""
-    result = subprocess.run(
-        ["pulumi", "stack", "output", "--json", "--stack", stack],
-        capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+    try:
+        result = subprocess.run(
+            ["pulumi", "stack", "output", "--json", "--stack", stack],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise RuntimeError(
+            "the Pulumi CLI is not installed (see docs/deploy.md); to read the offline plan's "
+            "outputs instead: python -m stacks.github_variables --offline"
+        ) from None
     if result.returncode != 0:
         raise RuntimeError(f"pulumi stack output -s {stack} failed: {result.stderr.strip()}")
     return json.loads(result.stdout)

@@ -28,7 +28,13 @@ import pulumi
 
 from contracts import ContractError
 from stacks import cost
-from stacks.config import PROJECT_ROOT, ConfigError, load_stack_file, stack_file_name
+from stacks.config import (
+    PROJECT_ROOT,
+    ConfigError,
+    load_stack_file,
+    stack_config_values,
+    stack_file_name,
+)
 from stacks.offline import ResourceRecord, StackRecord, run_program
 from stacks.prices import PricingError
 
@@ -409,6 +415,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("name a --stack, or --diff two stacks")
     if args.output and (len(args.stack) != 1 or args.diff):
         parser.error("--output reads one stack: name exactly one --stack")
+    unreadable = _unreadable_stack_files(args.stack + (args.diff or []))
+    if unreadable:
+        print(unreadable, file=sys.stderr)
+        return 2
     if args.output:
         return _print_output(args.stack[0], args.output)
 
@@ -461,6 +471,17 @@ def with_cost(document: dict[str, Any]) -> dict[str, Any]:
     estimate = cost.estimate(document, settings)
     cost.check_budget(estimate, settings.budget, stack_file_name(stack))
     return {**document, "cost": estimate.to_json()}
+
+
+def _unreadable_stack_files(stacks: list[str]) -> str:
+    """One line per stack whose file is missing or not YAML (before any program runs)."""
+    problems = []
+    for stack in dict.fromkeys(stacks):
+        try:
+            stack_config_values(stack)
+        except ConfigError as error:
+            problems.append(str(error))
+    return "\n".join(problems)
 
 
 def _timed_run(stack: str) -> tuple[StackRecord, float]:

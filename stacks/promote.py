@@ -1,19 +1,24 @@
 """`make promote`: write the model version staging serves into the prod stack's config.
 
-    python -m stacks.promote                                       # local staging's version
     python -m stacks.promote --from-vertex projects/P/locations/R/endpoints/ID  # an endpoint's
     python -m stacks.promote --model projects/P/locations/R/models/ID@3         # this version
+    python -m stacks.promote --local-copy        # local staging's version, into .local's copy
 
 The one key `platform.serving.model` of the stack file (`Pulumi.prod.yaml` by default) is edited
 in place — comments, order and layout stay as they are — and the file is validated before it is
 written. QA opens the PR with that change; its `pulumi preview` shows the Promotion resource's
 update, and the merge's `pulumi up` rolls the version out (canary, then full traffic).
+
+A model of the local registry exists in no GCP project: it is written only into the local copy
+of the stack file (`.local/Pulumi.prod.yaml`, what `make demo` promotes into), never into the
+committed one.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -112,8 +117,34 @@ def set_scalar(text: str, path: tuple[str, ...], value: str) -> tuple[str, str |
     raise AssertionError("unreachable")
 
 
-def promote(stack_file: Path, model: str) -> str | None:
-    """Write `model` into the stack file's `platform.serving.model`; return the previous value."""
+def local_stack_file(root: Path, stack: str = "prod") -> Path:
+    """The local state's own copy of a stack file (made on first use): a rehearsal edits it."""
+    copy = root / f"Pulumi.{stack}.yaml"
+    if not copy.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT_ROOT / copy.name, copy)
+    return copy
+
+
+def is_local_model(model: str) -> bool:
+    """A version of the local registry (named by the local stack), which no GCP project holds."""
+    from local.environment import LocalEnvironment
+
+    return model.split("/models/")[-1].startswith(LocalEnvironment().naming.resource(""))
+
+
+def promote(stack_file: Path, model: str, local_copy: bool = False) -> str | None:
+    """Write `model` into the stack file's `platform.serving.model`; return the previous value.
+
+    A local model only goes into a local copy (`local_copy`): in a committed stack file it would
+    name a model of the stack's project that cannot exist.
+    """
+    if is_local_model(model) and not local_copy:
+        raise PromoteError(
+            f"{stack_file.name}: {model} is a model of the local registry, which no GCP project "
+            "holds; promote a registered version (FROM=projects/…/endpoints/ID or "
+            "MODEL=projects/…/models/ID@N), or rehearse in the local copy (LOCAL=1)"
+        )
     try:
         text = stack_file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -131,10 +162,19 @@ def promote(stack_file: Path, model: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stacks.promote", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m stacks.promote",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--from-local", default="staging", metavar="ENDPOINT", help="a local endpoint (default)"
+    )
+    parser.add_argument(
+        "--local-copy",
+        action="store_true",
+        help="edit the local state's copy of the stack file (as make demo does), not the committed",
     )
     source.add_argument("--from-vertex", metavar="ENDPOINT", help="a Vertex AI endpoint name")
     source.add_argument("--model", help="this model version")
@@ -150,15 +190,50 @@ def main(argv: list[str] | None = None) -> int:
             model = served_by_vertex(args.from_vertex)
         else:
             model = served_by_local(args.root, args.from_local)
-        old = promote(args.stack_file, model)
+        stack_file = args.stack_file
+        if args.local_copy:
+            stack_file = local_stack_file(_local_root(args.root), stack_file.stem.split(".")[-1])
+        old = promote(stack_file, model, local_copy=args.local_copy)
     except PromoteError as error:
         print(f"promote: {error}", file=sys.stderr)
         return 1
     if old == model:
-        print(f"{args.stack_file.name}: platform.serving.model is already {model}")
-    else:
-        print(f"{args.stack_file.name}: platform.serving.model: {old or '(none)'} -> {model}")
+        print(f"{stack_file.name}: platform.serving.model is already {model}; nothing to do")
+        return 0
+    print(f"{_shown(stack_file)}: platform.serving.model: {old or '(none)'} -> {model}")
+    print(_next_steps(stack_file, model, args.local_copy))
     return 0
+
+
+def _local_root(root: Path | None) -> Path:
+    from local.environment import DEFAULT_ROOT
+
+    return root or DEFAULT_ROOT
+
+
+def _shown(path: Path) -> str:
+    """A path as a person types it: relative to the project when inside it."""
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _next_steps(stack_file: Path, model: str, local_copy: bool) -> str:
+    name = _shown(stack_file)
+    if local_copy:
+        return (
+            f"next: a rehearsal — the committed {stack_file.name} is unchanged; compare with\n"
+            f"  diff {stack_file.name} {name}"
+        )
+    stack = stack_file.stem.split(".")[-1]
+    return (
+        "next:\n"
+        f"  git diff {name}    # review the one-line change\n"
+        "  commit it on a branch and open a pull request: its preview\n"
+        f"  (pulumi preview -s {stack}) shows the serving promotion moving to the new version;\n"
+        "  the merge's pulumi up rolls it out (canary, then all traffic)"
+    )
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ def pytest_addoption(parser):
     group = parser.getgroup("acceptance", "QA acceptance suite (tests/acceptance)")
     group.addoption(
         "--endpoint",
-        help="run the acceptance suite against this endpoint: a URL (http://127.0.0.1:8080) or "
-        "a Vertex AI endpoint (projects/P/locations/L/endpoints/ID); default: a local server "
-        "started for the session",
+        help="run the acceptance suite against this endpoint: a URL (http://127.0.0.1:8080), "
+        "a Vertex AI endpoint (projects/P/locations/L/endpoints/ID) or a local endpoint's name "
+        "(staging, prod: served from .local/); default: a local server started for the session",
     )
     group.addoption(
         "--expect-model",

@@ -2,6 +2,7 @@
 
     pytest tests/acceptance --endpoint http://127.0.0.1:8080 [--expect-model MODEL@VERSION]
     pytest tests/acceptance --endpoint projects/P/locations/L/endpoints/ID  # QA or CD on Vertex
+    pytest tests/acceptance --endpoint staging   # the local endpoint `make serve` serves (.local/)
 
 Without --endpoint (as in `make test`), a model is fitted on the sample, registered in a scratch
 local registry, deployed to a local "staging" endpoint and served by a real server process.
@@ -32,6 +33,9 @@ class Target:
 @pytest.fixture(scope="session")
 def target(request, tmp_path_factory) -> Iterator[Target]:
     options = request.config.option
+    if options.endpoint and not options.endpoint.startswith(("http://", "https://", "projects/")):
+        yield from _local_endpoint_target(options)
+        return
     if options.endpoint:
         client = endpoint_client(options.endpoint)
         yield Target(client, options.expect_model, options.p95_ms)
@@ -51,6 +55,29 @@ def target(request, tmp_path_factory) -> Iterator[Target]:
     with serve_endpoint(env, "staging") as server:
         client = endpoint_client(server.url)
         yield Target(client, options.expect_model or version.resource_name, options.p95_ms)
+        client.close()
+
+
+def _local_endpoint_target(options) -> Iterator[Target]:
+    """A local endpoint by name (as `make serve ENDPOINT=staging` takes it): served for the
+    session from the local state, expected to serve what its state says it does."""
+    from local.environment import LocalEnvironment
+    from local.registry import LocalEndpoint
+    from local.serving import serve_endpoint
+
+    env, name = LocalEnvironment(), options.endpoint
+    serving = LocalEndpoint(env.endpoints_dir, name).serving()
+    if serving is None:
+        # One line instead of the same error in every test: the fix is to deploy something.
+        pytest.exit(
+            f"ENDPOINT={name}: the local endpoint {name} (.local/endpoints/) serves no model; "
+            "run `make pipeline` or `make demo` first, or give a URL (http://127.0.0.1:8080) or "
+            "a Vertex AI endpoint (projects/P/locations/L/endpoints/ID)",
+            returncode=2,
+        )
+    with serve_endpoint(env, name) as server:
+        client = endpoint_client(server.url)
+        yield Target(client, options.expect_model or serving.resource_name, options.p95_ms)
         client.close()
 
 

@@ -60,3 +60,16 @@ def test_an_undeployed_stack_is_reported(stack_records, capsys):
 
     assert github_variables.main([], read=read) == 2
     assert "stack prod exports no ci_workload_identity_provider" in capsys.readouterr().err
+
+
+def test_without_the_pulumi_cli_one_line_says_install_it_or_go_offline(
+    monkeypatch, tmp_path, capsys
+):
+    from stacks import github_variables
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `pulumi` on it
+    assert github_variables.main([]) == 2
+    error = capsys.readouterr().err
+    assert (
+        error.count("\n") == 1 and "Pulumi CLI is not installed" in error and "--offline" in error
+    )

@@ -129,6 +129,48 @@ def test_labels_follow_gcp_rules():
     assert "label key 'Team' must be lowercase" in _error(values)
 
 
+def test_misspelt_namespace_is_an_error_with_a_suggestion():
+    """`tabular-mlop:platform:` must not leave the whole platform silently on its defaults."""
+    values = _values("staging")
+    values["tabular-mlop:platform"] = values.pop("tabular-mlops:platform")
+    assert _error(values, source="Pulumi.staging.yaml") == (
+        "Pulumi.staging.yaml: tabular-mlop:platform: unknown namespace 'tabular-mlop'; "
+        "did you mean 'tabular-mlops'? (known: tabular-mlops, gcp, pulumi)"
+    )
+
+
+def test_keys_without_namespace_and_unknown_provider_keys_are_errors():
+    values = _values()
+    values["region"] = "europe-west1"
+    values["gcp:projcet"] = "acme-mlops-prod"
+    message = _error(values)
+    assert "Pulumi.prod.yaml: region: has no namespace; did you mean 'tabular-mlops:region'?" in (
+        message
+    )
+    assert "gcp:projcet: not a setting of the Google provider; did you mean 'gcp:project'?" in (
+        message
+    )
+
+
+def test_unknown_keys_suggest_the_nearest_known_key_at_any_depth():
+    values = _values()
+    platform = values["tabular-mlops:platform"]
+    platform["serving"]["max_replica"] = 3
+    platform["pipelines"]["training"]["schedule"]["crn"] = "0 3 * * 1"
+    message = _error(values)
+    assert "platform.serving.max_replica: unknown key; did you mean 'max_replicas'?" in message
+    assert "training.schedule.crn: unknown key; did you mean 'cron'?" in message
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path: Path):
+    bad = tmp_path / "Pulumi.dev.yaml"
+    bad.write_text("config:\n  tabular-mlops:project: a\n tabular-mlops:region: b\n")
+    with pytest.raises(ConfigError) as caught:
+        load_stack_file(bad)
+    assert str(caught.value).startswith("Pulumi.dev.yaml:3:2: not valid YAML: ")
+    assert "\n" not in str(caught.value)
+
+
 def test_values_as_pulumi_passes_them():
     """Pulumi hands structured config to the program as JSON text; both forms validate alike."""
     import json
@@ -149,7 +191,7 @@ def test_bad_stack_file(tmp_path: Path):
     bad.write_text("config: [1, 2]\n")
     with pytest.raises(ConfigError, match=r"Pulumi.dev.yaml: has no `config:` mapping"):
         load_stack_file(bad)
-    with pytest.raises(ConfigError, match="stack file not found"):
+    with pytest.raises(ConfigError, match=r"Pulumi.none.yaml: no such stack file \(stacks: dev\)"):
         load_stack_file(tmp_path / "Pulumi.none.yaml")
 
 

@@ -177,3 +177,12 @@ def test_output_prints_one_stack_output_as_pulumi_would(stack_records, monkeypat
     assert plan.main(["--stack", "staging", "--output", "no_such_output"]) == 2
     error = capsys.readouterr().err
     assert "no output 'no_such_output'" in error and "pipeline_image" in error
+
+
+def test_unknown_stack_is_one_line_naming_the_stacks_that_exist(capsys):
+    from stacks import plan
+
+    assert plan.main(["--stack", "production"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("Pulumi.production.yaml: no such stack file (stacks: ")
+    assert "prod" in error and "staging" in error and error.count("\n") == 1

@@ -72,21 +72,50 @@ def test_a_traffic_split_must_cover_the_endpoint_and_sum_to_100(env):
         staging.set_traffic({"7": 100})
 
 
-def test_make_promote_writes_staging_version_into_the_stack_file_only_there(env, tmp_path):
+def test_make_promote_refuses_a_local_model_in_a_committed_stack_file(env, tmp_path, capsys):
+    """A local registry's version is no model of the prod project: never written into its file."""
     stack_file = tmp_path / "Pulumi.prod.yaml"
     original = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text()
     stack_file.write_text(original)
-    assert main(["--root", str(env.root), "--stack-file", str(stack_file)]) == 0
-    promoted = stack_file.read_text()
+    assert main(["--root", str(env.root), "--stack-file", str(stack_file)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"promote: Pulumi.prod.yaml: {env.model_id}@2 is a model of the local")
+    assert "LOCAL=1" in error and "MODEL=projects/" in error and error.count("\n") == 1
+    assert stack_file.read_text() == original
+    with pytest.raises(PromoteError, match="local registry"):
+        promote(
+            stack_file, f"projects/acme-mlops-prod/locations/europe-west4/models/{env.model_id}@2"
+        )
+
+
+def test_make_promote_local_writes_only_the_local_copy_and_says_what_next(env, capsys):
+    original = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text()
+    assert main(["--root", str(env.root), "--local-copy"]) == 0
+    copy = env.root / "Pulumi.prod.yaml"
     changed = [
-        (a, b) for a, b in zip(original.splitlines(), promoted.splitlines(), strict=True) if a != b
-    ]
+        (a, b) for a, b in zip(original.splitlines(), copy.read_text().splitlines(), strict=True)
+        if a != b
+    ]  # fmt: skip
     assert changed == [(
         "      model: projects/acme-mlops-staging/locations/europe-west4/models/"
         "tabular-mlops-staging-penguins@1",
         f"      model: {env.model_id}@2",
     )]  # fmt: skip
-    assert load_stack_file(stack_file).platform.serving.model == f"{env.model_id}@2"
+    assert load_stack_file(copy).platform.serving.model == f"{env.model_id}@2"
+    assert (PROJECT_ROOT / "Pulumi.prod.yaml").read_text() == original
+    assert "next: a rehearsal" in capsys.readouterr().out
+
+
+def test_make_promote_of_a_registered_version_prints_the_review_steps(tmp_path, capsys):
+    stack_file = tmp_path / "Pulumi.prod.yaml"
+    stack_file.write_text((PROJECT_ROOT / "Pulumi.prod.yaml").read_text())
+    model = "projects/acme-mlops-staging/locations/europe-west4/models/tabular-mlops-staging-p@4"
+    assert main(["--model", model, "--stack-file", str(stack_file)]) == 0
+    out = capsys.readouterr().out
+    assert f"-> {model}" in out
+    assert "git diff" in out and "pull request" in out and "pulumi preview -s prod" in out
+    # The change names the whole model; the steps after it fit a terminal.
+    assert all(len(line) <= 100 for line in out.splitlines()[1:])
 
 
 def test_the_edit_keeps_comments_and_inserts_a_missing_key():
