@@ -9,10 +9,14 @@ PY     := $(BIN)/python
 READY  := $(VENV)/.ready
 STACK  ?= staging
 BUILD  := build
+# The policy engine's own environment: checkov's pins clash with pulumi-gcp's.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_READY := $(CHECKOV_VENV)/.ready
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint format demo pipeline evaluate plan plan-diff cost-diff docs lock clean \
-        test-pipeline compile publish-image submit ci-variables serve acceptance promote init doctor
+        test-pipeline compile publish-image submit ci-variables serve acceptance promote init doctor \
+        compliance
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,6 +27,12 @@ $(READY): requirements.txt
 	@echo "==> creating $(VENV) from requirements.txt (about 2 minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(CHECKOV_READY): tooling/requirements-checkov.txt
+	@echo "==> creating $(CHECKOV_VENV) for checkov (about a minute the first time)"
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tooling/requirements-checkov.txt
 	@touch $@
 
 test: $(READY) lint ## every check CI runs: lint, then all tests
@@ -98,6 +108,9 @@ init: $(READY) ## make the stack files yours (asks, or flags: make init ARGS="--
 doctor: $(READY) ## preflight of a real project before `pulumi up` (read only, your credentials): make doctor STACK=prod
 	$(PY) -m tooling.doctor --stack $(STACK) $(if $(VERBOSE),--verbose)
 
+compliance: $(READY) $(CHECKOV_READY) ## both plans checked by checkov; fails on a finding not in the skip list
+	$(PY) -m tooling.compliance --checkov $(CHECKOV_VENV)/bin/checkov --out-dir $(BUILD)/compliance
+
 plan: $(READY) ## offline plan of one stack and its monthly cost estimate: make plan STACK=prod
 	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD)
 
@@ -120,4 +133,4 @@ lock: ## re-resolve requirements.in into requirements.txt in a scratch venv
 	rm -rf $(BUILD)/lock-venv
 
 clean: ## remove build output and the virtualenv
-	rm -rf $(BUILD) $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(BUILD) $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache

@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     records: dict[str, StackRecord] = {}
     estimates: dict[str, cost.Estimate] = {}
     try:
-        for stack, (record, elapsed) in _run_programs(args.stack + (args.diff or [])).items():
+        for stack, (record, elapsed) in run_programs(args.stack + (args.diff or [])).items():
             records[stack] = record
             document = with_cost(to_json(record))
             estimates[stack] = cost.Estimate.from_json(document["cost"])
@@ -490,7 +490,7 @@ def _timed_run(stack: str) -> tuple[StackRecord, float]:
     return record, time.perf_counter() - started
 
 
-def _run_programs(stacks: list[str]) -> dict[str, tuple[StackRecord, float]]:
+def run_programs(stacks: list[str]) -> dict[str, tuple[StackRecord, float]]:
     """Each stack's record and seconds, in order. Two or more stacks run in parallel processes:
     most of a run is importing pulumi-gcp, which one process cannot spread over cores."""
     unique = list(dict.fromkeys(stacks))
