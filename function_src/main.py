@@ -14,7 +14,7 @@ from pathlib import Path
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from contracts import load_contract
+from contracts import ContractError, DataContract, load_contract
 from ingestion.ingest import Ingestor, Landing
 from ingestion.port import Warehouse
 from ingestion.settings import Settings
@@ -31,8 +31,14 @@ def ingest(cloud_event: CloudEvent) -> None:
 def _ingestor() -> Ingestor:
     settings = Settings.from_env(os.environ, Path(__file__).parent)
     storage = Storage(settings.project)
+    try:
+        contract: DataContract | ContractError = load_contract(settings.contract_path)
+    except ContractError as error:
+        # Every event then ends FAILED with this reason, acknowledged: a redelivery cannot fix
+        # a contract, a deploy of a fixed one does (and re-uploads are then ingested).
+        contract = error
     return Ingestor(
-        contract=load_contract(settings.contract_path),
+        contract=contract,
         landing=Landing(settings.landing_prefix, settings.quarantine_bucket),
         storage=storage,
         warehouse=_warehouse(settings, storage),

@@ -34,7 +34,7 @@ ENTRY_POINT = "ingest"
 RUNTIME = "python311"
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 # The contracts package files the function imports (the package has no other dependencies).
-CONTRACT_MODULES = ("__init__.py", "model.py", "tables.py")
+CONTRACT_MODULES = ("__init__.py", "model.py", "dates.py", "messages.py", "tables.py")
 # Never shipped: caches, tests and local state only bloat the archive and churn its digest.
 _SKIPPED_DIRS = {"__pycache__", "tests", "test", ".pytest_cache", ".ruff_cache", ".venv"}
 _SKIPPED_FILES = ("*.pyc", "*.pyo", "test_*.py", "*_test.py", "conftest.py", ".*")

@@ -53,17 +53,20 @@ class BigQueryWarehouse:
     def staging_ref(self, batch: Batch) -> str:
         return sql.table(self.dataset, batch.staging_table)
 
-    def ensure_tables(self, contract: DataContract) -> None:
+    def ensure_tables(self, contract: DataContract | None) -> None:
         """Pulumi creates the curated table and the log (resources/warehouse.py)."""
 
-    def stage(self, batch: Batch, contract: DataContract) -> None:
+    def stage(
+        self, batch: Batch, contract: DataContract, columns: Sequence[str] | None = None
+    ) -> None:
         from google.api_core.exceptions import BadRequest, Conflict
         from google.cloud import bigquery
 
         rules = contract.file
+        names = contract.column_names if columns is None else columns
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.CSV,
-            schema=[bigquery.SchemaField(c, "STRING") for c in contract.column_names],
+            schema=[bigquery.SchemaField(c, "STRING") for c in names],
             skip_leading_rows=1,
             field_delimiter=rules.delimiter,
             quote_character='"',
@@ -71,7 +74,7 @@ class BigQueryWarehouse:
             allow_quoted_newlines=True,
             allow_jagged_rows=False,
             max_bad_records=0,
-            null_markers=list(rules.null_markers),
+            null_markers=sql.staging_null_markers(contract),
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
             create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
             labels={"managed-by": "ingestion"},

@@ -54,10 +54,36 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
 
 
 def to_duckdb(sql: str) -> str:
-    """BigQuery SQL as DuckDB SQL (`@name` parameters become `$name`)."""
+    """BigQuery SQL as DuckDB SQL (`@name` parameters become `$name`).
+
+    `SAFE.PARSE_DATE(format, text)` and `SAFE.PARSE_TIMESTAMP(format, text)` become
+    `TRY_STRPTIME(text, format)` cast to DATE / TIMESTAMPTZ (the session is UTC, as BigQuery's
+    default time zone): sqlglot's own rendering prefixes a default year and keeps a SAFE. that
+    DuckDB cannot run. The contract's formats use only directives both engines read alike
+    (contracts/dates.py), so the format string passes through unchanged.
+    """
+    return ";\n".join(duckdb_statements(sql))
+
+
+def duckdb_statements(sql: str) -> list[str]:
+    """Each statement of BigQuery SQL (a script), as DuckDB SQL (see `to_duckdb`)."""
     import sqlglot
 
-    return ";\n".join(sqlglot.transpile(sql, read="bigquery", write="duckdb"))
+    return [
+        tree.transform(_safe_parse_for_duckdb).sql(dialect="duckdb")
+        for tree in sqlglot.parse(sql, read="bigquery")
+        if tree is not None
+    ]
+
+
+def _safe_parse_for_duckdb(node: Any) -> Any:
+    from sqlglot import exp
+
+    if isinstance(node, exp.SafeFunc) and isinstance(node.this, exp.StrToDate | exp.StrToTime):
+        parse = node.this
+        parsed = exp.func("TRY_STRPTIME", parse.this, parse.args["format"])
+        return exp.cast(parsed, "DATE" if isinstance(parse, exp.StrToDate) else "TIMESTAMPTZ")
+    return node
 
 
 def query(
@@ -172,24 +198,30 @@ class DuckDbWarehouse:
     def staging_ref(self, batch: Batch) -> str:
         return f"`{SCRATCH}`.`{batch.staging_table}`"
 
-    def ensure_tables(self, contract: DataContract) -> None:
+    def ensure_tables(self, contract: DataContract | None) -> None:
         from contracts.tables import INGESTION_LOG
 
         with self._commit_lock():
-            create_table(self.con, self.dataset, self.curated, contract.bigquery_schema())
+            if contract is not None:
+                create_table(self.con, self.dataset, self.curated, contract.bigquery_schema())
             create_table(self.con, self.dataset, self.log_table, INGESTION_LOG.schema)
 
-    def stage(self, batch: Batch, contract: DataContract) -> None:
+    def stage(
+        self, batch: Batch, contract: DataContract, columns: Sequence[str] | None = None
+    ) -> None:
+        from .sql import staging_null_markers
+
         local = self.scratch / f"{batch.attempt_id}.csv"
         self.fetch(batch.object, local)
         rules = contract.file
-        columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in contract.column_names) + "}"
-        nulls = "[" + ", ".join(_quote(m) for m in rules.null_markers) + "]"
+        names = contract.column_names if columns is None else columns
+        types = "{" + ", ".join(f"{_quote(c)}: 'VARCHAR'" for c in names) + "}"
+        nulls = "[" + ", ".join(_quote(m) for m in staging_null_markers(contract)) + "]"
         try:
             self.con.execute(
                 f'CREATE OR REPLACE TABLE "{SCRATCH}"."{batch.staging_table}" AS '
                 f"SELECT * FROM read_csv({_quote(str(local))}, header = true, "
-                f"columns = {columns}, auto_detect = false, strict_mode = true, "
+                f"columns = {types}, auto_detect = false, strict_mode = true, "
                 f"delim = {_quote(rules.delimiter)}, quote = '\"', escape = '\"', "
                 f"nullstr = {nulls}, encoding = 'utf-8')"
             )

@@ -1,5 +1,9 @@
 """Checks that need only the first bytes of the file: size, encoding, line endings, header.
 
+A UTF-8 byte-order mark and CRLF line endings (Excel's "CSV UTF-8") are accepted unless the
+contract opts out; header names are matched to the contract's `source` (or `name`) in any order
+unless it asks for the exact order.
+
 They run before any warehouse work, on at most HEAD_BYTES read from Cloud Storage, so a file with
 the wrong shape is rejected in milliseconds whatever its size.
 """
@@ -7,14 +11,15 @@ the wrong shape is rejected in milliseconds whatever its size.
 from __future__ import annotations
 
 import csv
+import difflib
 
 from contracts import DataContract
 
 from .objects import Check
 
 HEAD_BYTES = 64 * 1024
-_BOMS = {
-    b"\xef\xbb\xbf": "a UTF-8 byte-order mark (BOM); save the file as UTF-8 without BOM",
+_UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = {
     b"\xff\xfe": "a UTF-16 byte-order mark: the file is UTF-16, the contract requires UTF-8",
     b"\xfe\xff": "a UTF-16 byte-order mark: the file is UTF-16, the contract requires UTF-8",
 }
@@ -37,10 +42,16 @@ def check_head(head: bytes, size: int, contract: DataContract) -> list[Check]:
             f"the file is {size:,} bytes; the contract accepts at most {rules.max_bytes:,}",
         )
     checks.append(Check.ok("size"))
-    for bom, what in _BOMS.items():
+    complete = size <= len(head)  # the head is the whole file
+    if head.startswith(_UTF8_BOM):
+        if rules.bom == "reject":
+            return fail("encoding.bom", "the file starts with a UTF-8 byte-order mark (BOM); "
+                        "the contract sets bom: reject (save it as UTF-8 without BOM)")  # fmt: skip
+        head = head[len(_UTF8_BOM) :]
+    for bom, what in _UTF16_BOMS.items():
         if head.startswith(bom):
             return fail("encoding.bom", f"the file starts with {what}")
-    text, bad_at = _decode(head, complete=size <= len(head))
+    text, bad_at = _decode(head, complete=complete)
     if bad_at is not None:
         line = head[:bad_at].count(b"\n") + 1
         return fail(
@@ -53,7 +64,7 @@ def check_head(head: bytes, size: int, contract: DataContract) -> list[Check]:
     checks.append(Check.ok("encoding"))
 
     end = text.find("\n")
-    if end < 0 and size > len(head):
+    if end < 0 and not complete:
         return fail("header.columns", f"the first line is longer than {HEAD_BYTES:,} bytes")
     header_line = text if end < 0 else text[:end]
     if header_line.endswith("\r") and rules.line_endings == "lf":
@@ -62,8 +73,8 @@ def check_head(head: bytes, size: int, contract: DataContract) -> list[Check]:
             "the file has Windows (CRLF) line endings; the contract requires Unix (LF) ones",
         )
     checks.append(Check.ok("line_endings"))
-    header = next(csv.reader([header_line.rstrip("\r")], delimiter=rules.delimiter))
-    expected = contract.column_names
+    header = _parse_header(header_line, rules.delimiter)
+    expected = contract.headers
 
     if len(header) == 1 and len(expected) > 1:
         for other in _OTHER_DELIMITERS:
@@ -75,45 +86,80 @@ def check_head(head: bytes, size: int, contract: DataContract) -> list[Check]:
                     samples=[{"line": 1, "text": header_line[:200]}],
                 )
     checks.append(Check.ok("delimiter"))
+    problem = _header_problem(header, contract)
+    if problem is not None:
+        return [*checks, problem]
+    checks.append(Check.ok("header"))
+    body = text[end + 1 :] if end >= 0 else ""
+    if complete and not body.strip():
+        return fail("rows.present", "the file has a header but no data rows")
+    checks.append(Check.ok("rows.present"))
+    return checks
+
+
+def staging_columns(head: bytes, contract: DataContract) -> list[str]:
+    """The staging table's columns, in the file's order: each header's contract column name.
+
+    Headers the contract does not name (kept only with extra_columns: ignore) are staged as
+    `_extra_<position>` and never loaded. Call after check_head passed.
+    """
+    text, _ = _decode(head.removeprefix(_UTF8_BOM), complete=False)
+    header = _parse_header(text.split("\n", 1)[0], contract.file.delimiter)
+    by_header = {c.header: c.name for c in contract.columns}
+    return [by_header.get(h, f"_extra_{i + 1}") for i, h in enumerate(header)]
+
+
+def _parse_header(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line.rstrip("\r")], delimiter=delimiter))
+
+
+def _header_problem(header: list[str], contract: DataContract) -> Check | None:
+    """The header's mismatch with the contract (by name; by position too with exact order)."""
+    expected = contract.headers
     if len(header) == len(expected) + 1 and header[-1] == "" and header[:-1] == expected:
-        return fail(
+        return Check.failed(
             "header.trailing_delimiter",
             f"the header ends with a delimiter (an unnamed column {len(header)}); remove the "
             "trailing delimiter from every line",
         )
     duplicated = sorted({h for h in header if header.count(h) > 1})
     if duplicated:
-        return fail("header.duplicate", f"the header repeats column(s) {', '.join(duplicated)}")
+        return Check.failed(
+            "header.duplicate", f"the header repeats column(s) {', '.join(duplicated)}"
+        )
     missing = [c for c in expected if c not in header]
     extra = [h for h in header if h not in expected]
+    if contract.file.extra_columns == "ignore" and not missing:
+        extra = []
     if missing or extra:
         parts = []
         if missing:
-            parts.append(f"missing column(s) {', '.join(missing)}")
+            parts.append(f"missing column(s) {', '.join(repr(m) for m in missing)}")
         if extra:
             parts.append(f"unexpected column(s) {', '.join(repr(e) for e in extra)}")
-        near = {e: m for e in extra for m in missing if e.strip().lower() == m.lower()}
+        near = {}
+        for e in extra:
+            close = [m for m in missing if e.strip().lower() == m.lower()]
+            close = close or difflib.get_close_matches(e, missing, n=1, cutoff=0.75)
+            if close:
+                near[e] = close[0]
         hint = "".join(f"; {e!r} should be spelled {m!r}" for e, m in near.items())
-        return fail(
+        return Check.failed(
             "header.columns",
             f"the header does not match contract {contract.name} v{contract.version}: "
             + "; ".join(parts) + hint,
             samples=[{"expected": expected, "found": header}],
         )  # fmt: skip
-    if header != expected:
-        first = next(i for i, (h, e) in enumerate(zip(header, expected, strict=True)) if h != e)
-        return fail(
+    if contract.file.header_order == "exact" and header != expected:
+        first = next(i for i, (h, e) in enumerate(zip(header, expected, strict=False)) if h != e)
+        return Check.failed(
             "header.order",
             f"the columns are in the wrong order: column {first + 1} is {header[first]!r}, "
-            f"the contract expects {expected[first]!r} (order: {', '.join(expected)})",
+            f"the contract expects {expected[first]!r} (header_order: exact; order: "
+            f"{', '.join(expected)})",
             samples=[{"expected": expected, "found": header}],
         )
-    checks.append(Check.ok("header"))
-    body = text[end + 1 :] if end >= 0 else ""
-    if size <= len(head) and not body.strip():
-        return fail("rows.present", "the file has a header but no data rows")
-    checks.append(Check.ok("rows.present"))
-    return checks
+    return None
 
 
 def _decode(head: bytes, *, complete: bool) -> tuple[str, int | None]:

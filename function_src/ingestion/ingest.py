@@ -26,11 +26,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from contracts import DataContract
+from contracts import ContractError, DataContract
 from contracts.tables import INGESTION_LOG
 
 from . import sql
-from .head import HEAD_BYTES, check_head
+from .head import HEAD_BYTES, check_head, staging_columns
 from .objects import (
     DUPLICATE,
     FAILED,
@@ -73,7 +73,7 @@ class Landing:
 class Ingestor:
     def __init__(
         self,
-        contract: DataContract,
+        contract: DataContract | ContractError,
         landing: Landing,
         storage: Storage,
         warehouse: Callable[[], AbstractContextManager[Warehouse]],
@@ -102,6 +102,8 @@ class Ingestor:
             )
             return self._emit(Outcome(IGNORED, obj.uri, reason=why))
         batch = Batch.start(obj)
+        if isinstance(self.contract, ContractError):
+            return self._unusable_contract(batch, started)
         with ExitStack() as opened:
             try:
                 warehouse = opened.enter_context(self.warehouse())
@@ -125,6 +127,18 @@ class Ingestor:
                 warehouse.drop_staging(batch)
         return self._emit(outcome, started)
 
+    def _unusable_contract(self, batch: Batch, started: float) -> Outcome:
+        """FAILED, logged with the contract's problems, and acknowledged: not redelivered."""
+        reason = f"the data contract cannot be used: {self.contract}"[:2000]
+        outcome = Outcome(FAILED, batch.object.uri, batch.batch_id, reason=reason)
+        try:
+            with self.warehouse() as warehouse:
+                warehouse.ensure_tables(None)
+                self._log_row(warehouse, batch, outcome)
+        finally:
+            self._emit(outcome, started)
+        return outcome
+
     def _ingest(self, warehouse: Warehouse, batch: Batch) -> Outcome:
         obj = batch.object
         warehouse.ensure_tables(self.contract)
@@ -133,11 +147,12 @@ class Ingestor:
             outcome = _duplicate(batch, done)
             self._log_row(warehouse, batch, outcome)
             return outcome
-        checks = check_head(self.storage.head(obj, HEAD_BYTES), obj.size, self.contract)
+        head = self.storage.head(obj, HEAD_BYTES)
+        checks = check_head(head, obj.size, self.contract)
         rows_in_file = None
         if all(c.passed for c in checks):
             try:
-                warehouse.stage(batch, self.contract)
+                warehouse.stage(batch, self.contract, staging_columns(head, self.contract))
                 checks.append(Check.ok("rows.readable"))
                 rows_in_file, row_checks = self._row_checks(warehouse, batch)
                 checks += row_checks
@@ -206,6 +221,8 @@ class Ingestor:
                 sql.duplicate_keys_query(contract, staging, warehouse.row_number)
             )
         key = ", ".join(contract.key_columns)
+        if not key:  # no key: rows are told apart by content and lineage only
+            return rows, checks
         if duplicates:
             total = int(duplicates[0]["duplicated_keys"])
             shown = ", ".join(

@@ -23,11 +23,19 @@ class Warehouse(Protocol):
     def staging_ref(self, batch: Batch) -> str:
         """The batch's staging table as SQL names it."""
 
-    def ensure_tables(self, contract: DataContract) -> None:
-        """The curated table and the ingestion log exist (Pulumi creates them in the cloud)."""
+    def ensure_tables(self, contract: DataContract | None) -> None:
+        """The curated table and the ingestion log exist (Pulumi creates them in the cloud).
 
-    def stage(self, batch: Batch, contract: DataContract) -> None:
+        Without a contract (it could not be read), the ingestion log only."""
+
+    def stage(
+        self, batch: Batch, contract: DataContract, columns: Sequence[str] | None = None
+    ) -> None:
         """Load the file into the batch's staging table, every column as STRING.
+
+        `columns` names the file's columns in its order (head.staging_columns); by default the
+        contract's, in its order. Cells equal to a staging null marker
+        (sql.staging_null_markers) are NULL.
 
         Raises FileRejected when the file cannot be read as CSV (ragged rows, unbalanced
         quotes, bytes that are not UTF-8 beyond the head), naming the line.

@@ -11,11 +11,12 @@ into the curated table and adds the lineage columns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from typing import Any
 
-from contracts import LINEAGE_COLUMNS, Column, DataContract
+from contracts import LINEAGE_COLUMNS, Column, DataContract, dates
 
 from .objects import FINAL
 
@@ -24,7 +25,6 @@ Params = dict[str, tuple[str, Any]]
 
 SAMPLES = 5
 _INT = r"^[+-]?[0-9]+$"
-_BOOL = r"(?i)^(true|false)$"
 # A cell a spreadsheet would run as a formula when the file is opened (CSV injection).
 _FORMULA = r"^[=+\-@\t\r]"
 
@@ -66,62 +66,119 @@ def _number(value: float) -> str:
 def row_checks(contract: DataContract) -> list[RowCheck]:
     """Every row-level rule of the contract, in column order."""
     checks: list[RowCheck] = []
-    longest = contract.file.max_field_length
     for col in contract.columns:
-        c = ident(col.name)
 
         def add(kind: str, bad: str, describe: str, col: Column = col) -> None:
             checks.append(RowCheck(f"{col.name}.{kind}", col.name, bad, describe))
 
-        if col.type == "STRING":  # an overlong value in a typed column fails its type check
-            add("field_length", f"LENGTH({c}) > {longest}", f"longer than {longest:,} characters")
-        if not col.nullable:
-            add("not_null", f"{c} IS NULL", "empty, but the column is required")
-        typed = _safe_cast(col)
-        if col.type == "INT64":
-            whole = f"REGEXP_CONTAINS({c}, {literal(_INT)})"
-            add("type", f"{c} IS NOT NULL AND (NOT {whole} OR {typed} IS NULL)",
-                "not a whole number (INT64)")  # fmt: skip
-        elif col.type == "BOOL":
-            add("type", f"{c} IS NOT NULL AND NOT REGEXP_CONTAINS({c}, {literal(_BOOL)})",
-                "not true or false (BOOL)")  # fmt: skip
-        elif col.type != "STRING":
-            add("type", f"{c} IS NOT NULL AND {typed} IS NULL", f"not a valid {col.type}")
-        if col.type == "FLOAT64":
-            add("finite", f"IS_NAN({typed}) OR IS_INF({typed})", "NaN or infinite")
-        if col.min is not None or col.max is not None:
-            bounds = []
-            if col.min is not None:
-                bounds.append(f"{typed} < {_number(col.min)}")
-            if col.max is not None:
-                bounds.append(f"{typed} > {_number(col.max)}")
-            finite = f"NOT IS_NAN({typed}) AND " if col.type == "FLOAT64" else ""
-            add("range", f"{finite}({' OR '.join(bounds)})",
-                f"outside [{_bound(col.min)}, {_bound(col.max)}]")  # fmt: skip
-        if col.allowed is not None:
-            allowed = ", ".join(literal(v) for v in col.allowed)
-            add("allowed", f"{c} NOT IN ({allowed})", f"not one of {', '.join(col.allowed)}")
-        if col.pattern is not None:
-            add("pattern", f"NOT REGEXP_CONTAINS({c}, {literal(col.pattern)})",
-                f"not matching {col.pattern}")  # fmt: skip
-        if col.max_length is not None:
-            add("max_length", f"LENGTH({c}) > {col.max_length}",
-                f"longer than {col.max_length} characters")  # fmt: skip
-        if col.type == "STRING" and col.allowed is None and contract.file.reject_formulas:
-            # (a column with allowed values is already held to exactly those)
-            add("formula", f"REGEXP_CONTAINS({c}, {literal(_FORMULA)})",
-                "starting like a spreadsheet formula (= + - @)")  # fmt: skip
+        _column_checks(contract, col, add)
     return checks
 
 
-def _bound(value: float | None) -> str:
-    return "…" if value is None else _number(value)
+def _column_checks(contract: DataContract, col: Column, add: Callable[..., None]) -> None:
+    c, typed = cell(contract, col), typed_value(contract, col)
+    longest = contract.file.max_field_length
+    if col.type == "STRING":  # an overlong value in a typed column fails its type check
+        add("field_length", f"LENGTH({c}) > {longest}", f"longer than {longest:,} characters")
+    if not col.nullable:
+        add("not_null", f"{c} IS NULL", "empty, but the column is required")
+    if col.type == "INT64":
+        whole = f"REGEXP_CONTAINS({c}, {literal(_INT)})"
+        add("type", f"{c} IS NOT NULL AND (NOT {whole} OR {typed} IS NULL)",
+            "not a whole number (INT64)")  # fmt: skip
+    elif col.type == "BOOL":
+        trues, falses = _bool_spellings(col)
+        spelled = "/".join([*trues, *falses])
+        add("type", f"{c} IS NOT NULL AND {typed} IS NULL", f"not one of {spelled} (BOOL)")
+    elif col.is_temporal:
+        shaped = f"REGEXP_CONTAINS({c}, {literal(dates.guard(col.date_format))})"
+        add("type", f"{c} IS NOT NULL AND (NOT {shaped} OR {typed} IS NULL)",
+            f"not a {col.type} written {col.date_format}")  # fmt: skip
+    elif col.type != "STRING":
+        add("type", f"{c} IS NOT NULL AND {typed} IS NULL", f"not a valid {col.type}")
+    if col.type == "FLOAT64":
+        add("finite", f"IS_NAN({typed}) OR IS_INF({typed})", "NaN or infinite")
+    if col.min is not None or col.max is not None:
+        bounds = []
+        if col.min is not None:
+            bounds.append(f"{typed} < {_bound_sql(col, col.min)}")
+        if col.max is not None:
+            bounds.append(f"{typed} > {_bound_sql(col, col.max)}")
+        finite = f"NOT IS_NAN({typed}) AND " if col.type == "FLOAT64" else ""
+        add("range", f"{finite}({' OR '.join(bounds)})",
+            f"outside [{_bound(col.min)}, {_bound(col.max)}]")  # fmt: skip
+    if col.allowed is not None:
+        allowed = ", ".join(literal(v) for v in col.allowed)
+        add("allowed", f"{c} NOT IN ({allowed})", f"not one of {', '.join(col.allowed)}")
+    if col.pattern is not None:
+        add("pattern", f"NOT REGEXP_CONTAINS({c}, {literal(col.pattern)})",
+            f"not matching {col.pattern}")  # fmt: skip
+    if col.max_length is not None:
+        add("max_length", f"LENGTH({c}) > {col.max_length}",
+            f"longer than {col.max_length} characters")  # fmt: skip
+    if col.allowed is None and contract.rejects_formulas(col):
+        # (a column with allowed values is already held to exactly those)
+        add("formula", f"REGEXP_CONTAINS({c}, {literal(_FORMULA)})",
+            "starting like a spreadsheet formula (= + - @)")  # fmt: skip
 
 
-def _safe_cast(col: Column) -> str:
-    return (
-        ident(col.name) if col.type == "STRING" else f"SAFE_CAST({ident(col.name)} AS {col.type})"
-    )
+def staging_null_markers(contract: DataContract) -> list[str]:
+    """The markers the staging load reads as NULL: those every column shares (empty always).
+
+    A column's other markers become NULL in SQL (`cell`), so one column's "NA" can be another's
+    country code.
+    """
+    shared = set.intersection(*(set(contract.null_markers(c)) for c in contract.columns))
+    return [m for m in contract.null_markers(contract.columns[0]) if m in shared]
+
+
+def cell(contract: DataContract, col: Column) -> str:
+    """The column's staged text with its own null markers as NULL."""
+    own = [m for m in contract.null_markers(col) if m not in staging_null_markers(contract)]
+    c = ident(col.name)
+    if not own:
+        return c
+    return f"IF({c} IN ({', '.join(literal(m) for m in own)}), NULL, {c})"
+
+
+def typed_value(contract: DataContract, col: Column) -> str:
+    """The column's value as its contract type; NULL where the text is not one."""
+    c = cell(contract, col)
+    if col.type == "STRING":
+        return c
+    if col.type == "BOOL":
+        trues, falses = _bool_spellings(col)
+        return (
+            f"CASE WHEN LOWER({c}) IN ({', '.join(literal(v) for v in trues)}) THEN TRUE "
+            f"WHEN LOWER({c}) IN ({', '.join(literal(v) for v in falses)}) THEN FALSE END"
+        )
+    if col.type == "DATE":
+        return f"SAFE.PARSE_DATE({literal(col.date_format)}, {c})"
+    if col.type == "TIMESTAMP":
+        return f"SAFE.PARSE_TIMESTAMP({literal(col.date_format)}, {c})"
+    return f"SAFE_CAST({c} AS {col.type})"
+
+
+def _bool_spellings(col: Column) -> tuple[list[str], list[str]]:
+    trues = list(dict.fromkeys(v.lower() for v in col.true_values or ["true"]))
+    falses = list(dict.fromkeys(v.lower() for v in col.false_values or ["false"]))
+    return trues, falses
+
+
+def _bound_sql(col: Column, value: float | date) -> str:
+    if col.type == "DATE" and isinstance(value, date):
+        return f"DATE {literal(value.isoformat())}"
+    if col.type == "TIMESTAMP" and isinstance(value, date):
+        moment = value if isinstance(value, datetime) else datetime.combine(value, time())
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return f"TIMESTAMP {literal(moment.isoformat(sep=' '))}"
+    return _number(float(value))  # type: ignore[arg-type]
+
+
+def _bound(value: float | date | None) -> str:
+    if value is None:
+        return "…"
+    return value.isoformat() if isinstance(value, date) else _number(value)
 
 
 def count_query(contract: DataContract, staging: str) -> str:
@@ -130,17 +187,19 @@ def count_query(contract: DataContract, staging: str) -> str:
     counts = [f"COUNTIF({check.bad}) AS c{i}" for i, check in enumerate(row_checks(contract))]
     keys = [ident(k) for k in contract.key_columns]
     key = keys[0] if len(keys) == 1 else f"TO_JSON_STRING(STRUCT({', '.join(keys)}))"
+    # Without a key there is nothing to repeat: as many distinct keys as rows.
+    distinct = f"COUNT(DISTINCT {key})" if keys else "COUNT(*)"
     return (
-        f"SELECT COUNT(*) AS row_count, COUNT(DISTINCT {key}) AS distinct_keys, "
+        f"SELECT COUNT(*) AS row_count, {distinct} AS distinct_keys, "
         f"{', '.join(counts)} FROM {staging}"
     )
 
 
 def sample_query(contract: DataContract, check: RowCheck, staging: str, row_number: str) -> str:
     """The first rows breaking one rule: their row number (where known), key and value."""
-    keys = ", ".join(ident(k) for k in contract.key_columns)
+    keys = "".join(f"{ident(k)}, " for k in contract.key_columns)
     return (
-        f"SELECT {row_number} AS row_number, {keys}, {ident(check.column)} AS value "
+        f"SELECT {row_number} AS row_number, {keys}{ident(check.column)} AS value "
         f"FROM {staging} WHERE {check.bad} ORDER BY row_number LIMIT {SAMPLES}"
     )
 
@@ -174,7 +233,7 @@ def load_statement(
 ) -> Statement:
     """Staging -> curated with lineage, unless the batch is already done (exactly once)."""
     columns = [*contract.column_names, *(c.name for c in LINEAGE_COLUMNS)]
-    values = [_safe_cast(col) for col in contract.columns]
+    values = [typed_value(contract, col) for col in contract.columns]
     values += [f"@{c.name.lstrip('_')}" for c in LINEAGE_COLUMNS]
     params: Params = {c.name.lstrip("_"): (c.type, lineage[c.name]) for c in LINEAGE_COLUMNS}
     return Statement(

@@ -53,9 +53,10 @@ def pipeline_component(
 def feature_spec(contract: dict) -> dict:
     """What the components need from a data contract (`DataContract.model_dump(mode="json")`).
 
-    Returns name, version, label, classes (the label's allowed values, if listed), keys, columns
-    and features. A feature is numeric (FLOAT64, INT64, BOOL as 0/1) or categorical (STRING, or
-    any column with allowed values, which become its fixed categories). Numbers in a contract that
+    Returns name, version, label, classes (the label's allowed values, if listed), keys, identity
+    (what tells rows apart: the keys, or without a key every column: a row is its content), columns
+    and features. A feature is numeric (FLOAT64, INT64, BOOL as 0/1) or categorical (STRING, or any
+    column with allowed values, which become its fixed categories). Numbers in a contract that
     crossed a pipeline boundary arrive as floats; that is undone here.
     """
     columns = contract.get("columns") or []
@@ -85,12 +86,14 @@ def feature_spec(contract: dict) -> dict:
     if not features:
         raise ValueError("the data contract has no feature columns")
     label = next(c for c in columns if c["name"] == labels[0])
+    keys = [c["name"] for c in columns if c.get("role") == "key"]
     return {
         "name": contract["name"],
         "version": int(contract["version"]),
         "label": labels[0],
         "classes": list(label["allowed"]) if label.get("allowed") else None,
-        "keys": [c["name"] for c in columns if c.get("role") == "key"],
+        "keys": keys,
+        "identity": keys or [c["name"] for c in columns],
         "columns": columns,
         "features": features,
     }

@@ -1,9 +1,9 @@
 """extract: a snapshot of the curated table as a dataset artifact (Parquet).
 
 The curated table is append-only: a corrected row arrives as a new upload with the same key. The
-snapshot holds, for each key, the newest row ingested at or before the snapshot time, so the same
-`snapshot_time` always gives the same data (BigQuery here; the DuckDB warehouse locally, through
-the same SQL transpiled by sqlglot).
+snapshot holds, for each key, the newest row ingested at or before the snapshot time (without a key
+in the contract: every row ingested by then), so the same `snapshot_time` always gives the same data
+(BigQuery here; the DuckDB warehouse locally, through the same SQL transpiled by sqlglot).
 """
 
 from typing import NamedTuple
@@ -19,11 +19,12 @@ def snapshot_queries(spec: dict, dataset: str, table: str) -> tuple[str, str]:
     columns = ", ".join(f"`{c['name']}`" for c in spec["columns"]) + ", " + ", ".join(lineage)
     keys = ", ".join(f"`{k}`" for k in spec["keys"])
     source = f"`{dataset}`.`{table}`"
-    rows = (
-        f"SELECT {columns} FROM {source} WHERE _ingested_at <= @snapshot_time "
-        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys} "
-        "ORDER BY _ingested_at DESC, _batch_id DESC) = 1"
-    )
+    rows = f"SELECT {columns} FROM {source} WHERE _ingested_at <= @snapshot_time"
+    if keys:
+        rows += (
+            f" QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys} "
+            "ORDER BY _ingested_at DESC, _batch_id DESC) = 1"
+        )
     counts = (
         "SELECT COUNT(*) AS rows_ingested, COUNT(DISTINCT _batch_id) AS batches, "
         f"MAX(_ingested_at) AS last_ingested_at FROM {source} WHERE _ingested_at <= @snapshot_time"
@@ -125,8 +126,8 @@ def extract(
         rows = query_bigquery(project, bq_location, rows_sql, moment)
         counts = query_bigquery(project, bq_location, counts_sql, moment).to_pylist()[0]
 
-    # Sorted by key: the same snapshot gives byte-identical data, whatever order the scan had.
-    rows = rows.sort_by([(k, "ascending") for k in spec["keys"]])
+    # Sorted by identity: the same snapshot gives byte-identical data, whatever the scan's order.
+    rows = rows.sort_by([(k, "ascending") for k in [*spec["identity"], "_batch_id"]])
     pq.write_table(rows, snapshot.path)
     last = counts["last_ingested_at"]
     snapshot.metadata.update(

@@ -34,11 +34,15 @@ def new_rows_query(spec: dict, dataset: str, table: str, evaluations_table: str)
         f"SELECT batch FROM `{dataset}`.`{evaluations_table}` AS e, "
         "UNNEST(JSON_VALUE_ARRAY(e.batch_ids)) AS batch WHERE e.decision != 'not_enough_data'"
     )
-    return (
+    sql = (
         f"SELECT {columns}, _batch_id, _ingested_at FROM `{dataset}`.`{table}` "
         f"WHERE _ingested_at > @trained_until AND _ingested_at <= @until "
-        f"AND `{spec['label']}` IS NOT NULL AND _batch_id NOT IN ({judged}) "
-        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys} "
+        f"AND `{spec['label']}` IS NOT NULL AND _batch_id NOT IN ({judged})"
+    )
+    if not keys:  # no key: every new row counts
+        return sql
+    return sql + (
+        f" QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys} "
         "ORDER BY _ingested_at DESC, _batch_id DESC) = 1"
     )
 

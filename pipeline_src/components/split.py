@@ -1,8 +1,9 @@
 """split: deterministic, stratified train / validation / test splits of the snapshot.
 
-Within each class, rows are ordered by a seeded hash of their key and cut at the fractions. The
-split depends only on the keys, the labels and the seed — not on row order — and a row keeps its
-place in that order as the table grows, so most of a model's test rows stay test rows next time.
+Within each class, rows are ordered by a seeded hash of their identity (the key, or without one the
+row's content) and cut at the fractions. The split depends only on identities, labels and seed — not
+on row order — and a row keeps its place in that order as the table grows, so most of a model's test
+rows stay test rows next time.
 """
 
 from typing import NamedTuple
@@ -37,7 +38,7 @@ def stratified_split(
             f"validation_fraction + test_fraction = {validation_fraction + test_fraction:g} "
             "leaves no rows to train on"
         )
-    keys = frame[spec["keys"]].astype(str).agg("\x1f".join, axis=1)
+    keys = frame[spec["identity"]].astype(str).agg("\x1f".join, axis=1)
     order = keys.map(lambda key: hashlib.sha256(f"{seed}\x1f{key}".encode()).hexdigest())
     parts = {"train": [], "validation": [], "test": []}
     for label, rows in frame.groupby(spec["label"], sort=True):
@@ -52,7 +53,7 @@ def stratified_split(
         parts["validation"].append(rows.iloc[test : test + validation])
         parts["train"].append(rows.iloc[test + validation :])
     return {
-        name: pd.concat(chunks).sort_values(spec["keys"], kind="stable").reset_index(drop=True)
+        name: pd.concat(chunks).sort_values(spec["identity"], kind="stable").reset_index(drop=True)
         for name, chunks in parts.items()
     }
 

@@ -64,7 +64,7 @@ def check_snapshot(
                 problems.append(f"column {name}: {bad} values outside [{low}, {high}]")
 
     keys = spec["keys"]
-    duplicated = int(frame.duplicated(subset=keys).sum())
+    duplicated = int(frame.duplicated(subset=keys).sum()) if keys else 0
     if duplicated:
         problems.append(f"{duplicated} rows repeat a key ({', '.join(keys)})")
 

@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import sqlglot
-
-from function_src.ingestion.duckdb_warehouse import connect
+from function_src.ingestion.duckdb_warehouse import connect, duckdb_statements
 
 _TYPES = {"int64": "INTEGER", "double": "FLOAT", "bool": "BOOLEAN", "string": "STRING"}
 
@@ -118,7 +116,7 @@ class FakeBigQuery:
 
     def _query(self, ref: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
         params = {p["name"]: _param(p) for p in query.get("queryParameters", [])}
-        statements = sqlglot.transpile(query["query"], read="bigquery", write="duckdb")
+        statements = duckdb_statements(query["query"])
         result = None
         try:
             for sql in statements:

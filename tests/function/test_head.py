@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contracts import CONTRACTS_DIR, DataContract, load_contract
-from function_src.ingestion.head import HEAD_BYTES, check_head
+from function_src.ingestion.head import HEAD_BYTES, check_head, staging_columns
 
 CONTRACT = load_contract(CONTRACTS_DIR / "penguins.yaml")
 HEADER = ",".join(CONTRACT.column_names) + "\n"
@@ -47,13 +47,42 @@ def test_a_good_head_passes_every_check_in_order():
     assert all(c.passed for c in checks)
 
 
-def test_crlf_is_accepted_when_the_contract_allows_it():
-    crlf = CONTRACT.model_copy(
-        update={"file": CONTRACT.file.model_copy(update={"line_endings": "any"})}
-    )
-    data = (HEADER + ROW).replace("\n", "\r\n").encode()
-    assert failed(check_head(data, len(data), crlf)) == []
-    assert failed(check_head(data, len(data), CONTRACT))[0][0] == "line_endings"
+def _strict(**rules) -> DataContract:
+    return CONTRACT.model_copy(update={"file": CONTRACT.file.model_copy(update=rules)})
+
+
+def test_excel_csv_utf8_bom_and_crlf_pass_by_default_and_fail_only_when_opted_out():
+    data = b"\xef\xbb\xbf" + (HEADER + ROW).replace("\n", "\r\n").encode()
+    assert failed(check_head(data, len(data), CONTRACT)) == []
+    assert staging_columns(data, CONTRACT) == CONTRACT.column_names
+    assert failed(check_head(data, len(data), _strict(bom="reject")))[0][0] == "encoding.bom"
+    crlf = data[3:]
+    assert failed(check_head(crlf, len(crlf), _strict(line_endings="lf")))[0][0] == "line_endings"
+
+
+def test_header_matched_by_name_in_any_order_unless_exact_order_is_asked():
+    names = CONTRACT.column_names
+    swapped = [names[1], names[0], *names[2:]]
+    data = (",".join(swapped) + "\n" + ROW).encode()
+    assert failed(check_head(data, len(data), CONTRACT)) == []
+    assert staging_columns(data, CONTRACT) == swapped
+    ((name, reason),) = failed(check_head(data, len(data), _strict(header_order="exact")))
+    assert name == "header.order" and "column 1 is 'species'" in reason
+
+
+def test_source_headers_map_to_warehouse_names_and_extra_columns_are_opt_in():
+    raw = CONTRACT.model_copy(
+        update={"columns": [c.model_copy(update={"source": f"Raw {c.name}"})
+                            for c in CONTRACT.columns]}
+    )  # fmt: skip
+    header = ",".join(f"Raw {n}" for n in CONTRACT.column_names) + ",Comments\n"
+    data = (header + ROW.rstrip("\n") + ",seen @ dawn\n").encode()
+    ((name, reason),) = failed(check_head(data, len(data), raw))
+    assert name == "header.columns" and "unexpected column(s) 'Comments'" in reason
+    lenient = raw.file.model_copy(update={"extra_columns": "ignore"})
+    ignoring = raw.model_copy(update={"file": lenient})
+    assert failed(check_head(data, len(data), ignoring)) == []
+    assert staging_columns(data, ignoring) == [*CONTRACT.column_names, "_extra_10"]
 
 
 @pytest.mark.parametrize("delimiter", ['"', "\n"])

@@ -19,7 +19,13 @@ from stacks.config import PROJECT_ROOT
 from stacks.platform import FUNCTION_DIR
 
 CONTRACT = CONTRACTS_DIR / "penguins.yaml"
-CONTRACT_FILES = {"contracts/__init__.py", "contracts/model.py", "contracts/tables.py"}
+CONTRACT_FILES = {
+    "contracts/__init__.py",
+    "contracts/model.py",
+    "contracts/dates.py",
+    "contracts/messages.py",
+    "contracts/tables.py",
+}
 
 
 @pytest.fixture
