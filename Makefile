@@ -16,7 +16,7 @@ CHECKOV_READY := $(CHECKOV_VENV)/.ready
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint format demo pipeline evaluate plan plan-diff cost-diff docs lock clean \
         test-pipeline compile publish-image submit ci-variables serve acceptance promote init doctor \
-        compliance
+        compliance bootstrap plan-bootstrap stack-init
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -110,6 +110,26 @@ doctor: $(READY) ## preflight of a real project before `pulumi up` (read only, y
 
 compliance: $(READY) $(CHECKOV_READY) ## both plans checked by checkov; fails on a finding not in the skip list
 	$(PY) -m tooling.compliance --checkov $(CHECKOV_VENV)/bin/checkov --out-dir $(BUILD)/compliance
+
+# The bootstrap (docs/bootstrap.md) runs once per organisation, by a person: the Pulumi CLI, gcloud
+# credentials, and GITHUB_TOKEN of a repository administrator (for this run only, never stored).
+# Its own state starts in bootstrap/.state (the bucket does not exist yet), then moves into the
+# bucket it creates: make bootstrap BOOTSTRAP_BACKEND=gs://<state bucket>/bootstrap.
+BOOTSTRAP_BACKEND ?= file://$(CURDIR)/bootstrap/.state
+
+bootstrap: $(READY) ## state bucket, secrets key, GitHub environments/protection/variables (docs/bootstrap.md)
+	@mkdir -p bootstrap/.state
+	cd bootstrap && export PULUMI_BACKEND_URL='$(BOOTSTRAP_BACKEND)' && \
+	    { pulumi stack select bootstrap 2>/dev/null || \
+	      pulumi stack init bootstrap --secrets-provider passphrase; } && \
+	    pulumi up --stack bootstrap $(if $(WIRED),--config tabular-mlops-bootstrap:wire_stacks=true)
+
+plan-bootstrap: $(READY) ## offline plan of the bootstrap program (WIRED=1: with the stacks' variables)
+	$(PY) -m bootstrap.plan $(if $(WIRED),--wired)
+
+stack-init: ## create a stack whose secrets use the bootstrap's key: make stack-init STACK=prod
+	pulumi stack init $(STACK) --secrets-provider "$$(cd bootstrap && \
+	    PULUMI_BACKEND_URL='$(BOOTSTRAP_BACKEND)' pulumi stack output secrets_provider -s bootstrap)"
 
 plan: $(READY) ## offline plan of one stack and its monthly cost estimate: make plan STACK=prod
 	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD)

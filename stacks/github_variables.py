@@ -23,6 +23,12 @@ from typing import Any
 from stacks.config import PROJECT_ROOT, ConfigError, StackConfig, load_stack_file, stack_file_name
 
 STACKS = ("staging", "prod")
+# The outputs of each stack the variables are made of (the bootstrap reads the same ones).
+REQUIRED_OUTPUTS = (
+    "ci_workload_identity_provider",
+    "ci_previewer_service_account",
+    "ci_deployer_service_account",
+)
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,7 @@ def variables(
         if not ci.state_bucket:
             raise ConfigError(f"{stack_file_name(stack)}: ci.state_bucket is not set")
         backends.add(f"gs://{ci.state_bucket}")
-        wanted = (
-            "ci_workload_identity_provider",
-            "ci_previewer_service_account",
-            "ci_deployer_service_account",
-        )
-        missing = [k for k in wanted if k not in outputs[stack]]
+        missing = [k for k in REQUIRED_OUTPUTS if k not in outputs[stack]]
         if missing:
             raise ConfigError(f"stack {stack} exports no {', '.join(missing)}: deploy it first")
         out = outputs[stack]

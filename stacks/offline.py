@@ -279,15 +279,18 @@ def _plain(value: Any) -> Any:
 
 
 @contextlib.contextmanager
-def mocked_stack(stack: str, config: dict[str, Any], project: str) -> Iterator[StackRecord]:
+def mocked_stack(
+    stack: str, config: dict[str, Any], project: str, mocks: pulumi_mocks.Mocks | None = None
+) -> Iterator[StackRecord]:
     """Point Pulumi's runtime at recording mocks for one stack, and reset its globals after.
 
-    Config is passed as Pulumi passes it: full keys, structured values as JSON text.
+    Config is passed as Pulumi passes it: full keys, structured values as JSON text. `mocks`
+    replaces PlatformMocks for another program (the bootstrap's, with GitHub resources).
     """
     record = StackRecord(stack=stack)
     settings.reset_options(project="tabular-mlops", stack=stack, preview=True)
     set_all_config({key: _as_pulumi_value(value) for key, value in config.items()})
-    monitor = RecordingMonitor(PlatformMocks(project=project), record)
+    monitor = RecordingMonitor(mocks or PlatformMocks(project=project), record)
     pulumi.runtime.set_mocks(
         monitor.mocks, project="tabular-mlops", stack=stack, preview=True, monitor=monitor
     )
@@ -310,12 +313,13 @@ def declare(
     stack: str = "test",
     project: str = "test-project",
     config: dict[str, Any] | None = None,
+    mocks: pulumi_mocks.Mocks | None = None,
 ) -> StackRecord:
     """Run `fn` (anything that declares resources) under the recording mocks; wait for it all.
 
     Errors raised by `fn`, or inside an output's apply, propagate.
     """
-    with mocked_stack(stack, config or {}, project) as record:
+    with mocked_stack(stack, config or {}, project, mocks) as record:
         stack_resource = settings.get_root_resource()
         _sync_await(run_pulumi_func(fn))
         record.outputs = _sync_await(_stack_outputs(stack_resource))
@@ -323,7 +327,10 @@ def declare(
 
 
 def run_program(
-    stack: str, config: dict[str, Any] | None = None, program: Path | None = None
+    stack: str,
+    config: dict[str, Any] | None = None,
+    program: Path | None = None,
+    mocks: pulumi_mocks.Mocks | None = None,
 ) -> StackRecord:
     """Run the program (`__main__.py`) for one stack under the mocks; return what it declared.
 
@@ -339,6 +346,7 @@ def run_program(
             stack=stack,
             project=project,
             config=config,
+            mocks=mocks,
         )
 
 
