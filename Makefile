@@ -16,7 +16,7 @@ CHECKOV_READY := $(CHECKOV_VENV)/.ready
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint format demo pipeline evaluate plan plan-diff cost-diff docs lock clean \
         test-pipeline compile publish-image submit ci-variables serve acceptance promote init doctor \
-        compliance bootstrap plan-bootstrap stack-init
+        compliance bootstrap plan-bootstrap stack-init destroy
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -123,6 +123,9 @@ bootstrap: $(READY) ## state bucket, secrets key, GitHub environments/protection
 	    { pulumi stack select bootstrap 2>/dev/null || \
 	      pulumi stack init bootstrap --secrets-provider passphrase; } && \
 	    pulumi up --stack bootstrap $(if $(WIRED),--config tabular-mlops-bootstrap:wire_stacks=true)
+
+destroy: $(READY) ## tear a stack down in order (staging, prod, bootstrap), saying what stays: make destroy STACK=staging [DRY_RUN=1]
+	$(PY) -m tooling.destroy --stack $(STACK) --bootstrap-backend '$(BOOTSTRAP_BACKEND)' $(if $(DRY_RUN),--dry-run)
 
 plan-bootstrap: $(READY) ## offline plan of the bootstrap program (WIRED=1: with the stacks' variables)
 	$(PY) -m bootstrap.plan $(if $(WIRED),--wired)
