@@ -164,20 +164,38 @@ def gather(
     return answers
 
 
-def _model_readers(answers: dict[str, Any], current: list[str]) -> list[str]:
+def _model_readers(answers: dict[str, Any], document: Any) -> list[str]:
     """Staging's readers: prod's deployer and pipeline runner, and whatever else was listed.
 
-    Prod's Vertex AI service agent reads them too; its address holds prod's project number,
-    which only the deployed project knows: `make doctor STACK=prod` prints it.
+    Where staging reads them from prod's outputs instead (`model_readers_from`), none are
+    typed. Prod's Vertex AI service agent reads them too; its address holds prod's project
+    number, which only the created project knows (the doctor's project line shows it).
     """
+    current = stack_files.plain(stack_files.get(document, "platform.serving.model_readers"))
+    kept = [m for m in current or [] if not stack_files.is_example(m)]
+    if stack_files.get(document, "platform.serving.model_readers_from"):
+        return kept
     prod = Naming(project=answers["prod-project"], stack="prod")
     domain = f"{answers['prod-project']}.iam.gserviceaccount.com"
     derived = [
         f"serviceAccount:{prod.account_id('deployer')}@{domain}",
         f"serviceAccount:{prod.account_id(ACCOUNT_NAMES[Grantee.PIPELINE_RUNNER])}@{domain}",
     ]
-    kept = [m for m in current if not stack_files.is_example(m) and m not in derived]
-    return [*derived, *kept]
+    return [*derived, *(m for m in kept if m not in derived)]
+
+
+def _secrets_provider(stack: str, document: Any, secrets_key: str) -> str | None:
+    """Point `secretsprovider` at the secrets key, unless secrets are already encrypted."""
+    current, wanted = document.get("secretsprovider"), f"gcpkms://{secrets_key}"
+    if current is None or current == wanted:
+        return None
+    if "encryptedkey" in document:
+        raise InitError(
+            f"{stack_file_name(stack)}: its secrets are encrypted with {current}; move them with "
+            f"`pulumi stack change-secrets-provider -s {stack} {wanted}`, not make init"
+        )
+    document["secretsprovider"] = wanted
+    return f"{stack_file_name(stack)}: secretsprovider: {current} -> {wanted}"
 
 
 def apply(answers: dict[str, Any], documents: dict[str, Any]) -> list[str]:
@@ -196,13 +214,13 @@ def apply(answers: dict[str, Any], documents: dict[str, Any]) -> list[str]:
         for stack in question.stacks:
             if stack_files.get(documents[stack], question.path) is not None or value:
                 put(stack, question.path, value)
-    readers = stack_files.plain(
-        stack_files.get(documents["staging"], "platform.serving.model_readers") or []
-    )
-    put("staging", "platform.serving.model_readers", _model_readers(answers, readers))
+    put("staging", "platform.serving.model_readers", _model_readers(answers, documents["staging"]))
     if stack_files.is_example(stack_files.get(documents["prod"], "platform.serving.model")):
         # A fresh prod serves nothing until QA's first promotion (`make promote`).
         put("prod", "platform.serving.model", None)
+    for stack, document in documents.items():
+        change = _secrets_provider(stack, document, answers["secrets-key"])
+        changes += [change] if change else []
     return changes
 
 
@@ -217,7 +235,7 @@ def validate(documents: dict[str, Any]) -> None:
         except ConfigError as error:
             problems.append(str(error))
         problems += [f"{name}: {key}: still an example value" for key in
-                     stack_files.example_values(config)]  # fmt: skip
+                     stack_files.example_values(stack_files.plain(document))]  # fmt: skip
     if problems:
         raise InitError("\n".join(problems))
 

@@ -35,7 +35,7 @@ def test_a_retention_policy_is_called_out(stack_records):
     bucket = record.of_type("gcp:storage/bucket:Bucket")[0]
     locked = type(bucket)(**{**bucket.__dict__, "inputs": {**bucket.inputs,
                           "retentionPolicy": {"retentionPeriod": 86400}}})  # fmt: skip
-    plan = type(record)(record.stack, [locked])
+    plan = type(record)(stack=record.stack, resources=[locked])
     assert any("retention policy (86400 s)" in line for line in destroy.report(plan))
 
 

@@ -116,20 +116,22 @@ def test_the_blocked_project_gets_each_finding_with_its_fix(staging_plan):
     assert posts == {"getAncestry", "testIamPermissions"}  # reads only
 
 
-def test_exit_status_says_whether_pulumi_up_can_go_ahead(capsys):
-    assert doctor.main(["--stack", "staging"], api=RecordedApi(RECORDED)) == 1
+def test_exit_status_says_whether_pulumi_up_can_go_ahead(staging_plan, capsys):
+    assert doctor.main(["--stack", "staging"], api=RecordedApi(RECORDED), plan=staging_plan) == 1
     out = capsys.readouterr().out
     assert "fix: gcloud services enable cloudresourcemanager.googleapis.com" in out
     assert out.rstrip().endswith("pulumi up would fail: fix the FAIL lines first")
-    assert doctor.main(["--stack", "staging"], api=RecordedApi(_fixed(RECORDED))) == 0
+    fixed = RecordedApi(_fixed(RECORDED))
+    assert doctor.main(["--stack", "staging"], api=fixed, plan=staging_plan) == 0
     assert capsys.readouterr().out.rstrip().endswith("pulumi up can go")
 
 
 def test_the_key_creation_policy_refuses_a_plan_with_a_key(staging_plan):
     key = ResourceRecord(
-        "gcp:serviceaccount/key:Key", "ci-key", "urn:key", True, {}, {}, "", [], {}
-    )
-    plan = StackRecord("staging", [*staging_plan.resources, key])
+        type="gcp:serviceaccount/key:Key", name="ci-key", urn="urn:key", custom=True, inputs={},
+        outputs={}, parent_urn="", dependencies=[], property_dependencies={},
+    )  # fmt: skip
+    plan = StackRecord(stack="staging", resources=[*staging_plan.resources, key])
     findings, _ = _examine(RECORDED, plan=plan)
     finding = _find(findings, "policy iam.disableServiceAccountKeyCreation", "ci-key")
     assert finding.status == FAIL and "Workload Identity Federation" in finding.fix
@@ -188,7 +190,7 @@ def test_the_repositorys_plan_against_the_environment_the_bootstrap_creates(
     answers["GET https://api.github.com/repos/acme/tabular-mlops"]["visibility"] = visibility
     answers["GET https://api.github.com/orgs/acme"]["plan"]["name"] = plan
     config = parse_stack_config(stack_config_values(stack), source=stack)
-    ctx = Context(stack, config, StackRecord(stack), RecordedApi(answers))
+    ctx = Context(stack, config, StackRecord(stack=stack), RecordedApi(answers))
     [finding] = github.repository(ctx)
     assert finding.status == status and expected in finding.message
 

@@ -112,3 +112,17 @@ def test_asking_offers_what_the_files_hold(stack_dir):
     assert any(p.endswith("[europe-west4]: ") for p in asked if p.startswith("region"))
     assert not [p for p in asked if "acme" in p or "example.com" in p]
     assert _config(stack_dir, "staging")["tabular-mlops:project"] == "corp-ml-staging"
+
+
+def test_the_secrets_provider_follows_the_key_until_secrets_exist(stack_dir, capsys):
+    staging = stack_dir / "Pulumi.staging.yaml"
+    example = "gcpkms://projects/acme-ops/locations/europe-west4/keyRings/pulumi/cryptoKeys/stacks"
+    staging.write_text(f"secretsprovider: {example}\n" + staging.read_text())
+    assert init.main(_argv(FLAGS, stack_dir)) == 0
+    key = "projects/corp-ml-prod/locations/europe-west1/keyRings/pulumi/cryptoKeys/stacks"
+    assert yaml.safe_load(staging.read_text())["secretsprovider"] == f"gcpkms://{key}"
+    # Once `pulumi stack init` has encrypted a data key with it, only Pulumi may change it.
+    staging.write_text("encryptedkey: CiQAbc=\n" + staging.read_text())
+    capsys.readouterr()
+    assert init.main(_argv({"secrets-key": key.replace("stacks", "other")}, stack_dir)) == 2
+    assert "pulumi stack change-secrets-provider -s staging" in capsys.readouterr().err

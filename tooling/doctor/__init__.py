@@ -65,7 +65,9 @@ def report(findings: list[Finding], verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None, api: Api | None = None) -> int:
+def main(
+    argv: list[str] | None = None, api: Api | None = None, plan: StackRecord | None = None
+) -> int:
     parser = argparse.ArgumentParser(prog="make doctor", description=__doc__.split("\n")[0])
     parser.add_argument("--stack", default="staging")
     parser.add_argument("--verbose", "-v", action="store_true", help="show the passed checks too")
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None, api: Api | None = None) -> int:
             from tooling.doctor.api import LiveApi
 
             api = LiveApi()
-        findings = examine(args.stack, api)
+        findings = examine(args.stack, api, plan=plan)
     except ConfigError as error:
         print(f"make doctor: {error}", file=sys.stderr)
         return 2

@@ -73,7 +73,15 @@ def project(ctx: Context) -> list[Finding]:
     except ApiError:
         ctx.organization = None
     where = ctx.organization or "no organisation"
-    return [Finding("project", OK, f"{ctx.project} (number {ctx.project_number}) in {where}")]
+    # Another stack that deploys this one's models grants this agent (serving.model_readers).
+    agent = f"service-{ctx.project_number}@gcp-sa-aiplatform.iam.gserviceaccount.com"
+    return [
+        Finding(
+            "project",
+            OK,
+            f"{ctx.project} (number {ctx.project_number}) in {where}; Vertex AI agent {agent}",
+        )
+    ]
 
 
 def _roles_needed(ctx: Context) -> dict[str, list[str]]:
