@@ -208,3 +208,27 @@ def test_an_unreadable_project_or_disabled_billing_fail_with_what_to_do(staging_
     assert project.status == FAIL and "roles/browser" in project.fix
     bill = _find(findings, "billing", "not enabled")
     assert bill.fix.startswith(f"gcloud billing projects link {PROJECT}")
+
+
+@pytest.mark.parametrize(
+    ("account", "held", "status", "expected"),
+    [
+        ("01A2B3-C4D5E6-F7A8B9", [], FAIL, "you lack billing.budgets.create, billing.budgets.get"),
+        ("01A2B3-C4D5E6-F7A8B9", ["billing.budgets.create", "billing.budgets.get"], OK,
+         "you may create the stack's budget"),
+        ("0FFFFF-C4D5E6-F7A8B9", [], FAIL, "would watch another account's spend"),
+    ],
+)  # fmt: skip
+def test_a_configured_budget_needs_rights_on_the_projects_billing_account(
+    staging_plan, account, held, status, expected
+):
+    values = copy.deepcopy(stack_config_values("staging"))
+    platform = values["tabular-mlops:platform"]
+    platform.setdefault("cost", {})["budget"] = {"billing_account": account, "monthly_usd": 400}
+    answers = copy.deepcopy(RECORDED)
+    billing = "https://cloudbilling.googleapis.com/v1/billingAccounts/01A2B3-C4D5E6-F7A8B9"
+    answers[f"POST {billing}:testIamPermissions"] = {"permissions": held}
+    api = RecordedApi(answers)
+    findings = doctor.examine("staging", api, config_values=values, plan=staging_plan)
+    budget = [f for f in findings if f.check == "billing" and "budget" in f.message]
+    assert [(f.status, expected in f.message) for f in budget] == [(status, True)]

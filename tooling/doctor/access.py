@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from resources.access import PROJECT
 from resources.ci import CMEK_KEY, DEPLOYER_PERMISSIONS, WORKBENCH_PROJECT
 from tooling.doctor.api import TOKENINFO, ApiError
@@ -120,8 +122,11 @@ def permissions(ctx: Context) -> list[Finding]:
     findings = []
     for url, roles in _roles_needed(ctx).items():
         try:
+            # Some fifteen reads of public role definitions: at once, so the doctor takes seconds.
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                answers = list(pool.map(lambda r: ctx.get(f"{IAM}/{r}"), roles))
             carried = {
-                role: ctx.get(f"{IAM}/{role}").get("includedPermissions", []) for role in roles
+                r: a.get("includedPermissions", []) for r, a in zip(roles, answers, strict=True)
             }
             everything = sorted({p for perms in carried.values() for p in perms})
             held = _test(ctx, url, everything)
@@ -163,7 +168,7 @@ def _role_findings(
 
 
 def billing(ctx: Context) -> list[Finding]:
-    """Cloud Billing projects.getBillingInfo; billingAccounts.testIamPermissions for budgets."""
+    """Cloud Billing projects.getBillingInfo; billingAccounts.testIamPermissions for a budget."""
     try:
         info = ctx.get(f"{BILLING}/projects/{ctx.project}/billingInfo")
     except ApiError as error:
@@ -180,35 +185,46 @@ def billing(ctx: Context) -> list[Finding]:
             )
         ]
     findings = [Finding("billing", OK, f"billing enabled ({account})")]
-    if _budget_configured(ctx):
-        try:
-            held = _test(ctx, f"{BILLING}/{account}:testIamPermissions", list(BUDGET_PERMISSIONS))
-        except ApiError as error:
-            return [*findings, unreadable("billing", f"rights on {account}", error, "", WARN)]
-        if set(BUDGET_PERMISSIONS) - held:
-            findings.append(
-                Finding(
-                    "billing",
-                    FAIL,
-                    f"the stack configures a budget but you may not create one on {account}",
-                    f"ask a billing admin for roles/billing.costsManager on {account}",
-                )
-            )
+    budgeted = _budget_account(ctx)
+    if budgeted:
+        findings += _budget_rights(ctx, account, budgeted)
     return findings
 
 
-def _budget_configured(ctx: Context) -> bool:
-    """Whether any section of the config sets a budget (a key named budget*)."""
+def _budget_account(ctx: Context) -> str | None:
+    """billingAccounts/ID of the stack's budget (`cost.budget.billing_account`), when it has one."""
+    cost = getattr(ctx.config.platform, "cost", None)
+    account = getattr(getattr(cost, "budget", None), "billing_account", None)
+    return f"billingAccounts/{account}" if account else None
 
-    def walk(node: object) -> bool:
-        if isinstance(node, dict):
-            return any(
-                ("budget" in str(k) and v not in (None, [], {}, 0)) or walk(v)
-                for k, v in node.items()
+
+def _budget_rights(ctx: Context, project_account: str, budgeted: str) -> list[Finding]:
+    if budgeted != project_account:
+        return [
+            Finding(
+                "billing",
+                FAIL,
+                f"the budget is on {budgeted} but {ctx.project} bills to {project_account}: it "
+                "would watch another account's spend",
+                f"set cost.budget.billing_account to {project_account.split('/')[-1]} in "
+                f"{ctx.stack_file}",
             )
-        return False
-
-    return walk(ctx.config.platform.model_dump())
+        ]
+    try:
+        held = _test(ctx, f"{BILLING}/{budgeted}:testIamPermissions", list(BUDGET_PERMISSIONS))
+    except ApiError as error:
+        return [unreadable("billing", f"your rights on {budgeted}", error, "", WARN)]
+    missing = sorted(set(BUDGET_PERMISSIONS) - held)
+    if missing:
+        return [
+            Finding(
+                "billing",
+                FAIL,
+                f"the stack creates a budget on {budgeted}; you lack {', '.join(missing)}",
+                f"ask a billing administrator for roles/billing.costsManager on {budgeted}",
+            )
+        ]
+    return [Finding("billing", OK, f"you may create the stack's budget on {budgeted}")]
 
 
 def state(ctx: Context) -> list[Finding]:
