@@ -72,17 +72,22 @@ def main(
     parser.add_argument("--stack", default="staging")
     parser.add_argument("--verbose", "-v", action="store_true", help="show the passed checks too")
     args = parser.parse_args(argv)
-    try:
-        if api is None:
-            from tooling.doctor.api import LiveApi
+    if api is None:
+        from tooling.doctor.api import LiveApi
 
+        try:
             api = LiveApi()
+        except Exception as error:  # google-auth raises several kinds: say which, in one line
+            print(
+                f"make doctor: no usable Google credentials ({type(error).__name__}: {error}); "
+                "run `gcloud auth application-default login`",
+                file=sys.stderr,
+            )
+            return 2
+    try:
         findings = examine(args.stack, api, plan=plan)
     except ConfigError as error:
         print(f"make doctor: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:  # credentials missing, no network: say so in one line
-        print(f"make doctor: cannot start: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
     print(report(findings, args.verbose))
     return 1 if any(f.status == FAIL for f in findings) else 0
