@@ -47,6 +47,9 @@ def run_ours(path: Path, contract: DataContract, work: Path) -> int:
     class FileStorage:
         """The object is already a local file: no download to time."""
 
+        def pin(self, obj):
+            """The local file is the generation."""
+
         def head(self, obj, length):
             with path.open("rb") as f:
                 return f.read(length)
@@ -64,7 +67,7 @@ def run_ours(path: Path, contract: DataContract, work: Path) -> int:
         )  # fmt: skip
 
     ingestor = Ingestor(
-        contract, Landing("incoming/", "quarantine"), FileStorage(), warehouse,
+        contract, Landing("bench", "incoming/", "quarantine"), FileStorage(), warehouse,
         log_table="ingestion_log", curated_table=contract.name, out=io.StringIO(),
     )  # fmt: skip
     size = path.stat().st_size

@@ -40,7 +40,13 @@ INGESTION_LOG = PlatformTable(
             "this attempt; a redelivered event is a new attempt of the same batch",
             "REQUIRED",
         ),
-        _f("status", "STRING", "LOADED, REJECTED, DUPLICATE or FAILED", "REQUIRED"),
+        _f(
+            "status",
+            "STRING",
+            "LOADED, REJECTED, DUPLICATE, FAILED, IGNORED (the generation can no longer be read), "
+            "or STARTED (written as an attempt begins; one alone marks an attempt cut short)",
+            "REQUIRED",
+        ),
         _f("rows_loaded", "INT64", "rows inserted into the curated table"),
         _f("rows_in_file", "INT64", "data rows the file held"),
         _f("reason", "STRING", "why the file was rejected or failed, for people"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import functions_framework
@@ -23,8 +24,21 @@ from ingestion.storage import Storage
 
 @functions_framework.cloud_event
 def ingest(cloud_event: CloudEvent) -> None:
-    """Handle one `google.cloud.storage.object.v1.finalized` event."""
-    _ingestor().handle(cloud_event.get_data() or {})
+    """Handle one `google.cloud.storage.object.v1.finalized` event.
+
+    Returning acknowledges the event; raising (HTTP 500) makes Eventarc redeliver it, which
+    `handle` does only for transient failures of an event younger than its retry window.
+    """
+    _ingestor().handle(cloud_event.get_data() or {}, _event_time(cloud_event))
+
+
+def _event_time(cloud_event: CloudEvent) -> datetime | None:
+    """When the event happened (the CloudEvent `time`), or None when it says nothing usable."""
+    try:
+        when = datetime.fromisoformat(str(cloud_event["time"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
+    return when if when.tzinfo else None
 
 
 @functools.cache
@@ -39,11 +53,14 @@ def _ingestor() -> Ingestor:
         contract = error
     return Ingestor(
         contract=contract,
-        landing=Landing(settings.landing_prefix, settings.quarantine_bucket),
+        landing=Landing(
+            settings.landing_bucket, settings.landing_prefix, settings.quarantine_bucket
+        ),
         storage=storage,
         warehouse=_warehouse(settings, storage),
         log_table=settings.log_table,
         curated_table=settings.curated_table,
+        attempt_timeout=timedelta(seconds=settings.attempt_timeout_seconds),
     )
 
 
@@ -60,9 +77,14 @@ def _warehouse(settings: Settings, storage: Storage):
             settings.log_table,
             storage.download,
         )
-    from ingestion.bigquery_warehouse import BigQueryWarehouse
+    from ingestion.bigquery_warehouse import BigQueryWarehouse, StagingCopies
 
-    warehouse = BigQueryWarehouse.connect(settings.project, settings.location, settings.dataset)
+    if not settings.staging_uri:
+        raise RuntimeError("STAGING_URI is not set (resources/ingestion.py sets it on deploy)")
+    warehouse = BigQueryWarehouse.connect(
+        settings.project, settings.location, settings.dataset,
+        copies=StagingCopies(storage, settings.staging_uri),
+    )  # fmt: skip
 
     def session() -> AbstractContextManager[Warehouse]:
         return nullcontext(warehouse)

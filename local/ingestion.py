@@ -43,6 +43,7 @@ def function_environment(env: LocalEnvironment, emulator_host: str) -> dict[str,
     """The variables resources/ingestion.py sets on the deployed function, for local mode."""
     return {
         "CONTRACT_PATH": str(env.contract_path.resolve()),
+        "LANDING_BUCKET": env.landing_bucket,
         "LANDING_PREFIX": LANDING_PREFIX,
         "QUARANTINE_BUCKET": env.quarantine_bucket,
         "BQ_PROJECT": env.project,

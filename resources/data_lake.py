@@ -107,7 +107,7 @@ class DataLake(PlatformComponent):
             Grantee.INGESTION,
             "roles/storage.objectViewer",
             "landing",
-            "read the uploaded file (BigQuery loads it from its gs:// URI as this account)",
+            "read the uploaded generation, and copy it for BigQuery's load job (the source side)",
         ),
         Permission(
             Grantee.INGESTION,
@@ -120,6 +120,18 @@ class DataLake(PlatformComponent):
             "roles/storage.objectViewer",
             "quarantine",
             "check whether a redelivered event's file is already quarantined",
+        ),
+        Permission(
+            Grantee.INGESTION,
+            "roles/storage.objectUser",
+            "artifacts",
+            "copy the uploaded generation for its BigQuery load job, and remove the copy",
+            condition=Condition(
+                title="ingestion staging copies only",
+                expression='resource.name.startsWith("projects/_/buckets/{artifacts_bucket}/'
+                'objects/tmp/ingestion/")',
+                description="the load jobs' copies under tmp/ingestion/, nothing else",
+            ),
         ),
         Permission(
             Grantee.PIPELINE_RUNNER,

@@ -115,6 +115,10 @@ def _deployability(function_dir: Path) -> tuple[str, ...]:
     return ()
 
 
+STAGING_PREFIX = "tmp/ingestion/"
+"""Under the artifacts bucket: the function's per-attempt copies for BigQuery load jobs."""
+
+
 @dataclass(frozen=True)
 class FunctionSettings:
     """How the function runs (from the stack's `ingestion:` config)."""
@@ -339,6 +343,8 @@ class Ingestion(PlatformComponent):
                 "service_account_email": args.runtime_account_email,
                 "environment_variables": {
                     "CONTRACT_PATH": args.source.contract_path,
+                    # Events for any other bucket are refused, not read.
+                    "LANDING_BUCKET": args.landing_bucket,
                     "LANDING_PREFIX": settings.landing_prefix,
                     "QUARANTINE_BUCKET": args.quarantine_bucket,
                     "BQ_PROJECT": args.project,
@@ -346,6 +352,10 @@ class Ingestion(PlatformComponent):
                     "BQ_LOCATION": args.bq_location,
                     "CURATED_TABLE": args.curated_table,
                     "INGESTION_LOG_TABLE": args.ingestion_log_table,
+                    # An attempt older than this with no outcome was cut short (its FAILED row).
+                    "TIMEOUT_SECONDS": str(settings.timeout_seconds),
+                    # Load jobs read a copy of the event's generation from here (tmp/ expires).
+                    "STAGING_URI": f"gs://{args.artifacts_bucket}/{STAGING_PREFIX}",
                 },
             },
             event_trigger={

@@ -1,18 +1,24 @@
 """The BigQuery warehouse: the ingestion port's cloud adapter.
 
-- Staging is a load job straight from the object's gs:// URI (the file never passes through the
-  function), every column STRING so that type problems become row checks with samples, not a
-  failed load; the staging table expires after a day if an attempt dies before dropping it.
+- Staging is a load job from a copy of exactly the event's generation (`StagingCopies`: a load
+  URI can name no generation, so loading the object's own URI would read whatever it holds by
+  then, and it reads `*` as a wildcard), every column STRING so that type problems become row
+  checks with samples, not a failed load. The copy is a server-side rewrite under a hex name
+  (the file never passes through the function), removed with the staging table; the staging
+  table expires after a day and the copy with the artifacts bucket's `tmp/` lifecycle rule if an
+  attempt dies before removing them.
 - Checks and the load are the BigQuery-dialect SQL of `sql`, as query jobs with named parameters.
 - The commit is one multi-statement transaction. BigQuery aborts all but one of concurrent
   transactions that modify the same table; the loser retries, meets the "no final row yet" guard,
   and changes nothing.
-- Job ids are deterministic per attempt and step (`ingest_<batch>_<attempt>_<step>`): a retried
-  API call after a timeout finds its job instead of starting a second one.
+- Job ids are deterministic per attempt and step (`ingest_<batch>_<attempt>_<step>`, a commit's
+  step naming a digest of what it writes): a retried API call after a timeout finds its job
+  instead of starting a second one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Sequence
@@ -24,6 +30,7 @@ from contracts import DataContract
 from . import sql
 from .objects import Batch, Check, FileRejected
 from .sql import Params, Statement
+from .storage import Storage
 
 STAGING_EXPIRY = timedelta(days=1)
 COMMIT_ATTEMPTS = 5
@@ -35,17 +42,41 @@ def job_id(batch: Batch, step: str) -> str:
     return f"ingest_{batch.batch_id}_{batch.attempt_id[:8]}_{step}"
 
 
+class StagingCopies:
+    """Per-attempt copies of the event's generation, for load jobs, under `gs://bucket/prefix/`."""
+
+    def __init__(self, storage: Storage, staging_uri: str):
+        if not staging_uri.startswith("gs://"):
+            raise ValueError(f"STAGING_URI must be gs://bucket/prefix/, not {staging_uri!r}")
+        self.storage = storage
+        self.bucket, _, prefix = staging_uri.removeprefix("gs://").partition("/")
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def name(self, batch: Batch) -> str:
+        """Hex digits only: nothing a load URI could read as a pattern."""
+        return f"{self.prefix}{batch.batch_id}-{batch.attempt_id[:8]}.csv"
+
+    def copy(self, batch: Batch) -> str:
+        return self.storage.copy_generation(batch.object, self.bucket, self.name(batch))
+
+    def remove(self, batch: Batch) -> None:
+        self.storage.delete(f"gs://{self.bucket}/{self.name(batch)}")
+
+
 class BigQueryWarehouse:
     row_number = "NULL"  # a load job does not keep the file's row order: samples name keys
 
-    def __init__(self, client: Any, dataset: str):
-        self.client, self.dataset = client, dataset
+    def __init__(self, client: Any, dataset: str, copies: StagingCopies):
+        self.client, self.dataset, self.copies = client, dataset, copies
 
     @classmethod
-    def connect(cls, project: str, location: str, dataset: str, **client_args: Any):
+    def connect(
+        cls, project: str, location: str, dataset: str, copies: StagingCopies, **client_args: Any
+    ):
         from google.cloud import bigquery
 
-        return cls(bigquery.Client(project=project, location=location, **client_args), dataset)
+        client = bigquery.Client(project=project, location=location, **client_args)
+        return cls(client, dataset, copies)
 
     def _table(self, name: str) -> str:
         return f"{self.client.project}.{self.dataset}.{name}"
@@ -80,9 +111,10 @@ class BigQueryWarehouse:
             labels={"managed-by": "ingestion"},
         )
         jid = job_id(batch, "stage")
+        source = self.copies.copy(batch)
         try:
             job = self.client.load_table_from_uri(
-                batch.object.uri, self._table(batch.staging_table), job_id=jid, job_config=config
+                source, self._table(batch.staging_table), job_id=jid, job_config=config
             )
         except Conflict:  # this attempt's load was already started
             job = self.client.get_job(jid)
@@ -107,8 +139,11 @@ class BigQueryWarehouse:
         params: Params = {}
         for statement in statements:
             params.update(statement.params)
+        # An attempt commits several times (its STARTED row, its outcome): each commit's jobs are
+        # named by what it writes, so a retried call finds its own job and no other.
+        digest = hashlib.sha256(repr((script, sorted(params.items()))).encode()).hexdigest()[:8]
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            jid = job_id(batch, f"commit{attempt}")
+            jid = job_id(batch, f"{digest}_commit{attempt}")
             try:
                 job = self.client.query(
                     script, job_config=_query_config(params), job_id=jid, job_retry=None
@@ -124,7 +159,10 @@ class BigQueryWarehouse:
                 time.sleep(0.5 * attempt)  # another attempt of this batch is committing
 
     def drop_staging(self, batch: Batch) -> None:
-        self.client.delete_table(self._table(batch.staging_table), not_found_ok=True)
+        try:
+            self.client.delete_table(self._table(batch.staging_table), not_found_ok=True)
+        finally:
+            self.copies.remove(batch)
 
 
 def _query_config(params: Params) -> Any:

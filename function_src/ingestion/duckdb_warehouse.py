@@ -12,7 +12,6 @@ re-exports them); `DuckDbWarehouse` is the ingestion port's local adapter.
 from __future__ import annotations
 
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .objects import Batch, Check, FileRejected, StoredObject
+from .scratch import attempt_scratch
 from .sql import Params, Statement, drop_statement
 
 if TYPE_CHECKING:
@@ -187,13 +187,13 @@ class DuckDbWarehouse:
         """One connection for one attempt; closed (and the file released) at the end."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with connect(path) as con, tempfile.TemporaryDirectory(prefix="ingest-") as scratch:
+        with connect(path) as con, attempt_scratch() as scratch:
             if memory_limit:
                 con.execute(f"SET memory_limit = '{memory_limit}'")
             # Staging tables live in memory (spilled to disk beyond the memory limit): they are
             # scratch, so writing them to the warehouse file would only cost time.
             con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCRATCH}")
-            yield cls(con, path, dataset, curated, log_table, fetch, Path(scratch))
+            yield cls(con, path, dataset, curated, log_table, fetch, scratch)
 
     def staging_ref(self, batch: Batch) -> str:
         return f"`{SCRATCH}`.`{batch.staging_table}`"

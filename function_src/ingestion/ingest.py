@@ -11,8 +11,18 @@
    crashes before its commit leaves nothing behind but a staging table.
 5. One structured log line per attempt, `{"event": "ingestion", "status": …}`, for monitoring.
 
-Anything unexpected is logged as FAILED and raised, so Eventarc redelivers the event; a malformed
-event (no bucket, name or generation) is logged as FAILED and dropped, as no redelivery can fix it.
+No event can poison the function (be redelivered for days, or load the wrong bytes):
+- A malformed or impossible event (data not an object, no bucket/name/generation/size, a size
+  below 0 or beyond Cloud Storage's 5 TiB) and an event for another bucket than the landing one:
+  a FAILED log row with the reason, and acknowledged, as no redelivery can fix them.
+- An object generation that can no longer be read (deleted, overwritten where no old versions are
+  kept): an IGNORED log row saying so, acknowledged. Reads and loads are of the event's generation.
+- Anything else is taken as transient: a FAILED log row, and raised so Eventarc redelivers the
+  event, but only while the event is younger than the retry window (`RETRY_WINDOW`, by the
+  CloudEvent's `time`): past it the FAILED row says the ingestion gave up, and it is acknowledged.
+- Every attempt that gets to work writes a STARTED row first. One killed mid-way (out of memory,
+  timeout, crash) leaves that row alone; the next delivery of the batch, once the attempt is
+  older than the function's timeout, adds its FAILED row ("cut short"), so no crash is invisible.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from contracts import ContractError, DataContract
@@ -37,16 +47,22 @@ from .objects import (
     IGNORED,
     LOADED,
     REJECTED,
+    STARTED,
     Batch,
     Check,
     FileRejected,
     StoredObject,
+    Unfixable,
 )
 from .port import Warehouse
 from .storage import Storage
 
 LOG_EVENT = "ingestion"
 """`jsonPayload.event` of the one log line per attempt (resources/monitoring.py reads it)."""
+
+RETRY_WINDOW = timedelta(hours=6)
+"""How long a transient failure is retried: Eventarc redelivers with backoff (up to 10 min apart)
+for as long as it keeps the event; past this age the event is acknowledged with a FAILED row."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,7 @@ class Outcome:
 class Landing:
     """Where uploads arrive and rejects go."""
 
+    bucket: str
     prefix: str
     quarantine_bucket: str
 
@@ -80,19 +97,30 @@ class Ingestor:
         log_table: str,
         curated_table: str,
         out: TextIO | None = None,
+        attempt_timeout: timedelta = timedelta(seconds=540),
+        retry_window: timedelta = RETRY_WINDOW,
     ):
         self.contract, self.landing, self.storage = contract, landing, storage
         self.warehouse, self.log_table, self.curated = warehouse, log_table, curated_table
         self.out = out
+        self.attempt_timeout = attempt_timeout
+        """The function's timeout: an attempt older than this with no outcome was cut short."""
+        self.retry_window = retry_window
 
-    def handle(self, event_data: dict[str, Any]) -> Outcome:
-        """Ingest the object a finalized event names; the outcome is also logged."""
+    def handle(self, event_data: Any, event_time: datetime | None = None) -> Outcome:
+        """Ingest the object a finalized event names; the outcome is also logged.
+
+        Returns when the event is done with (Eventarc acknowledges it); raises when a
+        redelivery may succeed. `event_time` is the CloudEvent's `time`: it bounds the retries.
+        """
         try:
             obj = StoredObject.from_event(event_data)
         except ValueError as error:
-            # No redelivery can fix a malformed event: say so (FAILED alerts) and drop it.
-            uri = f"gs://{event_data.get('bucket', '?')}/{event_data.get('name', '?')}"
-            return self._emit(Outcome(FAILED, uri, reason=str(error)))
+            return self._unfixable(Batch.of_malformed(event_data), FAILED, str(error))
+        if obj.bucket != self.landing.bucket:
+            return self._unfixable(Batch.start(obj), FAILED, (
+                f"the event is for bucket {obj.bucket!r}, not the landing bucket "
+                f"{self.landing.bucket!r} (is a trigger misrouted?)"))  # fmt: skip
         started = time.perf_counter()
         if not obj.name.startswith(self.landing.prefix) or not obj.name.lower().endswith(".csv"):
             why = (
@@ -103,7 +131,10 @@ class Ingestor:
             return self._emit(Outcome(IGNORED, obj.uri, reason=why))
         batch = Batch.start(obj)
         if isinstance(self.contract, ContractError):
-            return self._unusable_contract(batch, started)
+            # A redelivery cannot fix a contract; a deploy of a fixed one does.
+            return self._unfixable(
+                batch, FAILED, f"the data contract cannot be used: {self.contract}"
+            )
         with ExitStack() as opened:
             try:
                 warehouse = opened.enter_context(self.warehouse())
@@ -111,33 +142,63 @@ class Ingestor:
                 # Nothing can be logged in the warehouse, but monitoring still sees the FAILED;
                 # the raise makes Eventarc redeliver once the warehouse answers again.
                 reason = f"the warehouse could not be opened: {type(error).__name__}: {error}"
-                self._emit(Outcome(FAILED, obj.uri, batch.batch_id, reason=reason[:2000]), started)
+                outcome = Outcome(FAILED, obj.uri, batch.batch_id, reason=reason[:2000])
+                if self._given_up(event_time):
+                    return self._emit(self._giving_up(outcome, event_time), started)
+                self._emit(outcome, started)
                 raise
             try:
                 outcome = self._ingest(warehouse, batch)
             except Exception as error:
-                reason = f"{type(error).__name__}: {error}"[:2000]
-                outcome = Outcome(FAILED, obj.uri, batch.batch_id, reason=reason)
-                try:
-                    self._log_row(warehouse, batch, outcome)
-                finally:
-                    self._emit(outcome, started)
-                raise
+                return self._failed(warehouse, batch, error, event_time, started)
             finally:
                 warehouse.drop_staging(batch)
         return self._emit(outcome, started)
 
-    def _unusable_contract(self, batch: Batch, started: float) -> Outcome:
-        """FAILED, logged with the contract's problems, and acknowledged: not redelivered."""
-        reason = f"the data contract cannot be used: {self.contract}"[:2000]
-        outcome = Outcome(FAILED, batch.object.uri, batch.batch_id, reason=reason)
+    def _failed(
+        self, warehouse: Warehouse, batch: Batch, error: Exception,
+        event_time: datetime | None, started: float,
+    ) -> Outcome:  # fmt: skip
+        """An attempt that raised: logged; re-raised (so redelivered) unless no retry can help."""
+        uri, retry = batch.object.uri, False
+        if isinstance(error, Unfixable):
+            outcome = Outcome(error.status, uri, batch.batch_id, reason=error.reason[:2000])
+        else:
+            reason = f"{type(error).__name__}: {error}"[:2000]
+            outcome = Outcome(FAILED, uri, batch.batch_id, reason=reason)
+            if self._given_up(event_time):
+                outcome = self._giving_up(outcome, event_time)
+            else:
+                retry = True
         try:
-            with self.warehouse() as warehouse:
-                warehouse.ensure_tables(None)
-                self._log_row(warehouse, batch, outcome)
+            self._log_row(warehouse, batch, outcome)
         finally:
             self._emit(outcome, started)
+        if retry:
+            raise error
         return outcome
+
+    def _unfixable(self, batch: Batch, status: str, reason: str) -> Outcome:
+        """An event no redelivery can fix: its log row (when the warehouse opens), acknowledged."""
+        outcome = Outcome(status, batch.object.uri, batch.batch_id, reason=reason[:2000])
+        try:
+            with self.warehouse() as warehouse:
+                usable = not isinstance(self.contract, ContractError)
+                warehouse.ensure_tables(self.contract if usable else None)
+                self._log_row(warehouse, batch, outcome)
+        except Exception as error:  # the log line below still reaches monitoring
+            outcome = replace(outcome, reason=f"{outcome.reason} (no log row: {error})"[:2000])
+        return self._emit(outcome)
+
+    def _given_up(self, event_time: datetime | None) -> bool:
+        return event_time is not None and datetime.now(UTC) - event_time > self.retry_window
+
+    def _giving_up(self, outcome: Outcome, event_time: datetime | None) -> Outcome:
+        age = datetime.now(UTC) - event_time if event_time else timedelta(0)
+        hours = age.total_seconds() / 3600
+        reason = (f"{outcome.reason}; given up: the event is {hours:.1f} h old, past the "
+                  f"{self.retry_window} retry window (upload the file again)")  # fmt: skip
+        return replace(outcome, reason=reason[:2000])
 
     def _ingest(self, warehouse: Warehouse, batch: Batch) -> Outcome:
         obj = batch.object
@@ -147,6 +208,9 @@ class Ingestor:
             outcome = _duplicate(batch, done)
             self._log_row(warehouse, batch, outcome)
             return outcome
+        self._log_row(warehouse, batch, Outcome(STARTED, obj.uri, batch.batch_id))
+        self._resolve_crashed(warehouse, batch)
+        self.storage.pin(obj)
         head = self.storage.head(obj, HEAD_BYTES)
         checks = check_head(head, obj.size, self.contract)
         rows_in_file = None
@@ -237,6 +301,20 @@ class Ingestor:
             checks.append(Check.ok("key.unique", key))
         return rows, checks
 
+    def _resolve_crashed(self, warehouse: Warehouse, batch: Batch) -> None:
+        """FAILED rows for earlier attempts of the batch that started and never finished."""
+        cutoff = batch.started_at - self.attempt_timeout
+        crashed = warehouse.query(
+            sql.crashed_attempts_query(warehouse.dataset, self.log_table),
+            {"batch_id": ("STRING", batch.batch_id), "cutoff": ("TIMESTAMP", cutoff)},
+        )
+        for row in crashed:
+            attempt = replace(batch, attempt_id=row["attempt_id"], started_at=row["started_at"])
+            self._log_row(warehouse, attempt, Outcome(FAILED, batch.object.uri, batch.batch_id,
+                reason=f"attempt {row['attempt_id']} was cut short (killed, out of memory or "
+                f"past the {self.attempt_timeout} timeout): it left no outcome; resolved by "
+                f"attempt {batch.attempt_id}"))  # fmt: skip
+
     def _final_row(self, warehouse: Warehouse, batch: Batch) -> dict[str, Any] | None:
         rows = warehouse.query(
             sql.final_query(warehouse.dataset, self.log_table),
@@ -259,10 +337,13 @@ class Ingestor:
             "reason": outcome.reason,
             "checks": json.dumps([c.as_json() for c in outcome.checks], default=str),
             "quarantine_uri": outcome.quarantine_uri,
-            "bytes": batch.object.size,
+            # Generation 0: a malformed event, which names no object whose size is known.
+            "bytes": batch.object.size if batch.object.generation else None,
             "started_at": batch.started_at,
-            "finished_at": finished,
-            "duration_ms": int((finished - batch.started_at).total_seconds() * 1000),
+            "finished_at": None if outcome.status == STARTED else finished,
+            "duration_ms": None
+            if outcome.status == STARTED
+            else int((finished - batch.started_at).total_seconds() * 1000),
         }
         schema = list(INGESTION_LOG.schema)
         return sql.log_statement(dataset, self.log_table, schema, row, final=final)

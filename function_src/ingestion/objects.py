@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,8 +18,17 @@ LOADED, REJECTED, DUPLICATE, FAILED, IGNORED = (
     "FAILED",
     "IGNORED",
 )
+STARTED = "STARTED"
+"""The row an attempt writes before its work: one with no outcome row beside it is a crashed
+attempt, which a later delivery of the batch resolves (ingest.Ingestor._resolve_crashed)."""
 FINAL = (LOADED, REJECTED)
 """A batch with one of these in the log is done: every later event for it is a duplicate."""
+
+MAX_OBJECT_BYTES = 5 * 2**40
+"""Cloud Storage's largest object (5 TiB): a size beyond it, or below 0, is no real object."""
+MAX_NAME_BYTES = 1024
+"""Cloud Storage's longest object name, in UTF-8 bytes."""
+MAX_INT64 = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -35,25 +45,45 @@ class StoredObject:
         return f"gs://{self.bucket}/{self.name}"
 
     @classmethod
-    def from_event(cls, data: Mapping[str, Any]) -> StoredObject:
-        """From the data of a `google.cloud.storage.object.v1.finalized` CloudEvent."""
+    def from_event(cls, data: Any) -> StoredObject:
+        """From the data of a `google.cloud.storage.object.v1.finalized` CloudEvent.
+
+        Anything that cannot be a real object generation raises ValueError naming the field:
+        such an event is acknowledged as FAILED, since no redelivery can make it readable.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(
+                f"the storage event's data is a {type(data).__name__}, not an object: {data!r:.300}"
+            )
         missing = [k for k in ("bucket", "name", "generation") if not data.get(k)]
         # An empty object's size is 0 (or "0"): only an absent size is missing, never guessed,
         # since a size taken as 0 would quarantine a good file as empty.
         missing += ["size"] if data.get("size") in (None, "") else []
         if missing:
             raise ValueError(f"the storage event lacks {', '.join(missing)}: {dict(data)!r:.300}")
-        try:
-            return cls(
-                bucket=str(data["bucket"]),
-                name=str(data["name"]),
-                generation=int(data["generation"]),
-                size=int(data["size"]),
-            )
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"the storage event's generation/size are not integers: {dict(data)!r:.300}"
-            ) from None
+        bucket, name = data["bucket"], data["name"]
+        if not isinstance(bucket, str) or not isinstance(name, str):
+            raise ValueError(f"the storage event's bucket/name are not text: {dict(data)!r:.300}")
+        if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise ValueError(f"the object name is longer than {MAX_NAME_BYTES} bytes: {name!r:.80}")
+        generation = _integer(data, "generation", 1, MAX_INT64)
+        size = _integer(data, "size", 0, MAX_OBJECT_BYTES)
+        return cls(bucket=bucket, name=name, generation=generation, size=size)
+
+
+def _integer(data: Mapping[str, Any], field: str, low: int, high: int) -> int:
+    value = data[field]
+    try:
+        if isinstance(value, bool | float):
+            raise TypeError
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"the storage event's {field} is not an integer: {value!r:.80} in {dict(data)!r:.300}"
+        ) from None
+    if not low <= number <= high:
+        raise ValueError(f"the storage event's {field} {number} is outside {low}..{high:,}")
+    return number
 
 
 def batch_id_of(obj: StoredObject) -> str:
@@ -73,6 +103,17 @@ class Batch:
     @classmethod
     def start(cls, obj: StoredObject) -> Batch:
         return cls(obj, batch_id_of(obj), uuid.uuid4().hex, datetime.now(UTC))
+
+    @classmethod
+    def of_malformed(cls, data: Any) -> Batch:
+        """A malformed event's batch, for its FAILED log row: keyed by a digest of the event's
+        data (its redeliveries share it), naming what bucket and object it names, if any.
+        Generation and size 0: the event names no object generation one could read."""
+        text = json.dumps(data, default=repr, sort_keys=True)
+        digest = hashlib.sha256(f"event:{text}".encode()).hexdigest()[:32]
+        fields = data if isinstance(data, Mapping) else {}
+        bucket, name = (str(fields.get(k) or "?")[:MAX_NAME_BYTES] for k in ("bucket", "name"))
+        return cls(StoredObject(bucket, name, 0, 0), digest, uuid.uuid4().hex, datetime.now(UTC))
 
     @property
     def staging_table(self) -> str:
@@ -110,6 +151,15 @@ class Check:
             if self.samples:
                 out["samples"] = self.samples
         return out
+
+
+class Unfixable(Exception):
+    """No redelivery of the event can succeed (the object is gone, superseded, elsewhere): the
+    attempt ends with `status` and the reason in the log, and the event is acknowledged."""
+
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
 
 
 class FileRejected(Exception):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 REQUIRED = (
     "CONTRACT_PATH",
+    "LANDING_BUCKET",
     "LANDING_PREFIX",
     "QUARANTINE_BUCKET",
     "BQ_PROJECT",
@@ -25,6 +26,7 @@ REQUIRED = (
 @dataclass(frozen=True)
 class Settings:
     contract_path: Path
+    landing_bucket: str
     landing_prefix: str
     quarantine_bucket: str
     project: str
@@ -32,6 +34,11 @@ class Settings:
     location: str
     curated_table: str
     log_table: str
+    attempt_timeout_seconds: int = 540
+    """The function's timeout (TIMEOUT_SECONDS): an attempt older than that has ended."""
+    staging_uri: str | None = None
+    """Where the BigQuery adapter copies the event's generation for its load job (STAGING_URI,
+    `gs://bucket/prefix/`); unused in local mode."""
     local_warehouse: Path | None = None
 
     @classmethod
@@ -46,6 +53,7 @@ class Settings:
         local = environ.get("LOCAL_WAREHOUSE")
         return cls(
             contract_path=base / environ["CONTRACT_PATH"],
+            landing_bucket=environ["LANDING_BUCKET"],
             landing_prefix=environ["LANDING_PREFIX"],
             quarantine_bucket=environ["QUARANTINE_BUCKET"],
             project=environ["BQ_PROJECT"],
@@ -53,5 +61,7 @@ class Settings:
             location=environ["BQ_LOCATION"],
             curated_table=environ["CURATED_TABLE"],
             log_table=environ["INGESTION_LOG_TABLE"],
+            attempt_timeout_seconds=int(environ.get("TIMEOUT_SECONDS", "540")),
+            staging_uri=environ.get("STAGING_URI"),
             local_warehouse=Path(local) if local else None,
         )

@@ -18,7 +18,7 @@ from typing import Any
 
 from contracts import LINEAGE_COLUMNS, Column, DataContract, dates
 
-from .objects import FINAL
+from .objects import FINAL, STARTED
 
 # Types of parameter values, as BigQuery query parameters name them.
 Params = dict[str, tuple[str, Any]]
@@ -267,6 +267,17 @@ def final_query(dataset: str, log_table: str) -> str:
         f"SELECT attempt_id, status, rows_loaded, reason, quarantine_uri "
         f"FROM {table(dataset, log_table)} WHERE batch_id = @batch_id AND status IN ({final}) "
         "ORDER BY finished_at LIMIT 1"
+    )
+
+
+def crashed_attempts_query(dataset: str, log_table: str) -> str:
+    """The batch's attempts that started before @cutoff and never logged how they ended."""
+    log = table(dataset, log_table)
+    return (
+        f"SELECT attempt_id, started_at FROM {log} AS s WHERE s.batch_id = @batch_id "
+        f"AND s.status = {literal(STARTED)} AND s.started_at < @cutoff AND NOT EXISTS ("
+        f"SELECT 1 FROM {log} AS o WHERE o.batch_id = s.batch_id "
+        f"AND o.attempt_id = s.attempt_id AND o.status != {literal(STARTED)})"
     )
 
 

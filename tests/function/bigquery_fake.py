@@ -97,8 +97,12 @@ class FakeBigQuery:
         columns = {f["name"]: "VARCHAR" for f in load["schema"]["fields"]}
         nulls = load.get("nullMarkers", [load.get("nullMarker", "")])
         with tempfile.TemporaryDirectory() as scratch:
-            local = Path(scratch) / "object.csv"
-            self.storage.bucket(bucket).blob(name).download_to_filename(str(local))
+            objects = self._matching(bucket, name)
+            local = [Path(scratch) / f"object{i}.csv" for i in range(len(objects))]
+            for path, blob in zip(local, objects, strict=True):
+                blob.download_to_filename(str(path))
+            if not local:
+                raise _JobFailed({"reason": "notFound", "message": f"Not found: URI {uri}"})
             try:
                 self.con.execute(
                     f'CREATE SCHEMA IF NOT EXISTS "{dest["datasetId"]}"; '
@@ -106,13 +110,23 @@ class FakeBigQuery:
                     "SELECT * FROM read_csv($path, header = $header, columns = $columns, "
                     "auto_detect = false, strict_mode = $strict, delim = $delim, "
                     "quote = $quote, nullstr = $nulls)",
-                    {"path": str(local), "header": int(load.get("skipLeadingRows", 0)) == 1,
+                    {"path": [str(p) for p in local],
+                     "header": int(load.get("skipLeadingRows", 0)) == 1,
                      "columns": columns, "strict": not load.get("allowJaggedRows", False),
                      "delim": load.get("fieldDelimiter", ","), "quote": load.get("quote", '"'),
                      "nulls": nulls},
                 )  # fmt: skip
             except Exception as error:
                 raise _JobFailed(_bigquery_csv_error(str(error))) from None
+
+    def _matching(self, bucket: str, name: str) -> list[Any]:
+        """The objects a load URI names: as BigQuery does, a `*` in it matches any characters."""
+        if "*" not in name:
+            return [self.storage.bucket(bucket).blob(name)]
+        prefix = name.split("*", 1)[0]
+        pattern = re.compile(".*".join(re.escape(part) for part in name.split("*")))
+        blobs = self.storage.list_blobs(bucket, prefix=prefix)
+        return sorted((b for b in blobs if pattern.fullmatch(b.name)), key=lambda b: b.name)
 
     def _query(self, ref: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
         params = {p["name"]: _param(p) for p in query.get("queryParameters", [])}

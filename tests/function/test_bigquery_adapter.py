@@ -14,7 +14,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 
 from contracts.tables import INGESTION_LOG
-from function_src.ingestion.bigquery_warehouse import BigQueryWarehouse, job_id
+from function_src.ingestion.bigquery_warehouse import BigQueryWarehouse, StagingCopies, job_id
 from function_src.ingestion.ingest import Ingestor, Landing
 from function_src.ingestion.objects import Batch, StoredObject
 from function_src.ingestion.storage import Storage
@@ -24,6 +24,8 @@ from local.warehouse import create_table, write_penguins_sample
 from tests.function.bigquery_fake import FakeBigQuery
 
 ROWS = 30
+STAGING = "artifacts"
+"""The bucket the load jobs' copies go to (the stack's artifacts bucket, under tmp/ingestion/)."""
 
 
 @dataclass
@@ -43,6 +45,14 @@ class Cloud:
             return self.fake.con.execute(sql, list(params)).fetchall()[0][0]
 
 
+def connect(cloud_env: LocalEnvironment, fake: FakeBigQuery, storage: Storage):
+    return BigQueryWarehouse.connect(
+        cloud_env.project, "EU", cloud_env.dataset,
+        StagingCopies(storage, f"gs://{STAGING}/tmp/ingestion/"),
+        credentials=AnonymousCredentials(), client_options={"api_endpoint": fake.endpoint},
+    )  # fmt: skip
+
+
 @pytest.fixture
 def cloud(tmp_path: Path):
     env = LocalEnvironment(root=tmp_path / "state").ensure()
@@ -53,19 +63,18 @@ def cloud(tmp_path: Path):
         # What Pulumi creates (resources/warehouse.py): the curated table and the log.
         create_table(fake.con, env.dataset, contract.name, contract.bigquery_schema())
         create_table(fake.con, env.dataset, "ingestion_log", INGESTION_LOG.schema)
-        warehouse = BigQueryWarehouse.connect(
-            env.project, "EU", env.dataset, credentials=AnonymousCredentials(),
-            client_options={"api_endpoint": fake.endpoint},
-        )  # fmt: skip
+        landing.client.create_bucket(STAGING)
+        storage = Storage(env.project, landing.client)
+        warehouse = connect(cloud_env=env, fake=fake, storage=storage)
         ingestor = Ingestor(
-            contract, Landing("incoming/", env.quarantine_bucket),
-            Storage(env.project, landing.client), lambda: nullcontext(warehouse),
+            contract, Landing(env.landing_bucket, "incoming/", env.quarantine_bucket),
+            storage, lambda: nullcontext(warehouse),
             log_table="ingestion_log", curated_table=contract.name, out=io.StringIO(),
         )  # fmt: skip
         yield Cloud(env, landing, fake, ingestor, sample.read_text())
 
 
-def test_a_good_file_is_loaded_from_its_uri_by_a_load_job_then_one_transaction(cloud):
+def test_a_good_file_is_loaded_from_a_copy_of_its_generation_then_one_transaction(cloud):
     outcome, _ = cloud.ingest("good.csv", cloud.sample)
     assert outcome.status == "LOADED" and outcome.rows_loaded == ROWS
     ds = cloud.env.dataset
@@ -76,20 +85,28 @@ def test_a_good_file_is_loaded_from_its_uri_by_a_load_job_then_one_transaction(c
     load = next(j for j in jobs if "load" in j["configuration"])
     config = load["configuration"]["load"]
     uri = f"gs://{cloud.env.landing_bucket}/incoming/good.csv"
-    assert config["sourceUris"] == [uri]  # BigQuery reads the object: it never passes through us
+    staging = config["destinationTable"]["tableId"]
+    attempt = staging.rsplit("_", 1)[1]
+    # BigQuery reads a server-side copy of the event's generation (a load URI names none), under
+    # a name of hex digits; the copy is gone once the attempt ends.
+    copy = f"tmp/ingestion/{outcome.batch_id}-{attempt}.csv"
+    assert config["sourceUris"] == [f"gs://{STAGING}/{copy}"]
+    assert list(cloud.landing.client.list_blobs(STAGING)) == []
     assert {f["type"] for f in config["schema"]["fields"]} == {"STRING"}
     assert [f["name"] for f in config["schema"]["fields"]] == cloud.env.contract.column_names
     assert config["skipLeadingRows"] == "1" and config["fieldDelimiter"] == ","
     assert config["nullMarkers"] == ["", "NA"] and config["encoding"] == "UTF-8"
     assert config["maxBadRecords"] == 0 and config["allowJaggedRows"] is False
     assert config["writeDisposition"] == "WRITE_TRUNCATE"
-    staging = config["destinationTable"]["tableId"]
     assert staging.startswith(f"_staging_{outcome.batch_id}_")
 
-    attempt = staging.rsplit("_", 1)[1]
     prefix = f"ingest_{outcome.batch_id}_{attempt}_"
     assert load["jobReference"]["jobId"] == prefix + "stage"
-    commit = next(j for j in jobs if j["jobReference"]["jobId"] == prefix + "commit1")
+    commits = [j for j in jobs if j["jobReference"]["jobId"].startswith(prefix)
+               and j["jobReference"]["jobId"].endswith("_commit1")]  # fmt: skip
+    # Two commits: the attempt's STARTED row, then its rows and outcome in one transaction.
+    assert len(commits) == 2 and "STARTED" in json.dumps(commits[0])
+    commit = commits[1]
     script = commit["configuration"]["query"]["query"]
     assert script.startswith("BEGIN TRANSACTION;") and script.endswith("COMMIT TRANSACTION;")
     assert "INSERT INTO `" + ds + "`.`penguins`" in script and "NOT EXISTS" in script
@@ -145,11 +162,13 @@ def test_a_transaction_aborted_by_a_concurrent_one_is_retried_under_a_new_job_id
     outcome, _ = cloud.ingest("contended.csv", cloud.sample)
     assert outcome.status == "LOADED"
     ids = [j["jobReference"]["jobId"] for j in cloud.fake.jobs_inserted()]
-    commits = [i.rsplit("_", 1)[1] for i in ids if re.search(r"_commit\d$", i)]
-    assert commits == ["commit1", "commit2"]
-    assert "aborted due to concurrent update" in json.dumps(
-        cloud.fake.jobs[next(i for i in ids if i.endswith("_commit1"))]["status"]
-    )
+    commits = [i for i in ids if re.search(r"_commit\d$", i)]
+    # The first commit (the attempt's STARTED row) is aborted once, and retried as commit2 of
+    # the same step; the rows and the outcome then commit at their first try.
+    steps = [i.rsplit("_", 2)[1:] for i in commits]
+    assert [n for _, n in steps] == ["commit1", "commit2", "commit1"]
+    assert steps[0][0] == steps[1][0] != steps[2][0]
+    assert "aborted due to concurrent update" in json.dumps(cloud.fake.jobs[commits[0]]["status"])
     assert cloud.count(f'SELECT count(*) FROM "{cloud.env.dataset}".penguins') == ROWS
 
 
@@ -165,10 +184,7 @@ def test_job_ids_are_deterministic_and_a_retried_insert_reuses_its_job(cloud):
     landing = cloud.landing.upload("incoming/retry.csv", cloud.sample)["data"]
     obj = StoredObject.from_event(landing)
     batch = Batch.start(obj)
-    warehouse = BigQueryWarehouse.connect(
-        cloud.env.project, "EU", cloud.env.dataset, credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": cloud.fake.endpoint},
-    )  # fmt: skip
+    warehouse = connect(cloud.env, cloud.fake, cloud.ingestor.storage)
     warehouse.stage(batch, cloud.env.contract)
     warehouse.stage(batch, cloud.env.contract)
     loads = [j for j in cloud.fake.jobs_inserted() if "load" in j["configuration"]]
@@ -179,3 +195,29 @@ def test_job_ids_are_deterministic_and_a_retried_insert_reuses_its_job(cloud):
     )
     assert rows == [{"n": ROWS}]
     warehouse.drop_staging(batch)
+
+
+def test_a_name_bigquery_reads_as_a_wildcard_loads_only_its_own_generation(cloud):
+    # Loaded from its own URI, `incoming/star*.csv` would also match (and load) star-other.csv.
+    cloud.landing.upload("incoming/star-other.csv", cloud.sample.replace("PAL0708", "OTH0708"))
+    outcome, _ = cloud.ingest("star*.csv", cloud.sample)
+    assert (outcome.status, outcome.rows_loaded) == ("LOADED", ROWS)
+    (load,) = [j for j in cloud.fake.jobs_inserted() if "load" in j["configuration"]]
+    (uri,) = load["configuration"]["load"]["sourceUris"]
+    assert re.fullmatch(rf"gs://{STAGING}/tmp/ingestion/[0-9a-f]{{32}}-[0-9a-f]{{8}}\.csv", uri)
+    assert cloud.count(f'SELECT count(*) FROM "{cloud.env.dataset}".penguins') == ROWS
+
+
+def test_a_stale_or_deleted_generation_is_ignored_and_never_loaded(cloud):
+    first = cloud.landing.upload("incoming/over.csv", cloud.sample)["data"]
+    cloud.landing.upload("incoming/over.csv", cloud.sample.replace("PAL0708", "NEW0708"))
+    stale = cloud.ingestor.handle(first)
+    assert stale.status == "IGNORED" and "overwritten by generation" in stale.reason
+    fine, _ = cloud.ingest("fine.csv", cloud.sample)
+    assert fine.status == "LOADED"
+    deleted = cloud.landing.upload("incoming/deleted.csv", cloud.sample)["data"]
+    cloud.landing.client.bucket(cloud.env.landing_bucket).blob("incoming/deleted.csv").delete()
+    assert cloud.ingestor.handle(deleted).status == "IGNORED"
+    assert len([j for j in cloud.fake.jobs_inserted() if "load" in j["configuration"]]) == 1
+    assert cloud.count(f'SELECT count(*) FROM "{cloud.env.dataset}".penguins') == ROWS
+    assert list(cloud.landing.client.list_blobs(STAGING)) == []

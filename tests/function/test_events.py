@@ -29,8 +29,9 @@ def test_a_warehouse_that_cannot_be_opened_is_logged_as_failed_and_retried():
 
     out = io.StringIO()
     ingestor = Ingestor(
-        load_contract(DEFAULT_CONTRACT), Landing("incoming/", "quarantine"), storage=None,
-        warehouse=locked, log_table="ingestion_log", curated_table="penguins", out=out,
+        load_contract(DEFAULT_CONTRACT), Landing("landing", "incoming/", "quarantine"),
+        storage=None, warehouse=locked, log_table="ingestion_log", curated_table="penguins",
+        out=out,
     )  # fmt: skip
     with pytest.raises(RuntimeError, match="Could not set lock"):  # Eventarc redelivers it
         ingestor.handle(dict(EVENT))

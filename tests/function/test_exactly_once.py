@@ -12,7 +12,8 @@ from tests.function.conftest import SAMPLE_ROWS, Harness
 
 
 def statuses(harness: Harness, event) -> list[str]:
-    return [row["status"] for row in harness.log_rows(event)]
+    """The outcomes logged for the event, in order (not the STARTED row each attempt writes)."""
+    return [row["status"] for row in harness.log_rows(event) if row["status"] != "STARTED"]
 
 
 def test_a_redelivered_event_is_a_duplicate_and_loads_nothing(harness: Harness):
@@ -69,21 +70,25 @@ def test_twenty_concurrent_uploads_each_load_once(harness: Harness):
     assert elapsed < 60
 
 
-def test_crashes_at_any_point_then_redelivery_load_exactly_once(harness: Harness):
+def test_crashes_at_any_point_then_redelivery_load_exactly_once(harness: Harness, tmp_path):
     """The instance is killed ever later into its work on the same event (before staging, while
     staging, during the checks, in the commit, after it), and Eventarc redelivers each time,
-    until an attempt finishes. Whatever the crash point, the file is loaded once."""
+    until an attempt finishes. Whatever the crash point, the file is loaded once; every killed
+    attempt that had started is resolved as FAILED by a later one, and its scratch is removed."""
     header, *rows = harness.sample.rstrip("\n").split("\n")
     body = [f"K{i:06d}-X,{rows[0].split(',', 1)[1]}" for i in range(150_000)]
     event = harness.upload("crashed.csv", "\n".join([header, *body]) + "\n")
+    # A 0 s function timeout: every earlier attempt a redelivery finds unfinished has ended (here
+    # each was killed before the next delivery), so the redelivery resolves it.
+    crashing_env = {**harness.landing.function_env, "TIMEOUT_SECONDS": "0", "TMPDIR": str(tmp_path)}
 
     crashed_mid_request = 0
-    for delay in (0.1, 0.3, 0.5, 0.7, 0.9, 1.2, 1.6, 2.0, 3.0, 5.0):
-        server = FunctionServer(harness.landing.function_env).start()
+    for delay in (0.1, 0.3, 0.5, 0.7, 0.9, 1.2, 1.6, 2.0, 3.0, 5.0, None):
+        server = FunctionServer(crashing_env).start()
         outcome: list[object] = []
         posting = threading.Thread(target=lambda s=server, out=outcome: out.append(_post(s, event)))
         posting.start()
-        posting.join(timeout=delay)
+        posting.join(timeout=delay)  # the last delivery (None) is let finish, on a busy machine
         server.kill()
         posting.join()
         crashed_mid_request += isinstance(outcome[0], Exception)
@@ -92,6 +97,13 @@ def test_crashes_at_any_point_then_redelivery_load_exactly_once(harness: Harness
     assert crashed_mid_request >= 1, "no attempt was cut short: nothing was tested"
     assert statuses(harness, event).count("LOADED") == 1
     assert harness.curated_rows(event) == 150_000
+    rows = harness.log_rows(event)
+    started = {r["attempt_id"] for r in rows if r["status"] == "STARTED"}
+    ended = {r["attempt_id"]: r for r in rows if r["status"] != "STARTED"}
+    assert started <= set(ended)  # no attempt without its outcome
+    cut_short = [r for r in ended.values() if "was cut short" in (r["reason"] or "")]
+    assert len(cut_short) == len(started) - 1  # all but the one that loaded
+    assert list((tmp_path / "tabular-mlops-ingest").iterdir()) == []
     harness.server.post(event)  # one more redelivery, to the surviving instance
     assert statuses(harness, event).count("LOADED") == 1
     assert harness.curated_rows(event) == 150_000

@@ -218,7 +218,9 @@ def test_a_malformed_event_is_logged_as_failed_and_not_retried(harness, capfd):
     event = harness.landing.upload("incoming/malformed.csv", harness.sample)
     del event["data"]["generation"]
     assert harness.server.post(event) == 200  # a 5xx would make Eventarc redeliver it forever
-    assert harness.log_rows(event) == []
+    (row,) = harness.log_rows(event)  # generation 0: the event named none
+    assert (row["status"], row["source_generation"], row["bytes"]) == ("FAILED", 0, None)
+    assert row["reason"].startswith("the storage event lacks generation: ")
 
 
 @pytest.mark.parametrize(

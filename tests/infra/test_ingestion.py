@@ -151,10 +151,12 @@ def test_deployed_function_runs_the_archive_of_function_src(stack_record):
 
 
 def test_function_settings_are_environment_variables(stack_record):
-    env = stack_record.named("ingestion-function").inputs["serviceConfig"]["environmentVariables"]
+    service = stack_record.named("ingestion-function").inputs["serviceConfig"]
+    env = service["environmentVariables"]
     outputs = stack_record.outputs
     assert env == {
         "CONTRACT_PATH": "contracts/penguins.yaml",
+        "LANDING_BUCKET": outputs["landing_bucket"],
         "LANDING_PREFIX": "incoming/",
         "QUARANTINE_BUCKET": outputs["quarantine_bucket"],
         "BQ_PROJECT": outputs["project"],
@@ -162,6 +164,8 @@ def test_function_settings_are_environment_variables(stack_record):
         "BQ_LOCATION": outputs["region"],
         "CURATED_TABLE": "penguins",
         "INGESTION_LOG_TABLE": "ingestion_log",
+        "TIMEOUT_SECONDS": str(int(service["timeoutSeconds"])),  # cut-short attempts are older
+        "STAGING_URI": f"gs://{outputs['artifacts_bucket']}/tmp/ingestion/",
     }
 
 

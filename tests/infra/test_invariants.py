@@ -126,12 +126,15 @@ def test_function_accounts_hold_only_what_they_need(stack_record):
     def account(name):
         return f"serviceAccount:{name}-{stack}@{project}.iam.gserviceaccount.com"
 
-    landing, quarantine = (
-        stack_record.named(f"data-lake-{b}").inputs["name"] for b in ("landing", "quarantine")
+    landing, quarantine, artifacts = (
+        stack_record.named(f"data-lake-{b}").inputs["name"]
+        for b in ("landing", "quarantine", "artifacts")
     )
     dataset = stack_record.named("warehouse-dataset").inputs["datasetId"]
     assert held_by(stack_record, account("ingest")) == {
         ("storage", "roles/storage.objectViewer", landing),
+        # Only its load jobs' staging copies: objects under tmp/ingestion/.
+        ("storage", "roles/storage.objectUser", artifacts),
         ("storage", "roles/storage.objectCreator", quarantine),
         ("storage", "roles/storage.objectViewer", quarantine),
         ("bigquery", "roles/bigquery.dataEditor", dataset),
@@ -148,6 +151,10 @@ def test_function_accounts_hold_only_what_they_need(stack_record):
         ("projects", "roles/storage.objectUser"),
         ("artifactregistry", "roles/artifactregistry.writer"),
     }
+    staging = stack_record.named("data-lake-artifacts-ingestion-storage-objectuser")
+    assert staging.inputs["condition"]["expression"] == (
+        f'resource.name.startsWith("projects/_/buckets/{artifacts}/objects/tmp/ingestion/")'
+    )
     conditioned = stack_record.named("ingestion-project-function-build-storage-objectuser")
     assert "gcf-v2-sources-" in conditioned.inputs["condition"]["expression"]
 
