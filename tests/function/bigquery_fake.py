@@ -22,6 +22,8 @@ from urllib.parse import urlparse
 
 from function_src.ingestion.duckdb_warehouse import connect, duckdb_statements
 
+STAGING_BUCKET = "artifacts"
+"""Where the adapter's load copies go (the stack's artifacts bucket, under tmp/ingestion/)."""
 _TYPES = {"int64": "INTEGER", "double": "FLOAT", "bool": "BOOLEAN", "string": "STRING"}
 
 
@@ -46,6 +48,19 @@ class FakeBigQuery:
         self.server.shutdown()
         self.server.server_close()
         self.con.close()
+
+    def warehouse(self, project: str, dataset: str, storage: Any) -> Any:
+        """The BigQuery adapter, talking to this fake; load copies go to STAGING_BUCKET."""
+        from google.auth.credentials import AnonymousCredentials
+
+        from function_src.ingestion.bigquery_warehouse import BigQueryWarehouse, StagingCopies
+
+        with contextlib.suppress(Exception):  # created by an earlier warehouse of this test
+            self.storage.create_bucket(STAGING_BUCKET)
+        return BigQueryWarehouse.connect(
+            project, "EU", dataset, StagingCopies(storage, f"gs://{STAGING_BUCKET}/tmp/ingestion/"),
+            credentials=AnonymousCredentials(), client_options={"api_endpoint": self.endpoint},
+        )  # fmt: skip
 
     def jobs_inserted(self) -> list[dict[str, Any]]:
         return [body for method, path, body in self.requests

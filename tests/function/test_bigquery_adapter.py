@@ -11,21 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
 
 from contracts.tables import INGESTION_LOG
-from function_src.ingestion.bigquery_warehouse import BigQueryWarehouse, StagingCopies, job_id
+from function_src.ingestion.bigquery_warehouse import job_id
 from function_src.ingestion.ingest import Ingestor, Landing
 from function_src.ingestion.objects import Batch, StoredObject
 from function_src.ingestion.storage import Storage
 from local.environment import LocalEnvironment
 from local.ingestion import LocalLanding
 from local.warehouse import create_table, write_penguins_sample
+from tests.function.bigquery_fake import STAGING_BUCKET as STAGING
 from tests.function.bigquery_fake import FakeBigQuery
 
 ROWS = 30
-STAGING = "artifacts"
-"""The bucket the load jobs' copies go to (the stack's artifacts bucket, under tmp/ingestion/)."""
 
 
 @dataclass
@@ -45,14 +43,6 @@ class Cloud:
             return self.fake.con.execute(sql, list(params)).fetchall()[0][0]
 
 
-def connect(cloud_env: LocalEnvironment, fake: FakeBigQuery, storage: Storage):
-    return BigQueryWarehouse.connect(
-        cloud_env.project, "EU", cloud_env.dataset,
-        StagingCopies(storage, f"gs://{STAGING}/tmp/ingestion/"),
-        credentials=AnonymousCredentials(), client_options={"api_endpoint": fake.endpoint},
-    )  # fmt: skip
-
-
 @pytest.fixture
 def cloud(tmp_path: Path):
     env = LocalEnvironment(root=tmp_path / "state").ensure()
@@ -63,9 +53,8 @@ def cloud(tmp_path: Path):
         # What Pulumi creates (resources/warehouse.py): the curated table and the log.
         create_table(fake.con, env.dataset, contract.name, contract.bigquery_schema())
         create_table(fake.con, env.dataset, "ingestion_log", INGESTION_LOG.schema)
-        landing.client.create_bucket(STAGING)
         storage = Storage(env.project, landing.client)
-        warehouse = connect(cloud_env=env, fake=fake, storage=storage)
+        warehouse = fake.warehouse(env.project, env.dataset, storage)
         ingestor = Ingestor(
             contract, Landing(env.landing_bucket, "incoming/", env.quarantine_bucket),
             storage, lambda: nullcontext(warehouse),
@@ -184,7 +173,7 @@ def test_job_ids_are_deterministic_and_a_retried_insert_reuses_its_job(cloud):
     landing = cloud.landing.upload("incoming/retry.csv", cloud.sample)["data"]
     obj = StoredObject.from_event(landing)
     batch = Batch.start(obj)
-    warehouse = connect(cloud.env, cloud.fake, cloud.ingestor.storage)
+    warehouse = cloud.fake.warehouse(cloud.env.project, cloud.env.dataset, cloud.ingestor.storage)
     warehouse.stage(batch, cloud.env.contract)
     warehouse.stage(batch, cloud.env.contract)
     loads = [j for j in cloud.fake.jobs_inserted() if "load" in j["configuration"]]

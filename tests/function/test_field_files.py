@@ -17,11 +17,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from google.auth.credentials import AnonymousCredentials
 
 from contracts import load_contract
 from contracts.tables import INGESTION_LOG
-from function_src.ingestion.bigquery_warehouse import BigQueryWarehouse
 from function_src.ingestion.duckdb_warehouse import DuckDbWarehouse
 from function_src.ingestion.ingest import Ingestor, Landing
 from function_src.ingestion.storage import Storage
@@ -67,7 +65,8 @@ EXPECTED = [
 
 def _ingestor(contract, env, landing, warehouse) -> Ingestor:
     return Ingestor(
-        contract, Landing("incoming/", env.quarantine_bucket), Storage(env.project, landing.client),
+        contract, Landing(env.landing_bucket, "incoming/", env.quarantine_bucket),
+        Storage(env.project, landing.client),
         warehouse, log_table=INGESTION_LOG.table_id, curated_table=contract.name, out=io.StringIO(),
     )  # fmt: skip
 
@@ -95,10 +94,8 @@ def ingest(request, tmp_path: Path):
                     create_table(fake.con, env.dataset, contract.name, contract.bigquery_schema())
                     create_table(fake.con, env.dataset, INGESTION_LOG.table_id,
                                  INGESTION_LOG.schema)  # fmt: skip
-                    bq = BigQueryWarehouse.connect(
-                        env.project, "EU", env.dataset, credentials=AnonymousCredentials(),
-                        client_options={"api_endpoint": fake.endpoint},
-                    )  # fmt: skip
+                    storage = Storage(env.project, landing.client)
+                    bq = fake.warehouse(env.project, env.dataset, storage)
                     ingestor = _ingestor(contract, env, landing, lambda: nullcontext(bq))
                     outcome = ingestor.handle(event["data"])
         names = ", ".join(contract.column_names)
