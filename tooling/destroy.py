@@ -113,7 +113,11 @@ def _plan(stack: str) -> StackRecord:
     return run_program(stack)
 
 
-def main(argv: list[str] | None = None, run: Run = subprocess.run) -> int:
+def main(
+    argv: list[str] | None = None,
+    run: Run = subprocess.run,
+    plan: Callable[[str], StackRecord] = _plan,
+) -> int:
     parser = argparse.ArgumentParser(prog="make destroy", description=__doc__.split("\n")[0])
     parser.add_argument("--stack", required=True, choices=ORDER)
     parser.add_argument("--dry-run", action="store_true", help="the report only")
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None, run: Run = subprocess.run) -> int:
     )
     args = parser.parse_args(argv)
     print(f"destroying {args.stack} removes every resource of its plan, except:")
-    print("\n".join(report(_plan(args.stack))))
+    print("\n".join(report(plan(args.stack))))
     if args.dry_run:
         return 0
     try:

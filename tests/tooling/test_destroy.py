@@ -69,14 +69,15 @@ class FakePulumi:
         return subprocess.CompletedProcess(command, 0, out, "")
 
 
-def test_destroy_refuses_prod_while_staging_stands_and_runs_pulumi_otherwise(capsys):
+def test_destroy_refuses_prod_while_staging_stands_and_runs_pulumi_otherwise(stack_records, capsys):
     fake = FakePulumi({"staging": 180, "prod": 150})
-    assert destroy.main(["--stack", "prod"], run=fake) == 1
+    plan = stack_records.__getitem__
+    assert destroy.main(["--stack", "prod"], run=fake, plan=plan) == 1
     assert "destroy staging first" in capsys.readouterr().err
     assert ["pulumi", "destroy", "--stack", "prod"] not in fake.commands
-    assert destroy.main(["--stack", "staging"], run=fake) == 0
+    assert destroy.main(["--stack", "staging"], run=fake, plan=plan) == 0
     assert fake.commands[-1] == ["pulumi", "destroy", "--stack", "staging"]
     dry = FakePulumi({})
-    assert destroy.main(["--stack", "staging", "--dry-run"], run=dry) == 0
+    assert destroy.main(["--stack", "staging", "--dry-run"], run=dry, plan=plan) == 0
     assert dry.commands == []
     assert "what Google Cloud keeps afterwards" in capsys.readouterr().out
