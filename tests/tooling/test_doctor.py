@@ -189,6 +189,7 @@ def test_the_repositorys_plan_against_the_environment_the_bootstrap_creates(
     answers = copy.deepcopy(RECORDED)
     answers["GET https://api.github.com/repos/acme/tabular-mlops"]["visibility"] = visibility
     answers["GET https://api.github.com/orgs/acme"]["plan"]["name"] = plan
+    answers["GET https://api.github.com/orgs/acme/teams/qa"] = {"id": 7100431, "slug": "qa"}
     config = parse_stack_config(stack_config_values(stack), source=stack)
     ctx = Context(stack, config, StackRecord(stack=stack), RecordedApi(answers))
     [finding] = github.repository(ctx)
@@ -232,3 +233,40 @@ def test_a_configured_budget_needs_rights_on_the_projects_billing_account(
     findings = doctor.examine("staging", api, config_values=values, plan=staging_plan)
     budget = [f for f in findings if f.check == "billing" and "budget" in f.message]
     assert [(f.status, expected in f.message) for f in budget] == [(status, True)]
+
+
+def test_another_stacks_identity_must_exist_first(staging_plan):
+    """Staging grants prod's deployer: until prod is deployed, IAM refuses that grant."""
+    answers = copy.deepcopy(RECORDED)
+    email = "deployer-prod@acme-mlops-prod.iam.gserviceaccount.com"
+    answers[f"GET https://iam.googleapis.com/v1/projects/-/serviceAccounts/{email}"] = {
+        "error": {"code": 404, "message": f"Unknown service account {email}"}
+    }
+    findings, api = _examine(answers, plan=staging_plan)
+    missing = _find(findings, "members", email)
+    assert (
+        missing.status == FAIL
+        and "deploy the stack of project acme-mlops-prod first" in missing.fix
+    )
+    assert _find(findings, "members", "pipelines-prod@").status == OK
+    # Service agents are Google's, and the stack's own accounts do not exist yet: not asked.
+    asked = [c for c in api.calls if "/serviceAccounts/" in c]
+    assert len(asked) == 2 and not any("gcp-sa-" in c for c in asked)
+
+
+@pytest.mark.parametrize(
+    ("reviewers", "expected"),
+    [(["other-org/qa"], "reviewer team other-org/qa is not of acme"),
+     (["nobody-here"], "cannot read reviewer nobody-here: HTTP 404")],
+)  # fmt: skip
+def test_reviewers_must_exist_where_the_bootstrap_looks_them_up(reviewers, expected):
+    from stacks.config import parse_stack_config
+    from tooling.doctor import github
+    from tooling.doctor.core import Context
+
+    values = copy.deepcopy(stack_config_values("prod"))
+    values["tabular-mlops:platform"]["ci"]["reviewers"] = reviewers
+    config = parse_stack_config(values, source="prod")
+    ctx = Context("prod", config, StackRecord(stack="prod"), RecordedApi(RECORDED))
+    failed = [f for f in github.repository(ctx) if f.status == FAIL]
+    assert expected in failed[0].message and failed[0].fix

@@ -26,6 +26,7 @@ CHECKS: tuple[Check, ...] = (
     access.identity,
     access.project,
     access.permissions,
+    access.members,
     platform.services,
     *platform.POLICY_CHECKS,
     quotas.quotas,

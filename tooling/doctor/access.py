@@ -28,6 +28,9 @@ SECRETS_PERMISSIONS = (
     "cloudkms.cryptoKeyVersions.useToDecrypt",
 )
 BUDGET_PERMISSIONS = ("billing.budgets.create", "billing.budgets.get")
+ACCOUNT_TYPE = "gcp:serviceaccount/account:Account"
+# Domains of Google-managed service agents besides gcp-sa-*.
+AGENT_DOMAINS = ("gs-project-accounts", "bigquery-encryption", "cloudservices", "cloudbuild")
 
 
 def identity(ctx: Context) -> list[Finding]:
@@ -164,6 +167,46 @@ def _role_findings(
                 grant,
             )
         )
+    return findings
+
+
+def _is_service_agent(email: str) -> bool:
+    """Google-managed accounts (service-N@gcp-sa-…, …@gs-project-accounts…): not readable here."""
+    domain = email.split("@", 1)[1]
+    return domain.startswith("gcp-sa-") or domain.split(".")[0] in AGENT_DOMAINS
+
+
+def members(ctx: Context) -> list[Finding]:
+    """IAM serviceAccounts.get: the service accounts the stack grants exist (IAM refuses others).
+
+    Another stack's identities (staging's `model_readers` name prod's) exist once that stack is
+    deployed: this is where the deploy order shows.
+    """
+    platform = ctx.config.platform
+    created = {r.outputs.get("email") for r in ctx.plan.of_type(ACCOUNT_TYPE)}
+    named = {m for ms in platform.access.model_dump().values() for m in ms}
+    named |= set(platform.serving.model_readers)
+    emails = sorted(m.split(":", 1)[1] for m in named if m.startswith("serviceAccount:"))
+    findings = []
+    for email in (e for e in emails if e not in created and not _is_service_agent(e)):
+        try:
+            ctx.get(f"{IAM}/projects/-/serviceAccounts/{email}")
+        except ApiError as error:
+            if error.status != 404:
+                findings.append(unreadable("members", email, error, "", WARN))
+                continue
+            project = email.split("@", 1)[1].split(".")[0]
+            findings.append(
+                Finding(
+                    "members",
+                    FAIL,
+                    f"{email} does not exist: IAM refuses grants to it",
+                    f"deploy the stack of project {project} first (prod before staging, "
+                    f"docs/bootstrap.md), or remove it from {ctx.stack_file}",
+                )
+            )
+            continue
+        findings.append(Finding("members", OK, f"{email} exists"))
     return findings
 
 

@@ -31,7 +31,8 @@ def _plan(ctx: Context, owner: dict) -> str | None:
 
 
 def repository(ctx: Context) -> list[Finding]:
-    """GitHub repos.get and orgs.get (or users.getAuthenticated): visibility, owner and plan."""
+    """GitHub repos.get, orgs.get (or users.getAuthenticated), users.get / teams.getByName:
+    visibility, owner, plan, and the reviewers the bootstrap will set."""
     ci = ctx.config.platform.ci
     if not ci.github_repository:
         return [Finding("github", OK, "no ci.github_repository: no CI for this stack")]
@@ -52,11 +53,43 @@ def repository(ctx: Context) -> list[Finding]:
                 f"set ci.github_repository_owner_id: '{owner.get('id')}' in {ctx.stack_file}",
             )
         )
+    findings += _reviewers(ctx, owner.get("login", ""))
     visibility = repo.get("visibility") or ("private" if repo.get("private") else "public")
     if visibility == "public":
         return [*findings, Finding("github", OK, f"{ci.github_repository} is public: "
                                    "environments and required reviewers available")]  # fmt: skip
     return findings + _private(ctx, visibility, _plan(ctx, owner))
+
+
+def _reviewers(ctx: Context, owner: str) -> list[Finding]:
+    """GitHub users.get / teams.getByName: each reviewer exists (the bootstrap looks them up);
+    a team must belong to the repository's organisation to review its deployments."""
+    findings = []
+    for reviewer in ctx.config.platform.ci.reviewers:
+        org, _, slug = reviewer.rpartition("/")
+        if org and org.lower() != owner.lower():
+            findings.append(
+                Finding(
+                    "github",
+                    FAIL,
+                    f"reviewer team {reviewer} is not of {owner}",
+                    f"name a team of {owner} in ci.reviewers ({ctx.stack_file})",
+                )
+            )
+            continue
+        url = f"{GITHUB}/orgs/{org}/teams/{slug}" if org else f"{GITHUB}/users/{slug}"
+        try:
+            ctx.get(url)
+        except ApiError as error:
+            findings.append(
+                unreadable(
+                    "github",
+                    f"reviewer {reviewer}",
+                    error,
+                    f"check ci.reviewers in {ctx.stack_file} (a login, or org/team)",
+                )
+            )
+    return findings
 
 
 def _private(ctx: Context, visibility: str, plan: str | None) -> list[Finding]:
