@@ -160,6 +160,17 @@ def test_a_policy_that_refuses_what_the_plan_declares_fails(
     assert finding.status == FAIL and finding.fix
 
 
+def test_secure_by_default_bucket_policies_refuse_a_bucket_that_does_not_comply(staging_plan):
+    bucket = staging_plan.of_type("gcp:storage/bucket:Bucket")[0]
+    inputs = {**bucket.inputs, "publicAccessPrevention": "inherited"}
+    public = type(bucket)(**{**bucket.__dict__, "inputs": inputs})
+    resources = [public if r is bucket else r for r in staging_plan.resources]
+    findings, _ = _examine(RECORDED, plan=StackRecord(stack="staging", resources=resources))
+    refused = _find(findings, "policy storage.publicAccessPrevention", "would be refused")
+    assert refused.status == FAIL and bucket.name in refused.message
+    assert _find(findings, "policy storage.uniformBucketLevelAccess", "complies").status == OK
+
+
 def test_members_outside_the_organisations_domain_are_named(staging_plan):
     answers = copy.deepcopy(RECORDED)
     org = "GET https://cloudresourcemanager.googleapis.com/v3/organizations/905512374018"

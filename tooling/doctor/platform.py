@@ -321,5 +321,36 @@ def service_usage(ctx: Context, policy: dict[str, Any]) -> list[Finding]:
     return [Finding(name, OK, "every API the plan enables is allowed")]
 
 
+def _buckets_without(ctx: Context, policy: dict[str, Any], name: str, has) -> list[Finding]:
+    """A boolean bucket constraint: when enforced, every bucket of the plan must comply."""
+    offending = [r.name for r in ctx.plan.of_type("gcp:storage/bucket:Bucket") if not has(r.inputs)]
+    if enforced(policy) and offending:
+        return [
+            Finding(
+                name,
+                FAIL,
+                f"enforced, and these buckets would be refused: {', '.join(offending)}",
+                "set the setting on them (resources/data_lake.py does on every bucket it makes)",
+            )
+        ]
+    return [Finding(name, OK, "every bucket of the plan complies")]
+
+
+@constraint("storage.uniformBucketLevelAccess")
+def uniform_access(ctx: Context, policy: dict[str, Any]) -> list[Finding]:
+    """Buckets must use uniform bucket-level access (secure-by-default organisations)."""
+    name = "policy storage.uniformBucketLevelAccess"
+    return _buckets_without(ctx, policy, name, lambda i: i.get("uniformBucketLevelAccess") is True)
+
+
+@constraint("storage.publicAccessPrevention")
+def public_access(ctx: Context, policy: dict[str, Any]) -> list[Finding]:
+    """Buckets must enforce public access prevention (secure-by-default organisations)."""
+    name = "policy storage.publicAccessPrevention"
+    return _buckets_without(
+        ctx, policy, name, lambda i: i.get("publicAccessPrevention") == "enforced"
+    )
+
+
 POLICY_CHECKS = (key_creation, resource_locations, external_ips, cmek, member_domains,
-                 service_usage)  # fmt: skip
+                 service_usage, uniform_access, public_access)  # fmt: skip
