@@ -39,8 +39,6 @@ KEPT_BY_GCP = {
     "soft-delete period, 7 days by default",
     "gcp:bigquery/dataset:Dataset": "deleted datasets and tables are recoverable for the time "
     "travel window (7 days by default)",
-    "gcp:projects/service:Service": "APIs stay enabled (disable_on_destroy is off: other "
-    "workloads of the project may use them)",
     "gcp:kms/cryptoKey:CryptoKey": "KMS key rings and keys are never deleted; destroying a key "
     "schedules its versions' destruction (30 days)",
     "gcp:vertex/aiEndpoint:AiEndpoint": "models in the Model Registry (registered by the "
@@ -79,6 +77,12 @@ def report(record: StackRecord) -> list[str]:
         lines += [f"  - {r.type.split(':')[-1]} {r.name}" for r in retained]
     types = {r.type for r in record.resources}
     kept = [text for type_, text in KEPT_BY_GCP.items() if type_ in types]
+    services = record.of_type("gcp:projects/service:Service")
+    switched_off = [r.inputs["service"] for r in services if r.inputs.get("disableOnDestroy")]
+    if services and not switched_off:
+        kept.append("APIs stay enabled (disable_on_destroy is off: other workloads may use them)")
+    elif switched_off:
+        lines.append(f"APIs switched off by the destroy: {', '.join(switched_off)}")
     lines.append("what Google Cloud keeps afterwards:")
     lines += [f"  - {text}" for text in (*kept, *ALWAYS_KEPT)]
     return lines
