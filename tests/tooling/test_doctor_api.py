@@ -61,3 +61,47 @@ def test_without_credentials_the_doctor_says_what_to_run(monkeypatch, capsys):
     monkeypatch.setattr(api, "LiveApi", no_credentials)
     assert doctor.main(["--stack", "staging"]) == 2
     assert "gcloud auth application-default login" in capsys.readouterr().err
+
+
+class FakeHttp:
+    """Stands in for requests and AuthorizedSession: records each request, answers JSON."""
+
+    def __init__(self, payload: dict, status: int = 200):
+        self.payload, self.status, self.requests = payload, status, []
+
+    def __call__(self, method, url, **kwargs):
+        self.requests.append((method, url, kwargs))
+        response = Response(self.payload)
+        response.status_code, response.content = self.status, b"{}"
+        return response
+
+
+def test_the_live_seam_sends_each_request_with_the_callers_credentials(monkeypatch):
+    import google.auth
+    import google.auth.transport.requests as transport
+    import requests
+
+    class Credentials:
+        token, service_account_email = "ya29.token", "deployer@p.iam.gserviceaccount.com"
+
+        def refresh(self, request):
+            pass
+
+    google_http, plain_http = FakeHttp({"name": "projects/1"}), FakeHttp({"expires_in": "3599"})
+    monkeypatch.setattr(google.auth, "default", lambda scopes: (Credentials(), "p"))
+    monkeypatch.setattr(transport, "AuthorizedSession", lambda c: type("S", (), {
+        "request": lambda self, m, u, **kw: google_http(m, u, **kw)})())  # fmt: skip
+    monkeypatch.setattr(requests, "get", lambda url, **kw: plain_http("GET", url, **kw))
+    monkeypatch.setattr(requests, "request", plain_http)
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_x")
+    live = api.LiveApi()
+    assert live.call("GET", api.TOKENINFO)["email"] == Credentials.service_account_email
+    assert plain_http.requests[-1][2]["params"] == {"access_token": "ya29.token"}
+    live.call("GET", f"{api.GITHUB}/repos/o/r")
+    assert plain_http.requests[-1][2]["headers"]["Authorization"] == "Bearer ghp_x"
+    body = {"permissions": ["a.b.c"]}
+    live.call("POST", "https://cloudresourcemanager.googleapis.com/v1/projects/p:x", body)
+    assert google_http.requests[-1][0] == "POST" and google_http.requests[-1][2]["json"] == body
+    google_http.status = 403
+    with pytest.raises(api.ApiError, match="HTTP 403"):
+        live.call("GET", "https://cloudresourcemanager.googleapis.com/v3/projects/p")

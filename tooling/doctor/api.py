@@ -65,7 +65,12 @@ class LiveApi:
             raise ApiError(0, f"{url}: {error}") from None
         if response.status_code >= 400:
             raise ApiError(response.status_code, _error_message(response))
-        return response.json() if response.content else {}
+        answer = response.json() if response.content else {}
+        if url.startswith(TOKENINFO) and "email" not in answer:
+            # A service account's token without the email scope: its credentials know it.
+            email = getattr(self._credentials, "service_account_email", None)
+            answer = {**answer, "email": email} if email else answer
+        return answer
 
 
 def _error_message(response: Any) -> str:
