@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -130,7 +131,9 @@ def main(
     )
     args = parser.parse_args(argv)
     print(f"destroying {args.stack} removes every resource of its plan, except:")
-    print("\n".join(report(plan(args.stack))))
+    for line in report(plan(args.stack)):
+        indent = " " * (len(line) - len(line.lstrip(" -")))
+        print("\n".join(textwrap.wrap(line, 100, subsequent_indent=indent or "  ")))
     if args.dry_run:
         return 0
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,7 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     except (InitError, ValueError) as error:
         print(f"make init: {error}", file=sys.stderr)
         return 2
-    print("\n".join(changes) if changes else "the stack files already hold these values")
+    for change in changes or ["the stack files already hold these values"]:
+        print(
+            "\n".join(textwrap.wrap(change, 100, subsequent_indent="    ", break_long_words=False))
+        )
     print(REVIEW)
     return 0
 

@@ -80,4 +80,6 @@ def test_destroy_refuses_prod_while_staging_stands_and_runs_pulumi_otherwise(sta
     dry = FakePulumi({})
     assert destroy.main(["--stack", "staging", "--dry-run"], run=dry, plan=plan) == 0
     assert dry.commands == []
-    assert "what Google Cloud keeps afterwards" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "what Google Cloud keeps afterwards" in out
+    assert max(len(line) for line in out.splitlines()) <= 100

@@ -121,6 +121,7 @@ def test_exit_status_says_whether_pulumi_up_can_go_ahead(staging_plan, capsys):
     out = capsys.readouterr().out
     assert "fix: gcloud services enable cloudresourcemanager.googleapis.com" in out
     assert out.rstrip().endswith("pulumi up would fail: fix the FAIL lines first")
+    assert max(len(line) for line in out.splitlines()) <= 100
     fixed = RecordedApi(_fixed(RECORDED))
     assert doctor.main(["--stack", "staging"], api=fixed, plan=staging_plan) == 0
     assert capsys.readouterr().out.rstrip().endswith("pulumi up can go")

@@ -70,6 +70,7 @@ def test_flags_replace_every_example_value_and_both_stacks_plan(stack_dir, capsy
     out = capsys.readouterr().out
     assert "Pulumi.prod.yaml: project: acme-mlops-prod -> corp-ml-prod" in out
     assert "make doctor" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
 
 
 def test_a_rerun_edits_what_it_is_given_and_keeps_comments_and_other_keys(stack_dir, capsys):

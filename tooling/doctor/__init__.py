@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Callable
 
 from stacks.config import ConfigError, parse_stack_config, stack_config_values, stack_file_name
@@ -50,14 +51,32 @@ def examine(
     return findings
 
 
+WIDTH = 100
+
+
+def _wrapped(first: str, text: str, indent: int) -> list[str]:
+    """Lines of at most WIDTH columns; a shell command continues with a backslash, so it can
+    still be pasted whole."""
+    command = text.startswith(("gcloud ", "gh "))
+    lines = textwrap.wrap(
+        text,
+        WIDTH - (2 if command else 0),
+        initial_indent=first,
+        subsequent_indent=" " * indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return [line + " \\" for line in lines[:-1]] + lines[-1:] if command else lines
+
+
 def report(findings: list[Finding], verbose: bool = False) -> str:
     lines = []
     for finding in findings:
         if finding.status == OK and not verbose:
             continue
-        lines.append(f"{finding.status:>4}  {finding.check}: {finding.message}")
+        lines += _wrapped(f"{finding.status:>4}  {finding.check}: ", finding.message, 6)
         if finding.fix and finding.status != OK:
-            lines.append(f"      fix: {finding.fix}")
+            lines += _wrapped("      fix: ", finding.fix, 11)
     failed = sum(f.status == FAIL for f in findings)
     warned = sum(f.status == WARN for f in findings)
     passed = sum(f.status == OK for f in findings)
