@@ -114,7 +114,7 @@ compliance: $(READY) $(CHECKOV_READY) ## both plans checked by checkov; fails on
 # The bootstrap (docs/bootstrap.md) runs once per organisation, by a person: the Pulumi CLI, gcloud
 # credentials, and GITHUB_TOKEN of a repository administrator (for this run only, never stored).
 # Its own state starts in bootstrap/.state (the bucket does not exist yet), then moves into the
-# bucket it creates: make bootstrap BOOTSTRAP_BACKEND=gs://<state bucket>/bootstrap.
+# bucket it creates, beside the stacks it reads: make bootstrap BOOTSTRAP_BACKEND=gs://<bucket>.
 BOOTSTRAP_BACKEND ?= file://$(CURDIR)/bootstrap/.state
 
 bootstrap: $(READY) ## state bucket, secrets key, GitHub environments/protection/variables (docs/bootstrap.md)
