@@ -16,7 +16,7 @@ CHECKOV_READY := $(CHECKOV_VENV)/.ready
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint format demo pipeline evaluate plan plan-diff cost-diff docs lock clean \
         test-pipeline compile publish-image submit ci-variables serve acceptance promote init doctor \
-        compliance bootstrap plan-bootstrap stack-init destroy
+        compliance bootstrap plan-bootstrap stack-init destroy ingest contract generate
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,18 +48,21 @@ format: $(READY) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-demo: $(READY) ## the lifecycle locally, stage by stage, with a closing report
-	$(PY) -m local.demo
+# CONTRACT=path: the data contract of every local command (default: the staging stack's).
+CONTRACT_ARG = $(if $(CONTRACT),--contract '$(CONTRACT)')
+
+demo: $(READY) ## the lifecycle locally, stage by stage, with a closing report [CONTRACT=…]
+	$(PY) -m local.demo $(CONTRACT_ARG)
 
 pipeline: $(READY) ## the training pipeline, locally (kfp.local) on the local warehouse
-	$(PY) -m pipeline_src.run_local
+	$(PY) -m pipeline_src.run_local $(CONTRACT_ARG)
 
 evaluate: $(READY) ## the evaluation pipeline, locally: judge the served model on new batches, retrain if degraded
-	$(PY) -m pipeline_src.run_local_evaluation
+	$(PY) -m pipeline_src.run_local_evaluation $(CONTRACT_ARG)
 
 .PHONY: bench-ingest
 bench-ingest: $(READY) ## ingestion throughput and peak memory vs the alternatives: make bench-ingest SIZE=1GB
-	$(PY) -m benchmarks.ingest_throughput --size $(or $(SIZE),1GB)
+	$(PY) -m benchmarks.ingest_throughput --size $(or $(SIZE),1GB) $(CONTRACT_ARG)
 
 test-pipeline: $(READY) ## the pipeline's tests only (CI's pipeline workflow)
 	$(PY) -m pytest tests/pipeline
@@ -92,15 +95,29 @@ submit: $(READY) ## publish this checkout's pipeline template and run it on a de
 	$(PY) -m pipeline_src.submit --job $(BUILD)/training-job-$(STACK).json --publish
 
 serve: $(READY) ## serve a local endpoint over HTTP (Vertex routes): make serve ENDPOINT=staging [PORT=8080]
-	$(PY) -m pipeline_src.serving --endpoint $(or $(ENDPOINT),staging) --port $(or $(PORT),8080)
+	$(PY) -m pipeline_src.serving --endpoint $(or $(ENDPOINT),staging) --port $(or $(PORT),8080) \
+	  $(CONTRACT_ARG)
 
 acceptance: $(READY) ## QA acceptance suite: make acceptance [ENDPOINT=staging | http://… | projects/…/endpoints/…] [MODEL=id@version]
 	$(PY) -m pytest tests/acceptance -v -s \
-	  $(if $(ENDPOINT),--endpoint '$(ENDPOINT)') $(if $(MODEL),--expect-model '$(MODEL)')
+	  $(if $(ENDPOINT),--endpoint '$(ENDPOINT)') $(if $(MODEL),--expect-model '$(MODEL)') \
+	  $(CONTRACT_ARG)
 
 promote: $(READY) ## write what staging serves into Pulumi.prod.yaml: make promote FROM=projects/…/endpoints/ID | MODEL=projects/…/models/ID@N | LOCAL=1 (local staging, into .local's copy)
 	$(PY) -m stacks.promote $(if $(FROM),--from-vertex '$(FROM)') $(if $(MODEL),--model '$(MODEL)') \
 	  $(if $(LOCAL),--local-copy)
+
+ingest: $(READY) ## one CSV through the real function into the local warehouse: make ingest FILE=x.csv [CONTRACT=…]
+	@test -n "$(FILE)" || { echo "make ingest FILE=path/to/file.csv [CONTRACT=contracts/….yaml]"; exit 2; }
+	$(PY) -m local.ingest_file '$(FILE)' $(CONTRACT_ARG)
+
+contract: $(READY) ## draft a data contract from a CSV: make contract FROM=file.csv [LABEL=column] [OUT=path.yaml]
+	@test -n "$(FROM)" || { echo "make contract FROM=path/to/file.csv [LABEL=column] [OUT=path.yaml]"; exit 2; }
+	$(PY) -m contracts.draft '$(FROM)' $(if $(LABEL),--label '$(LABEL)') $(if $(OUT),--out '$(OUT)')
+
+generate: $(READY) ## a CSV of new rows from the contract's sample: make generate OUT=batch.csv [ROWS=400] [DRIFT=shift=1.5] [CONTRACT=…]
+	$(PY) -m contracts.generate --rows $(or $(ROWS),400) $(if $(DRIFT),--drift '$(DRIFT)') \
+	  $(CONTRACT_ARG) '$(or $(OUT),batch.csv)'
 
 init: $(READY) ## make the stack files yours (asks, or flags: make init ARGS="--staging-project … --no-input")
 	$(PY) -m tooling.init $(ARGS)

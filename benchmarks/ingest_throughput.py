@@ -32,7 +32,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from contracts import DataContract, load_contract
-from local.environment import DEFAULT_CONTRACT
+from local.environment import contract_path_of
 
 VARIANTS = ("ours", "duckdb", "pandas", "row-wise")
 
@@ -235,10 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--file", type=Path, help="an existing CSV of the contract (else generated)"
     )
-    parser.add_argument("--contract", type=Path, default=DEFAULT_CONTRACT)
+    parser.add_argument("--contract", type=Path, default=None, help="default: the stack's")
     parser.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variants")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.contract = contract_path_of(args)
     if args.child:
         child(args.child, args.file, args.contract)
         return 0

@@ -139,8 +139,10 @@ def fit_profile(contract: DataContract, sample: pd.DataFrame) -> Profile:
     if labelled.empty:
         raise ValueError(f"the sample has no rows with a {label} value to fit classes on")
     allowed = contract.column(label).allowed
+    # Compared as text: an INT64 label's allowed values are written as strings ("0", "1").
+    as_text = labelled[label].astype(str)
     classes = [
-        c for c in (allowed or sorted(labelled[label].unique())) if (labelled[label] == c).any()
+        c for c in (allowed or sorted(labelled[label].unique())) if (as_text == str(c)).any()
     ]
     features = contract.feature_columns
     numeric = [
@@ -161,7 +163,7 @@ def fit_profile(contract: DataContract, sample: pd.DataFrame) -> Profile:
     universe = {c: sorted(sample[c].dropna().unique()) for c in contract.column_names}
     per_class = []
     for cls in classes:
-        rows = labelled[labelled[label] == cls]
+        rows = labelled[as_text == str(cls)]
         complete = rows[numeric].dropna().to_numpy(dtype=float)
         if len(complete) < 2:
             raise ValueError(
@@ -181,7 +183,7 @@ def fit_profile(contract: DataContract, sample: pd.DataFrame) -> Profile:
                 mean, np.linalg.cholesky(cov), {c: categorical_of(rows[c], c) for c in categorical}
             )
         )
-    class_counts = np.array([(labelled[label] == c).sum() for c in classes], dtype=float)
+    class_counts = np.array([(as_text == str(c)).sum() for c in classes], dtype=float)
     others = [
         c
         for c in contract.column_names
@@ -269,11 +271,10 @@ def write_csv(
         raise ValueError("give exactly one of rows or size")
     rules = profile.contract.file
     options = pacsv.WriteOptions(
-        include_header=rules.header,
+        include_header=False,  # written below, quoted only where a header needs it
         delimiter=rules.delimiter,
         # Generated values never hold delimiters, quotes or newlines: no quoting needed.
         quoting_style="none",
-        quoting_header="none",
         null_string=rules.null_markers[0],
     )
     path = Path(path)
@@ -286,6 +287,7 @@ def write_csv(
         [(c.name, pa.type_for_alias(_ARROW_TYPES[c.type])) for c in profile.contract.columns]
     )
     with path.open("wb") as sink, pacsv.CSVWriter(sink, schema, write_options=options) as writer:
+        sink.write(_header_line(profile.contract).encode())
         for table in generate(profile, target_rows, seed=seed, drift=drift, key_prefix=prefix):
             writer.write_table(table)
             written += table.num_rows
@@ -351,6 +353,18 @@ def _chunk(
     )
 
 
+def _header_line(contract: DataContract) -> str:
+    """The file's header row: each column's `source` header, or its name."""
+    import csv
+    import io
+
+    line = io.StringIO()
+    csv.writer(line, delimiter=contract.file.delimiter, lineterminator="\n").writerow(
+        contract.headers
+    )
+    return line.getvalue()
+
+
 def _draw(rng: np.random.Generator, cat: _Categorical, n: int) -> np.ndarray:
     import numpy as np
 
@@ -402,6 +416,12 @@ def _parse_size(text: str) -> int:
     return int(float(match.group(1)) * unit[match.group(2)])
 
 
+def _stack_contract() -> Path:
+    from local.environment import stack_contract_path
+
+    return stack_contract_path()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m contracts.generate", description=__doc__.split("\n")[0]
@@ -416,14 +436,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--key-prefix", default=None, help="key prefix (default from seed and drift)"
     )
-    parser.add_argument("--contract", type=Path, default=DEFAULT_CONTRACT, help="contract file")
+    parser.add_argument(
+        "--contract", type=Path, default=None, help="contract file (default: the stack's)"
+    )
     parser.add_argument(
         "--sample", type=Path, default=None, help="CSV to fit on (default: bundled sample)"
     )
     parser.add_argument("out", type=Path, help="CSV file to write")
     args = parser.parse_args(argv)
     try:
-        contract = load_contract(args.contract)
+        contract = load_contract(args.contract or _stack_contract())
         if args.sample:
             import pandas as pd
 

@@ -16,7 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from local.environment import DEFAULT_ROOT, LocalEnvironment
+from local.environment import (
+    DEFAULT_ROOT,
+    LocalEnvironment,
+    add_contract_argument,
+    contract_path_of,
+)
 
 
 @dataclass(frozen=True)
@@ -50,21 +55,27 @@ def stage_ingest(ctx: DemoContext) -> str:
     import tempfile
 
     from local.ingestion import LocalLanding
-    from local.warehouse import SAMPLE_OBJECT, write_penguins_sample
+    from local.warehouse import sample_object, write_sample
 
     with tempfile.TemporaryDirectory() as scratch, LocalLanding(ctx.env) as landing:
-        sample = Path(scratch) / "palmerpenguins.csv"
-        rows = write_penguins_sample(ctx.env, sample)
-        say(f"upload {SAMPLE_OBJECT} ({rows} rows) to gs://{ctx.env.landing_bucket}")
-        loaded = landing.ingest(landing.upload_file(SAMPLE_OBJECT, sample))
+        name = sample_object(ctx.env)
+        sample = Path(scratch) / Path(name).name
+        rows = write_sample(ctx.env, sample)
+        say(f"upload {name} ({rows} rows) to gs://{ctx.env.landing_bucket}")
+        loaded = landing.ingest(landing.upload_file(name, sample))
         say(f"  {loaded['status']}: {loaded['rows_loaded']} rows into "
             f"{ctx.env.dataset}.{ctx.env.contract.name}")  # fmt: skip
+        if ctx.env.contract.name != "penguins":
+            say("  (the broken-upload example is the penguins sample's: skipped)")
+            return f"{loaded['rows_loaded']} rows loaded"
         # A typical slip: a spreadsheet export with a species the contract does not know.
         broken = sample.read_text().replace(",Adelie,", ",Emperor,", 2)
         say("upload incoming/field-notes.csv (a species the contract does not know)")
         rejected = landing.ingest(landing.upload("incoming/field-notes.csv", broken))
         say(f"  {rejected['status']}: {rejected['reason']}")
+        copy = ctx.env.quarantine_dir / rejected["quarantine_uri"].removeprefix("gs://")
         say(f"  quarantined with its report: {rejected['quarantine_uri']}(.report.json)")
+        say(f"  (kept on disk: {copy}.report.json)")
     return (
         f"{loaded['rows_loaded']} rows loaded; 1 file quarantined "
         f"({rejected['reason'].split(' (e.g.')[0]})"
@@ -155,7 +166,7 @@ def stage_promote(ctx: DemoContext) -> str:
 
 
 def stage_serve_prod(ctx: DemoContext) -> str:
-    """The prod endpoint answers: a few penguins predicted by the promoted version."""
+    """The prod endpoint answers: a few sample rows predicted by the promoted version."""
     from local.serving import serve_endpoint
     from pipeline_src.serving.client import endpoint_client, predict
 
@@ -169,13 +180,13 @@ def stage_serve_prod(ctx: DemoContext) -> str:
     say(f"prod endpoint at {server.url}: POST /predict with {len(instances)} instances")
     for instance, prediction in zip(instances, reply.body["predictions"], strict=True):
         top = prediction["probabilities"][prediction["class"]]
-        say(f"  {instance['island']:<9} bill {instance['bill_length_mm']} mm -> "
-            f"{prediction['class']} ({top:.2f})")  # fmt: skip
+        shown = ", ".join(f"{k} {v}" for k, v in list(instance.items())[:2])
+        say(f"  {shown} -> {prediction['class']} ({top:.2f})")
     return f"prod answers with {reply.served_model} in {reply.seconds * 1000:.0f} ms"
 
 
 def _examples(ctx: DemoContext, count: int) -> list[dict]:
-    """A few sample penguins, one per species in turn, as predict instances (raw features)."""
+    """A few sample rows, one per class in turn, as predict instances (raw features)."""
     from contracts.sample import load_sample
 
     contract = ctx.env.contract
@@ -247,12 +258,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="local state folder")
     parser.add_argument("--fast", action="store_true", help="small data, short output")
     parser.add_argument("--keep", action="store_true", help="keep state from an earlier run")
+    add_contract_argument(parser)
     args = parser.parse_args(argv)
 
     if args.root.exists() and not args.keep:
         shutil.rmtree(args.root)  # each demo tells the whole story from an empty platform
-    ctx = DemoContext(env=LocalEnvironment(root=args.root).ensure(), fast=args.fast)
-    print(f"tabular-mlops local lifecycle — state in {args.root}")
+    env = LocalEnvironment(root=args.root, contract_path=contract_path_of(args)).ensure()
+    ctx = DemoContext(env=env, fast=args.fast)
+    print(
+        f"tabular-mlops local lifecycle — state in {args.root}, contract {env.contract_path.name}"
+    )
     report = []
     started = time.perf_counter()
     for number, (name, stage) in enumerate(STAGES, start=1):

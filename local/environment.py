@@ -8,7 +8,9 @@ references in BigQuery SQL keep working after transpilation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+import functools
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from contracts import DataContract, load_contract
@@ -17,6 +19,31 @@ from stacks.naming import Naming
 
 DEFAULT_ROOT = PROJECT_ROOT / ".local"
 DEFAULT_CONTRACT = PROJECT_ROOT / "contracts" / "penguins.yaml"
+"""The sample's contract (tests that need the penguins whatever the stack names)."""
+LOCAL_STACK = "staging"
+"""The stack whose `warehouse.contract` local commands use unless told otherwise (CONTRACT=)."""
+
+
+@functools.cache
+def stack_contract_path(stack: str = LOCAL_STACK) -> Path:
+    """The data contract a stack file names (`platform.warehouse.contract`)."""
+    from stacks.config import load_stack_file, stack_file_name
+
+    config = load_stack_file(PROJECT_ROOT / stack_file_name(stack))
+    return PROJECT_ROOT / config.platform.warehouse.contract
+
+
+def add_contract_argument(parser: argparse.ArgumentParser) -> None:
+    """`--contract PATH` for a local command (make … CONTRACT=path)."""
+    parser.add_argument(
+        "--contract", type=Path, default=None,
+        help=f"data contract (default: the {LOCAL_STACK} stack's warehouse.contract)",
+    )  # fmt: skip
+
+
+def contract_path_of(args: argparse.Namespace) -> Path:
+    """The contract a command was given, or the stack's."""
+    return args.contract if args.contract is not None else stack_contract_path()
 
 
 @dataclass(frozen=True)
@@ -24,7 +51,7 @@ class LocalEnvironment:
     """Paths and names of one local lifecycle. Everything lives under `root` (git-ignored)."""
 
     root: Path = DEFAULT_ROOT
-    contract_path: Path = DEFAULT_CONTRACT
+    contract_path: Path = field(default_factory=stack_contract_path)
     project: str = "local-project"
     stack: str = "local"
     dataset_prefix: str = "tabular_mlops"
@@ -57,6 +84,11 @@ class LocalEnvironment:
     @property
     def artifacts_bucket(self) -> str:
         return self.naming.bucket("artifacts")
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """A copy of the emulated quarantine bucket: rejected files and their reports, on disk."""
+        return self.root / "quarantine"
 
     @property
     def registry_dir(self) -> Path:

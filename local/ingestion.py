@@ -119,6 +119,7 @@ class LocalLanding:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._keep_quarantine()
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -170,6 +171,14 @@ class LocalLanding:
         if outcome is None:
             raise RuntimeError(f"the function answered {status} and logged no outcome")
         return outcome
+
+    def _keep_quarantine(self) -> None:
+        """The emulator holds objects in memory: rejected files and their reports are copied to
+        the environment's quarantine folder, so the paths printed can be opened afterwards."""
+        for name, data in self.quarantined().items():
+            path = self.env.quarantine_dir / self.env.quarantine_bucket / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
 
     def quarantined(self) -> dict[str, bytes]:
         """Every object in the quarantine bucket, by name."""

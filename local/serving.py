@@ -44,6 +44,7 @@ def serve_endpoint(
     command = [
         sys.executable, "-m", "pipeline_src.serving",
         "--endpoint", endpoint, "--root", str(env.root.resolve()), "--port", "0",
+        "--contract", str(env.contract_path),
     ]  # fmt: skip
     with log.open("w") as stderr:
         process = subprocess.Popen(

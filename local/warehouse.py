@@ -5,7 +5,7 @@ which ships in the function's archive): one set, re-exported here for the local 
 written once, in BigQuery dialect (named parameters as `@name`), and run here through `query`.
 
 The sample dataset reaches the warehouse the way every file does: as a CSV uploaded to the
-(emulated) landing bucket and ingested by the function (`load_penguins_sample`).
+(emulated) landing bucket and ingested by the function (`ingest_sample`).
 """
 
 from __future__ import annotations
@@ -31,36 +31,40 @@ __all__ = [
     "append_rows",
     "connect",
     "create_table",
-    "load_penguins_sample",
+    "ingest_sample",
     "query",
+    "sample_object",
     "table_exists",
     "to_duckdb",
-    "write_penguins_sample",
+    "write_sample",
 ]
 
-SAMPLE_OBJECT = "incoming/palmerpenguins.csv"
+
+def sample_object(env: LocalEnvironment) -> str:
+    """The landing object the contract's shipped sample is uploaded as."""
+    from contracts.sample import sample_file_name
+
+    return f"incoming/{sample_file_name(env.contract)}"
 
 
-def write_penguins_sample(env: LocalEnvironment, path: Path, rows: int | None = None) -> int:
-    """The sample (contracts/sample.py) as the CSV an analyst would upload; its row count."""
-    from contracts.sample import load_sample
+def write_sample(env: LocalEnvironment, path: Path, rows: int | None = None) -> int:
+    """The contract's shipped sample (contracts/sample.py) as the file an analyst would upload;
+    its row count."""
+    from contracts.sample import write_sample_file
 
-    frame = load_sample(env.contract)
-    frame = frame.head(rows) if rows else frame
-    frame.to_csv(path, index=False, na_rep="", lineterminator="\n")
-    return len(frame)
+    return write_sample_file(env.contract, path, rows)
 
 
-def load_penguins_sample(env: LocalEnvironment, rows: int | None = None) -> int:
+def ingest_sample(env: LocalEnvironment, rows: int | None = None) -> int:
     """Ingest the sample through the function, as an upload; return the rows loaded."""
     import tempfile
 
     from local.ingestion import LocalLanding
 
     with tempfile.TemporaryDirectory() as scratch, LocalLanding(env) as landing:
-        path = Path(scratch) / "palmerpenguins.csv"
-        write_penguins_sample(env, path, rows)
-        outcome = landing.ingest(landing.upload_file(SAMPLE_OBJECT, path))
+        path = Path(scratch) / Path(sample_object(env)).name
+        write_sample(env, path, rows)
+        outcome = landing.ingest(landing.upload_file(sample_object(env), path))
     if outcome["status"] != "LOADED":
         raise RuntimeError(f"the sample was not loaded: {outcome}")
     return int(outcome["rows_loaded"])

@@ -27,7 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local.environment import DEFAULT_ROOT, LocalEnvironment
+from local.environment import (
+    DEFAULT_ROOT,
+    LocalEnvironment,
+    add_contract_argument,
+    contract_path_of,
+)
 from pipeline_src.compile import code_version, typed_arguments
 from pipeline_src.image import PROJECT_ROOT
 from stacks.config import TrainingConfig
@@ -94,14 +99,20 @@ def local_parameters(env: LocalEnvironment, **overrides: Any) -> dict[str, Any]:
 
 
 def ensure_data(env: LocalEnvironment, say: Callable[[str], None]) -> None:
-    """Ingest the palmerpenguins sample when the warehouse has no curated table yet."""
-    from local.warehouse import connect, load_penguins_sample, table_exists
+    """Ingest the contract's shipped sample when the warehouse has no curated table yet."""
+    from contracts.sample import has_sample
+    from local.warehouse import connect, ingest_sample, table_exists
 
     if env.warehouse_path.is_file():
         with connect(env.warehouse_path, read_only=True) as con:
             if table_exists(con, env.dataset, env.contract.name):
                 return
-    rows = load_penguins_sample(env)
+    if not has_sample(env.contract):
+        raise ValueError(
+            f"the local warehouse has no {env.contract.name} table and the contract ships no "
+            f"sample: ingest a file first (make ingest FILE=your.csv CONTRACT={env.contract_path})"
+        )
+    rows = ingest_sample(env)
     say(f"the local warehouse had no {env.contract.name} table: ingested the sample ({rows} rows)")
 
 
@@ -296,8 +307,9 @@ def command_line(
     parser.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter"
     )
+    add_contract_argument(parser)
     args = parser.parse_args(argv)
-    env = LocalEnvironment(root=args.root)
+    env = LocalEnvironment(root=args.root, contract_path=contract_path_of(args))
     print(f"{title}, locally (kfp.local) — state in {args.root}", flush=True)
 
     def say(message: str) -> None:

@@ -237,8 +237,10 @@ class Monitoring(PlatformComponent):
             "function_errors",
             "ingestion function failing",
             "ERROR",
-            "The ingestion function crashed or could not finish a file (status FAILED). "
-            "Eventarc retries failed deliveries; read the function's logs for the error.",
+            "The ingestion function crashed or could not finish a file (status FAILED), or "
+            "its data contract cannot be used (every upload FAILED with the contract's problems "
+            "as reason, not retried: fix the contract, deploy, upload again). Eventarc retries "
+            "other failed deliveries; read the function's logs for the error.",
             combiner="OR",
             conditions=[
                 {

@@ -26,6 +26,11 @@ def pytest_addoption(parser):
         "response's model and modelVersionId)",
     )
     group.addoption(
+        "--contract",
+        help="data contract of the model under test (default: the staging stack's); golden "
+        "examples and the penguin-specific invalid inputs run for the penguins contract only",
+    )
+    group.addoption(
         "--p95-ms", type=float, default=500.0, help="latency budget: 95th percentile in ms"
     )
 
@@ -53,21 +58,22 @@ def stack_record(request, stack_records) -> StackRecord:
 
 
 @pytest.fixture(scope="session")
-def sample_model_dir(tmp_path_factory) -> Path:
+def sample_model_dir(request, tmp_path_factory) -> Path:
     """A model directory as the train component writes it, fitted once on the whole sample.
 
     For serving and promotion tests, which need a real model quickly rather than the pipeline's
-    evaluation of one: the train component's own code, on the palmerpenguins sample.
+    evaluation of one: the train component's own code, on the contract's shipped sample
+    (penguins by default).
     """
-    import palmerpenguins
     from kfp import dsl
 
-    from local.environment import LocalEnvironment
+    from contracts import load_contract
+    from contracts.sample import load_sample
+    from local.environment import stack_contract_path
     from pipeline_src.components.train import train
 
-    contract = LocalEnvironment().contract
-    frame = palmerpenguins.load_penguins()
-    frame = frame[[c for c in contract.column_names if c in frame.columns]]
+    contract = load_contract(request.config.option.contract or stack_contract_path())
+    frame = load_sample(contract)
     root = tmp_path_factory.mktemp("sample-model")
     data = {}
     for name, rows in (("train", frame), ("validation", frame.head(0))):

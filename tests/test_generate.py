@@ -162,3 +162,16 @@ def test_bad_options_say_what_is_wrong(profile, tmp_path, capsys):
         write_csv(profile, tmp_path / "x.csv")
     assert main(["--rows", "5", "--drift", "shift=abc", str(tmp_path / "y.csv")]) == 2
     assert "shift needs a number" in capsys.readouterr().err
+
+
+def test_a_contract_without_key_and_with_file_headers_generates_its_own_file_shape(tmp_path):
+    """The ANES 1996 contract: tab-separated, quoted headers, INT64 label 0/1, no key."""
+    from function_src.ingestion.head import check_head
+
+    anes = load_contract(CONTRACTS_DIR / "anes96.yaml")
+    path = write_csv(sample_profile(anes), tmp_path / "anes.csv", rows=300, seed=3).path
+    data = path.read_bytes()
+    assert [c for c in check_head(data, len(data), anes) if not c.passed] == []
+    header, *rows = data.decode().splitlines()
+    assert header.split("\t") == anes.headers
+    assert {row.split("\t")[-1] for row in rows} == {"0", "1"}

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     source_group.add_argument("--model-dir", type=Path, help="serve one model directory")
     parser.add_argument("--root", type=Path, help="local state folder (default .local)")
     parser.add_argument(
+        "--contract", type=Path, help="data contract of a local endpoint's model (default: stack's)"
+    )
+    parser.add_argument(
         "--host", default="0.0.0.0" if in_container else "127.0.0.1", help="address to bind"
     )
     parser.add_argument(
@@ -61,10 +64,10 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     )
 
     if args.endpoint:
-        from local.environment import DEFAULT_ROOT, LocalEnvironment
+        from local.environment import DEFAULT_ROOT, LocalEnvironment, contract_path_of
         from local.registry import LocalEndpoint
 
-        env = LocalEnvironment(root=args.root or DEFAULT_ROOT)
+        env = LocalEnvironment(root=args.root or DEFAULT_ROOT, contract_path=contract_path_of(args))
         source = EndpointSource(LocalEndpoint(env.endpoints_dir, args.endpoint))
     else:
         model_dir = args.model_dir or environ.get("AIP_STORAGE_URI")

@@ -47,7 +47,9 @@ def target(request, tmp_path_factory) -> Iterator[Target]:
     from local.serving import serve_endpoint
 
     model_dir = request.getfixturevalue("sample_model_dir")
-    env = LocalEnvironment(root=tmp_path_factory.mktemp("acceptance")).ensure()
+    env = LocalEnvironment(
+        root=tmp_path_factory.mktemp("acceptance"), contract_path=_contract_path(options)
+    ).ensure()
     version = LocalModelRegistry(env.registry_dir).upload(
         env.model_id, model_dir, display_name="acceptance sample model"
     )
@@ -65,7 +67,7 @@ def _local_endpoint_target(options) -> Iterator[Target]:
     from local.registry import LocalEndpoint
     from local.serving import serve_endpoint
 
-    env, name = LocalEnvironment(), options.endpoint
+    env, name = LocalEnvironment(contract_path=_contract_path(options)), options.endpoint
     serving = LocalEndpoint(env.endpoints_dir, name).serving()
     if serving is None:
         # One line instead of the same error in every test: the fix is to deploy something.
@@ -86,6 +88,33 @@ def client(target) -> EndpointClient:
     return target.client
 
 
+def _contract_path(options) -> Path:
+    from local.environment import stack_contract_path
+
+    return Path(options.contract) if options.contract else stack_contract_path()
+
+
 @pytest.fixture(scope="session")
-def golden() -> list[dict]:
-    return json.loads(GOLDEN.read_text(encoding="utf-8"))["examples"]
+def dataset(request) -> str:
+    """The contract's name: golden examples and the invalid inputs are the penguins'."""
+    from contracts import load_contract
+
+    return load_contract(_contract_path(request.config.option)).name
+
+
+@pytest.fixture(scope="session")
+def golden(request, dataset) -> list[dict]:
+    """The golden examples; for another contract, two rows per class of its shipped sample, as
+    instances whose answers' shape is checked (their expected classes are not asserted)."""
+    if dataset == "penguins":
+        return json.loads(GOLDEN.read_text(encoding="utf-8"))["examples"]
+    from contracts import load_contract
+    from contracts.sample import load_sample
+
+    contract = load_contract(_contract_path(request.config.option))
+    rows = load_sample(contract).groupby(contract.label_column).head(2)
+    features = rows[contract.feature_columns].astype(object)
+    return [
+        {"expected": str(label), "instance": {k: (None if v != v else v) for k, v in row.items()}}
+        for label, row in zip(rows[contract.label_column], features.to_dict("records"), strict=True)
+    ]

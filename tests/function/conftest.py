@@ -15,7 +15,7 @@ import pytest
 
 from local.environment import LocalEnvironment
 from local.ingestion import FunctionServer, LocalLanding, latest_outcome
-from local.warehouse import connect, write_penguins_sample
+from local.warehouse import connect, write_sample
 
 SAMPLE_ROWS = 40
 
@@ -71,7 +71,7 @@ def harness(tmp_path_factory) -> Iterator[Harness]:
     root: Path = tmp_path_factory.mktemp("ingestion")
     env = LocalEnvironment(root=root / "state")
     sample_path = root / "sample.csv"
-    write_penguins_sample(env, sample_path, SAMPLE_ROWS)
+    write_sample(env, sample_path, SAMPLE_ROWS)
     with LocalLanding(env) as landing:
         server = FunctionServer(landing.function_env).start()
         try:

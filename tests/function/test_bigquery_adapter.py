@@ -19,7 +19,7 @@ from function_src.ingestion.objects import Batch, StoredObject
 from function_src.ingestion.storage import Storage
 from local.environment import LocalEnvironment
 from local.ingestion import LocalLanding
-from local.warehouse import create_table, write_penguins_sample
+from local.warehouse import create_table, write_sample
 from tests.function.bigquery_fake import STAGING_BUCKET as STAGING
 from tests.function.bigquery_fake import FakeBigQuery
 
@@ -48,7 +48,7 @@ def cloud(tmp_path: Path):
     env = LocalEnvironment(root=tmp_path / "state").ensure()
     contract = env.contract
     sample = tmp_path / "sample.csv"
-    write_penguins_sample(env, sample, ROWS)
+    write_sample(env, sample, ROWS)
     with LocalLanding(env) as landing, FakeBigQuery(env.warehouse_path, landing.client) as fake:
         # What Pulumi creates (resources/warehouse.py): the curated table and the log.
         create_table(fake.con, env.dataset, contract.name, contract.bigquery_schema())

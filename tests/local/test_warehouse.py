@@ -9,7 +9,7 @@ import pytest
 
 from contracts.tables import MODEL_METRICS
 from local.environment import LocalEnvironment
-from local.warehouse import append_rows, connect, load_penguins_sample, query, table_exists
+from local.warehouse import append_rows, connect, ingest_sample, query, table_exists
 
 
 def test_platform_tables_are_created_from_their_bigquery_schema(tmp_path):
@@ -43,7 +43,7 @@ def test_bigquery_sql_runs_with_named_parameters(tmp_path):
 
 def test_the_sample_fills_the_curated_table_as_the_contract_says(tmp_path):
     env = LocalEnvironment(root=tmp_path / "state")
-    assert load_penguins_sample(env) == 344
+    assert ingest_sample(env) == 344
     contract = env.contract
     with connect(env.warehouse_path, read_only=True) as con:
         keys = [r[0] for r in con.sql(f"SELECT penguin_id FROM {env.dataset}.penguins").fetchall()]

@@ -14,7 +14,7 @@ import pytest
 from kfp import dsl
 
 from local.environment import LocalEnvironment
-from local.warehouse import connect, load_penguins_sample, query
+from local.warehouse import connect, ingest_sample, query
 from pipeline_src.components.common import feature_spec
 from pipeline_src.components.extract import snapshot_moment, snapshot_queries
 from pipeline_src.components.split import stratified_split
@@ -35,7 +35,7 @@ def spec(contract) -> dict:
 def local_env(tmp_path) -> LocalEnvironment:
     """A scratch local environment whose warehouse holds the sample as one batch."""
     env = LocalEnvironment(root=tmp_path / "state")
-    load_penguins_sample(env)
+    ingest_sample(env)
     return env
 
 
@@ -54,7 +54,7 @@ def artifact(tmp_path) -> Callable[..., dsl.Artifact]:
 def snapshot_frame(tmp_path_factory, spec) -> pd.DataFrame:
     """The sample as extract returns it: contract columns plus lineage, sorted by key."""
     env = LocalEnvironment(root=tmp_path_factory.mktemp("sample"))
-    load_penguins_sample(env)
+    ingest_sample(env)
     rows_sql, _ = snapshot_queries(spec, env.dataset, env.contract.name)
     with connect(env.warehouse_path, read_only=True) as con:
         table = query(con, rows_sql, {"snapshot_time": snapshot_moment("")[0]})
