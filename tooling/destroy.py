@@ -133,7 +133,11 @@ def main(
     print(f"destroying {args.stack} removes every resource of its plan, except:")
     for line in report(plan(args.stack)):
         indent = " " * (len(line) - len(line.lstrip(" -")))
-        print("\n".join(textwrap.wrap(line, 100, subsequent_indent=indent or "  ")))
+        print(
+            "\n".join(
+                textwrap.wrap(line, 100, subsequent_indent=indent or "  ", break_on_hyphens=False)
+            )
+        )
     if args.dry_run:
         return 0
     try:

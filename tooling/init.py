@@ -134,7 +134,7 @@ def _current(question: Question, documents: dict[str, Any]) -> Any:
 
 def _show(value: Any) -> str:
     if value is None:
-        return "(unset)"
+        return "null"
     return "[" + ", ".join(value) + "]" if isinstance(value, list) else str(value)
 
 
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         for q in QUESTIONS
         if getattr(args, q.name.replace("-", "_")) is not None
     }
-    interactive = not args.no_input and not given and sys.stdin.isatty()
+    interactive = not args.no_input and sys.stdin.isatty()  # flags given are not asked again
     try:
         changes = run(given, args.dir, input if interactive else None)
     except (InitError, ValueError) as error:
@@ -297,7 +297,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for change in changes or ["the stack files already hold these values"]:
         print(
-            "\n".join(textwrap.wrap(change, 100, subsequent_indent="    ", break_long_words=False))
+            "\n".join(
+                textwrap.wrap(
+                    change,
+                    100,
+                    subsequent_indent="    ",
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+            )
         )
     print(REVIEW)
     return 0
