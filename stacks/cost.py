@@ -67,6 +67,8 @@ class Estimate:
     prices_read: str
     lines: list[CostLine]
     assumptions: list[str]
+    budget_usd: float | None = None
+    """The stack's monthly budget (`cost.budget.monthly_usd`), when it sets one."""
 
     def total(self, kind: str | None = None) -> float:
         return sum(line.monthly_usd for line in self.lines if kind in (None, line.kind))
@@ -80,6 +82,7 @@ class Estimate:
             | {"total": self.total()},
             "lines": [asdict(line) for line in self.lines],
             "assumptions": self.assumptions,
+            "budget_usd": self.budget_usd,
         }
 
     @classmethod
@@ -90,6 +93,7 @@ class Estimate:
             prices_read=data["prices_read"],
             lines=[CostLine(**line) for line in data["lines"]],
             assumptions=list(data["assumptions"]),
+            budget_usd=data.get("budget_usd"),
         )
 
 
@@ -579,8 +583,13 @@ def render(estimate: Estimate) -> str:
         f"  standing {_money(estimate.total(STANDING))}, scheduled "
         f"{_money(estimate.total(SCHEDULED))}, usage {_money(estimate.total(USAGE))} "
         "(docs/cost.md)",
-        "",
     ]
+    if estimate.budget_usd:
+        lines.append(
+            f"  budget {_money(estimate.budget_usd)}/month (cost.budget): the standing cost is "
+            f"{estimate.total(STANDING) / estimate.budget_usd:.0%} of it"
+        )
+    lines.append("")
     by_component: dict[str, list[CostLine]] = {}
     for line in estimate.lines:
         by_component.setdefault(line.component, []).append(line)

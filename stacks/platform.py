@@ -22,6 +22,7 @@ from pipeline_src.image import image_uri, registry_path
 from pipeline_src.training import CANDIDATE_ALIAS, TUNABLE
 from resources.access import PERSONAS, Grantee, Members
 from resources.base import PlatformComponent
+from resources.budget import Budget, BudgetArgs
 from resources.ci import CiIdentity, CiIdentityArgs, deployer_member
 from resources.data_lake import DataLake, DataLakeArgs
 from resources.encryption import Encryption, EncryptionArgs, agent_apis
@@ -54,7 +55,12 @@ COMPONENTS: tuple[type[PlatformComponent], ...] = (
     Pipelines,
     Monitoring,
 )
-OPTIONAL_COMPONENTS: tuple[type[PlatformComponent], ...] = (Workbench, Encryption, CiIdentity)
+OPTIONAL_COMPONENTS: tuple[type[PlatformComponent], ...] = (
+    Workbench,
+    Encryption,
+    CiIdentity,
+    Budget,
+)
 ALL_COMPONENTS = COMPONENTS + OPTIONAL_COMPONENTS
 """Every component a stack may declare: the source of docs/permissions.md."""
 
@@ -78,6 +84,7 @@ class Platform:
     workbench: Workbench | None
     encryption: Encryption | None
     ci: CiIdentity | None
+    budget: Budget | None
 
 
 def build_platform(config: StackConfig, stack: str) -> Platform:
@@ -91,6 +98,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
     workbench_on = platform.workbench.enabled
     kms_key = platform.kms_key
     ci_on = platform.ci.github_repository is not None
+    budget_on = platform.cost.budget.billing_account is not None
 
     # An explicit provider: every resource goes to the project and region the config names,
     # whatever `gcp:project` the person running Pulumi has set.
@@ -102,6 +110,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         *([Workbench] if workbench_on else []),
         *([Encryption] if kms_key else []),
         *([CiIdentity] if ci_on else []),
+        *([Budget] if budget_on else []),
     ]
     # The CI accounts' KMS calls (the secrets provider, the grants on its key) need the API in
     # the project the accounts live in, wherever the key is.
@@ -432,6 +441,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         ),
         after(Monitoring),
     )
+    budget = _budget(config, naming, monitoring, ci_on, after(Budget)) if budget_on else None
     return Platform(
         naming=naming,
         contract=contract,
@@ -447,6 +457,32 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         workbench=workbench,
         encryption=encryption,
         ci=ci,
+        budget=budget,
+    )
+
+
+def _budget(
+    config: StackConfig,
+    naming: Naming,
+    monitoring: Monitoring,
+    ci_on: bool,
+    opts: pulumi.ResourceOptions,
+) -> Budget:
+    """The stack's budget, alerting its notification channel; CI's deployer may maintain it."""
+    settings = config.platform.cost.budget
+    deployer = deployer_member(naming.account_id("deployer"), config.project)
+    return Budget(
+        "budget",
+        BudgetArgs(
+            project=config.project,
+            billing_account=str(settings.billing_account),
+            display_name=f"{naming.display_prefix}: monthly budget",
+            monthly_usd=float(settings.monthly_usd or 0),
+            alert_thresholds=tuple(settings.alert_thresholds),
+            notification_channel=monitoring.channel.name if monitoring.channel else None,
+            members={Grantee.CI_DEPLOYER: [deployer]} if ci_on else {},
+        ),
+        opts,
     )
 
 

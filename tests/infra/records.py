@@ -20,6 +20,7 @@ _TARGET_KEYS = (
     "cloudFunction",
     "repository",
     "cryptoKeyId",
+    "billingAccountId",
     "name",
 )
 
@@ -99,6 +100,8 @@ API_OF_TYPE = {
     "gcp:projects/iAMMember:IAMMember": "cloudresourcemanager.googleapis.com",
     "gcp:projects/iAMCustomRole:IAMCustomRole": "iam.googleapis.com",
     "pulumi-python:dynamic/vertex:Promotion": "aiplatform.googleapis.com",
+    "gcp:billing/budget:Budget": "billingbudgets.googleapis.com",
+    "gcp:billing/accountIamMember:AccountIamMember": "cloudbilling.googleapis.com",
 }
 
 

@@ -159,3 +159,46 @@ def test_every_price_row_names_its_sku_source_date_and_certainty():
         assert row.certainty in ("confirmed", "catalog", "assumed"), row
         assert row.certainty != "assumed" or row.note, row
         assert row.usd > 0, row
+
+
+def test_the_budget_alerts_the_stack_channel_at_its_thresholds_and_on_forecast(stack_records):
+    record = stack_records["prod"]
+    (budget,) = record.of_type("gcp:billing/budget:Budget")
+    (channel,) = record.of_type("gcp:monitoring/notificationChannel:NotificationChannel")
+    inputs = budget.inputs
+    assert inputs["allUpdatesRule"]["monitoringNotificationChannels"] == [channel.outputs["name"]]
+    assert inputs["amount"]["specifiedAmount"] == {
+        "currencyCode": "USD",
+        "units": "500",
+        "nanos": 0.0,
+    }
+    rules = {(r["spendBasis"], r["thresholdPercent"]) for r in inputs["thresholdRules"]}
+    assert rules == {
+        ("CURRENT_SPEND", 0.5),
+        ("CURRENT_SPEND", 0.9),
+        ("CURRENT_SPEND", 1.0),
+        ("FORECASTED_SPEND", 1.0),
+    }
+    assert inputs["budgetFilter"]["projects"] == ["projects/123456789012"]
+    # CI's deployer may maintain the budget: the one grant on the billing account.
+    (grant,) = record.of_type("gcp:billing/accountIamMember:AccountIamMember")
+    assert grant.inputs["role"] == "roles/billing.costsManager"
+    assert grant.inputs["member"].startswith("serviceAccount:deployer-prod@")
+    assert grant.urn in record.depends_on(budget)
+
+
+def test_without_a_billing_account_there_is_no_budget():
+    values = copy.deepcopy(stack_config_values("staging"))
+    del values[PLATFORM]["cost"]
+    record = run_program("staging", config=values)
+    assert not record.of_type("tabular-mlops:billing:Budget")
+    assert "billingbudgets.googleapis.com" not in {
+        r.inputs["service"] for r in record.of_type("gcp:projects/service:Service")
+    }
+
+
+def test_a_budget_needs_an_amount():
+    values = copy.deepcopy(stack_config_values("prod"))
+    del values[PLATFORM]["cost"]["budget"]["monthly_usd"]
+    with pytest.raises(ConfigError, match="monthly_usd is required when billing_account is set"):
+        parse_stack_config(values, "Pulumi.prod.yaml")

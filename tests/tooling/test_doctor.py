@@ -99,7 +99,8 @@ def test_the_blocked_project_gets_each_finding_with_its_fix(staging_plan):
         == f"gcloud services enable cloudresourcemanager.googleapis.com --project {PROJECT}"
     )
     enabled_by_up = _find(findings, "apis", "`pulumi up` enables them")
-    assert "aiplatform.googleapis.com, notebooks.googleapis.com" in enabled_by_up.message
+    enabled_later = set(enabled_by_up.message.split(": ", 1)[1].split(", "))
+    assert {"aiplatform.googleapis.com", "notebooks.googleapis.com"} <= enabled_later
     quota = _find(findings, "quotas", "custom_model_serving_cpus")
     assert quota.status == FAIL
     assert "limit 1, the stack needs 2 (1 x 1 replicas of n1-standard-2)" in quota.message
