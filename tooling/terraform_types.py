@@ -23,7 +23,7 @@ MAPPING_FILE = Path(__file__).with_name("terraform_types.json")
 # The provider modules (the `gcp:<module>/…` part of a token) whose resources are kept: those the
 # platform declares today and their neighbours (networking, scheduling, secrets) it may grow into.
 MODULES = (
-    "artifactregistry", "bigquery", "cloudbuild", "cloudfunctionsv2", "cloudrunv2",
+    "artifactregistry", "bigquery", "billing", "cloudbuild", "cloudfunctionsv2", "cloudrunv2",
     "cloudscheduler", "colab", "compute", "dns", "eventarc", "iam", "kms", "logging", "monitoring",
     "networkconnectivity", "notebooks", "organizations", "projects", "pubsub", "secretmanager",
     "serviceaccount", "servicenetworking", "storage", "vertex", "workbench",
