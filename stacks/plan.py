@@ -470,7 +470,8 @@ def with_cost(document: dict[str, Any]) -> dict[str, Any]:
     settings = load_stack_file(PROJECT_ROOT / stack_file_name(stack)).platform.cost
     estimate = cost.estimate(document, settings)
     cost.check_budget(estimate, settings.budget, stack_file_name(stack))
-    estimate.budget_usd = settings.budget.monthly_usd
+    if settings.budget.billing_account:  # an amount alone is checked, but creates no budget
+        estimate.budget_usd = settings.budget.monthly_usd
     return {**document, "cost": estimate.to_json()}
 
 
