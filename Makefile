@@ -14,7 +14,7 @@ CHECKOV_VENV  := .venv-checkov
 CHECKOV_READY := $(CHECKOV_VENV)/.ready
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint format demo pipeline evaluate plan plan-diff cost-diff docs lock clean \
+.PHONY: help venv test lint format demo index pipeline evaluate plan plan-diff cost-diff docs lock clean \
         test-pipeline compile publish-image submit ci-variables serve acceptance promote init doctor \
         compliance bootstrap plan-bootstrap stack-init destroy ingest contract generate
 
@@ -23,10 +23,19 @@ help: ## list the commands
 
 venv: $(READY) ## create .venv from requirements.txt (done by every target that needs it)
 
+# The pinned packages (numpy 2.4, pandas 3.1, contourpy …) need Python 3.11 or newer: say so
+# before anything installs, not deep inside pip's resolver.
+PYTHON_VERSION_CHECK = $(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) \
+  else "tabular-mlops needs Python >= 3.11, found %d.%d (%s): install a newer one and run make \
+again with PYTHON=python3.11 (or newer)" % (v[0], v[1], sys.executable))'
+
 $(READY): requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "no $(PYTHON) on PATH: install Python >= 3.11, \
+	or name one with PYTHON=…" >&2; exit 2; }
+	@$(PYTHON_VERSION_CHECK)
 	@echo "==> creating $(VENV) from requirements.txt (about 2 minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --disable-pip-version-check --progress-bar on -r requirements.txt
 	@touch $@
 
 $(CHECKOV_READY): tooling/requirements-checkov.txt
@@ -51,8 +60,11 @@ format: $(READY) ## apply ruff's fixes and formatting
 # CONTRACT=path: the data contract of every local command (default: the staging stack's).
 CONTRACT_ARG = $(if $(CONTRACT),--contract '$(CONTRACT)')
 
-demo: $(READY) ## the lifecycle locally, stage by stage, with a closing report [CONTRACT=…]
-	$(PY) -m local.demo $(CONTRACT_ARG)
+demo: $(READY) ## the lifecycle locally, stage by stage (starts from an empty .local/; KEEP=1 keeps it) [CONTRACT=…]
+	$(PY) -m local.demo $(CONTRACT_ARG) $(if $(KEEP),--keep)
+
+index: $(READY) ## regenerate .local/index.html, the lifecycle page (every run does it too)
+	$(PY) -m local.lifecycle $(CONTRACT_ARG)
 
 pipeline: $(READY) ## the training pipeline, locally (kfp.local) on the local warehouse
 	$(PY) -m pipeline_src.run_local $(CONTRACT_ARG)

@@ -18,12 +18,12 @@ import argparse
 import contextlib
 import os
 import re
-import shutil
 import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +156,7 @@ def execute(
 
 def run(env: LocalEnvironment, *, say: Callable[[str], None] = print, **overrides: Any) -> LocalRun:
     """Run the training pipeline on the local stand-ins; raise PipelineFailed if a task fails."""
+    from local.lifecycle import write_index
     from local.registry import LocalEndpoint, LocalModelRegistry
     from pipeline_src.components.common import read_json
     from pipeline_src.training import training_pipeline
@@ -166,15 +167,20 @@ def run(env: LocalEnvironment, *, say: Callable[[str], None] = print, **override
     started = time.perf_counter()
     result, log_path = execute(env, training_pipeline, parameters, log_name="training", say=say)
     evaluation = read_json(result.outputs["evaluation"].path)
-    # The artifact has no extension; a copy named .html opens in any browser.
-    produced = Path(result.outputs["report"].path)
-    report = env.root / "reports" / f"{produced.parent.parent.name}.html"
-    report.parent.mkdir(exist_ok=True)
-    shutil.copyfile(produced, report)
     serving = LocalEndpoint(env.endpoints_dir, STAGING_ENDPOINT).serving()
     candidate = None
     if result.outputs["decision"] == "register":  # registered as the model's default version
         candidate = LocalModelRegistry(env.registry_dir).get(parameters["model_id"]).resource_name
+    new_version = {"deploy": serving.resource_name if serving else None, "register": candidate}
+    report = _copy_report(
+        env,
+        Path(result.outputs["report"].path),
+        result.outputs["decision"],
+        result.outputs["reason"],
+        version=new_version.get(result.outputs["decision"]),
+        commit=parameters["git_commit"],
+    )
+    write_index(env)
     return LocalRun(
         decision=result.outputs["decision"],
         reason=result.outputs["reason"],
@@ -185,6 +191,31 @@ def run(env: LocalEnvironment, *, say: Callable[[str], None] = print, **override
         serving=serving.resource_name if serving else None,
         candidate=candidate,
     )
+
+
+def _copy_report(
+    env: LocalEnvironment,
+    produced: Path,
+    decision: str,
+    reason: str,
+    version: str | None,
+    commit: str,
+) -> Path:
+    """The run's report as `<root>/reports/<run>.html`, headed by the gate's decision."""
+    from pipeline_src.lifecycle_page import headed_by_decision
+
+    run_id = produced.parent.parent.name  # the run's folder under the pipeline root
+    facts = {
+        "model version": version or "none registered",
+        "run": run_id,
+        "code commit": commit or "unknown",
+        "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+    }
+    report = env.root / "reports" / f"{run_id}.html"
+    report.parent.mkdir(exist_ok=True)
+    page = produced.read_text(encoding="utf-8")  # the artifact has no extension; .html opens
+    report.write_text(headed_by_decision(page, decision, reason, facts), encoding="utf-8")
+    return report
 
 
 @contextlib.contextmanager
@@ -276,6 +307,7 @@ def summary(outcome: LocalRun) -> list[str]:
             else []
         ),
         f"report: {outcome.report}",
+        f"every run so far: {outcome.report.parent.parent / 'index.html'}",
     ]
 
 

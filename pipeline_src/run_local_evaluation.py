@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from local.environment import LocalEnvironment
+from local.lifecycle import write_index
 from pipeline_src.compile import typed_arguments
 from pipeline_src.evaluation import evaluation_pipeline
 from pipeline_src.run_local import (
@@ -86,8 +87,11 @@ def run(
     report = _copy_report(env, record["evaluation_id"])
     retraining = None
     if record.get("triggered_run"):
+        # The verdict first: the retraining it causes follows.
+        say(f"verdict: {record['decision']}: {record['reason']}")
         say(f"retraining {record['triggered_run']} requested: running the training pipeline")
         retraining = carry_out(env, record["triggered_run"], say)
+    write_index(env)
     return LocalEvaluation(
         record=record,
         report=report,
@@ -163,15 +167,15 @@ def _copy_report(env: LocalEnvironment, evaluation_id: str) -> Path | None:
 def summary(outcome: LocalEvaluation) -> list[str]:
     """The run's outcome in a few lines."""
     record = outcome.record
-    lines = [
-        f"judged {record['model_version']} on {record['rows']} new rows",
-        f"{record['decision']}: {record['reason']}",
-    ]
+    lines = [f"judged {record['model_version']} on {record['rows']} new rows: {record['decision']}"]
+    if not outcome.retraining:  # with a retraining, the reason was said before it ran
+        lines.append(f"why: {record['reason']}")
     if record.get("value") is not None:
         drift = ", ".join(f"{k} {v:.2f}" for k, v in sorted(outcome.drift.items()))
         lines.append(f"drift (PSI / Jensen-Shannon): {drift}")
     if outcome.report:
         lines.append(f"report: {outcome.report}")
+        lines.append(f"every run so far: {outcome.report.parent.parent / 'index.html'}")
     if outcome.retraining:
         run = outcome.retraining
         lines.append(

@@ -180,24 +180,64 @@ def html_figures(plots: dict) -> str:
     for name, path in plots.items():
         with open(path, "rb") as image:
             encoded = base64.b64encode(image.read()).decode("ascii")
+        # No caption: every plot carries its own title (a caption only repeated it).
         figures += (
-            f'<figure><img alt="{escape(name)}" src="data:image/png;base64,{encoded}">'
-            f"<figcaption>{escape(name.replace('_', ' '))}</figcaption></figure>"
+            f'<figure><img alt="{escape(name.replace("_", " "))}" '
+            f'src="data:image/png;base64,{encoded}"></figure>'
         )
     return figures
 
 
+def decision_badge(decision: str) -> str:
+    """A decision or status as a coloured badge a person reads at a glance (html_page's CSS)."""
+    from html import escape
+
+    text, tone = {
+        "deploy": ("deployed", "good"),
+        "register": ("registered as a candidate", "candidate"),
+        "keep_champion": ("kept the champion", "neutral"),
+        "healthy": ("healthy", "good"),
+        "degraded": ("degraded", "bad"),
+        "already_triggered": ("degraded", "bad"),
+        "not_enough_data": ("not enough new data", "neutral"),
+        "LOADED": ("loaded", "good"),
+        "REJECTED": ("rejected", "bad"),
+        "DUPLICATE": ("duplicate", "neutral"),
+        "FAILED": ("failed", "bad"),
+    }.get(decision or "", (decision or "unknown", "neutral"))
+    return f'<span class="badge {tone}">{escape(text)}</span>'
+
+
 def html_page(title: str, body: str, image_width: int = 500) -> str:
-    """A self-contained HTML page in the reports' common style; `body` is HTML."""
+    """A self-contained HTML page in the reports' common style; `body` is HTML.
+
+    Images never exceed the window (a narrow screen scales them, no sideways scrolling); wide
+    tables scroll inside their own box. `.badge` marks a decision (good, bad, candidate, neutral).
+    """
     from html import escape
 
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; }}
-td, th {{ border: 1px solid #ccc; padding: 0.3rem 0.8rem; text-align: left; }}
-figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: {image_width}px; }}
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 1200px;
+        color: #222; line-height: 1.4; }}
+table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; display: block; overflow-x: auto; }}
+td, th {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }}
+thead th {{ background: #f3f3f3; }}
+td.why {{ min-width: 10rem; max-width: 32rem; font-size: 0.9em; }}
+.when {{ white-space: nowrap; }}
+figure {{ display: inline-block; margin: 0.5rem; max-width: 100%; vertical-align: top; }}
+img {{ max-width: min(100%, {image_width}px); height: auto; }}
+.badge {{ display: inline-block; padding: 0.1rem 0.6rem; border-radius: 1rem; font-weight: 600;
+          white-space: nowrap; background: #e8e8e8; color: #333; }}
+.badge.good {{ background: #d7f0dc; color: #14532d; }}
+.badge.bad {{ background: #fbd9d9; color: #7f1d1d; }}
+.badge.candidate {{ background: #dbe8fb; color: #1e3a8a; }}
+.headline {{ font-size: 1.25rem; margin: 0.5rem 0; }}
+.meta, .empty {{ color: #666; }}
+code {{ font-size: 0.9em; }}
 </style></head><body>
 <h1>{escape(title)}</h1>
 {body}

@@ -181,6 +181,17 @@ def render_plots(evaluation: dict, labels, probabilities, out_dir: str) -> dict:
     return paths
 
 
+def readable_snapshot(snapshot_id: str) -> str:
+    """'20261207t002409z' as '2026-12-07 00:24:09 UTC (20261207t002409z)'; others as they are."""
+    import re
+
+    stamp = re.match(r"^(\d{4})(\d\d)(\d\d)t(\d\d)(\d\d)(\d\d)z$", snapshot_id or "")
+    if not stamp:
+        return snapshot_id
+    year, month, day, hour, minute, second = stamp.groups()
+    return f"{year}-{month}-{day} {hour}:{minute}:{second} UTC ({snapshot_id})"
+
+
 def render_report(evaluation: dict, plots: dict, context: dict) -> str:
     """One self-contained HTML page: metrics against the baseline, per class, and the plots."""
     from html import escape
@@ -234,6 +245,7 @@ def render_report(evaluation: dict, plots: dict, context: dict) -> str:
         write_json,
         classification_metrics,
         evaluate_classifier,
+        readable_snapshot,
         render_plots,
         render_report,
     ),
@@ -281,7 +293,7 @@ def evaluate(
     signature = read_json(os.path.join(model.path, "model.json"))
     context = {
         "dataset": f"{spec['name']} (contract v{spec['version']})",
-        "data snapshot": snapshot_id,
+        "data snapshot": readable_snapshot(snapshot_id),
         "rows": f"train {results['rows']['train']}, test {results['rows']['test']}",
         "estimator": signature["estimator"],
         "hyperparameters": ", ".join(f"{k}={v}" for k, v in signature["hyperparameters"].items()),

@@ -9,6 +9,7 @@ and each numeric feature's new distribution over its training baseline.
 from kfp.dsl import HTML, Artifact, Dataset, Input, Output
 
 from pipeline_src.components.common import (
+    decision_badge,
     html_figures,
     html_page,
     local_environment,
@@ -18,8 +19,9 @@ from pipeline_src.components.common import (
 from pipeline_src.components.new_data import query_local_warehouse, warehouse_rows
 
 
-def history_plots(history, min_accuracy: float, out_dir: str) -> dict:
-    """Accuracy and drift over time (one point per evaluation that measured them), as PNGs."""
+def history_plots(history, min_accuracy: float, categorical: list, out_dir: str) -> dict:
+    """Accuracy and drift over time (one point per evaluation that measured them), as PNGs;
+    `categorical` names the features whose drift is a Jensen-Shannon distance."""
     import json
     import os
 
@@ -43,10 +45,11 @@ def history_plots(history, min_accuracy: float, out_dir: str) -> dict:
     ]
 
     def label_steps(axes) -> None:
-        axes.set_xticks(steps, ticks, fontsize="x-small")
+        axes.set_xticks(steps, ticks, fontsize=9)
         axes.set_xlim(-0.5, len(steps) - 0.5)
+        axes.set_xlabel("evaluation (time, model version)", fontsize=10)
 
-    figure, axes = plt.subplots(figsize=(7, 3.8))
+    figure, axes = plt.subplots(figsize=(8, 4))
     axes.plot(steps, measured["value"], marker="o", label="accuracy on new data")
     axes.plot(steps, measured["baseline_value"], marker="x", ls="--", label="test-time accuracy")
     axes.axhline(min_accuracy, color="#c44e52", ls=":", label=f"bar ({min_accuracy:.2f})")
@@ -54,8 +57,9 @@ def history_plots(history, min_accuracy: float, out_dir: str) -> dict:
         if decision in ("degraded", "already_triggered"):
             axes.axvspan(step - 0.3, step + 0.3, color="#c44e52", alpha=0.15)
     axes.set_ylim(0, 1.02)
-    axes.set_title("Served model's accuracy per evaluation (red: degraded)")
-    axes.legend(loc="lower left", fontsize="small")
+    axes.set_ylabel("accuracy", fontsize=10)
+    axes.set_title("Served model's accuracy per evaluation (red: degraded)", fontsize=11)
+    axes.legend(loc="lower left", fontsize=9)
     label_steps(axes)
     figure.tight_layout()
     paths["accuracy_over_time"] = os.path.join(out_dir, "accuracy_over_time.png")
@@ -63,14 +67,26 @@ def history_plots(history, min_accuracy: float, out_dir: str) -> dict:
     plt.close(figure)
 
     drift = pd.DataFrame([json.loads(d) if d else {} for d in measured["drift"]], index=steps)
-    if not drift.empty and len(drift.columns):
-        figure, axes = plt.subplots(figsize=(7, 3.8))
-        for name in drift.columns:
-            axes.plot(drift.index, drift[name], marker="o", label=name)
-        axes.axhline(0.2, color="#c44e52", ls=":", label="PSI 0.2 (significant)")
-        axes.set_title("Feature drift per evaluation (PSI numeric, Jensen-Shannon categorical)")
-        axes.legend(loc="upper left", fontsize="x-small", ncol=2)
-        label_steps(axes)
+    # PSI (numeric features) and Jensen-Shannon (categorical) are different scales: one panel
+    # each, so neither hides the other.
+    panels = [
+        (title, [c for c in drift.columns if (c in categorical) == is_categorical], limit)
+        for title, is_categorical, limit in (
+            ("numeric features: PSI", False, 0.2),
+            ("categorical features: Jensen-Shannon distance", True, 0.1),
+        )
+    ]
+    panels = [panel for panel in panels if panel[1]]
+    if panels:
+        figure, grid = plt.subplots(len(panels), 1, figsize=(8, 3.2 * len(panels)), squeeze=False)
+        for axes, (title, columns, limit) in zip(grid[:, 0], panels, strict=True):
+            for name in columns:
+                axes.plot(drift.index, drift[name], marker="o", label=name)
+            axes.axhline(limit, color="#c44e52", ls=":", label=f"significant ({limit})")
+            axes.set_title(f"Drift per evaluation, {title}", fontsize=11)
+            axes.set_ylabel(title.split(": ")[1], fontsize=10)
+            axes.legend(loc="upper left", fontsize=9, ncol=2)
+            label_steps(axes)
         figure.tight_layout()
         paths["drift_over_time"] = os.path.join(out_dir, "drift_over_time.png")
         figure.savefig(paths["drift_over_time"], dpi=100)
@@ -79,7 +95,8 @@ def history_plots(history, min_accuracy: float, out_dir: str) -> dict:
 
 
 def distribution_plots(baseline: dict, frame, out_dir: str) -> dict:
-    """Each numeric feature's new distribution over the baseline's decile bins, as one PNG."""
+    """Each feature's new distribution beside its training baseline, as one PNG: numeric ones
+    over the training deciles, categorical ones per category."""
     import os
 
     import matplotlib
@@ -88,27 +105,42 @@ def distribution_plots(baseline: dict, frame, out_dir: str) -> dict:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    numeric = [
+    features = [
         (name, stats)
         for name, stats in baseline["features"].items()
-        if stats["kind"] == "numeric" and "histogram" in stats and name in frame.columns
+        if name in frame.columns and ("histogram" in stats or "frequencies" in stats)
     ]
-    if not numeric:
+    if not features:
         return {}
-    figure, grid = plt.subplots(1, len(numeric), figsize=(3.2 * len(numeric), 3), squeeze=False)
-    for axes, (name, stats) in zip(grid[0], numeric, strict=True):
-        edges = np.asarray(stats["histogram"]["edges"], dtype=float)
-        expected = np.asarray(stats["histogram"]["counts"], dtype=float)
-        open_edges = edges.copy()
-        open_edges[0], open_edges[-1] = -np.inf, np.inf
-        values = frame[name].dropna().astype(float)
-        actual = np.histogram(values, bins=open_edges)[0].astype(float)
-        positions = np.arange(len(expected))
+    columns = min(2, len(features))  # two across: still legible when a narrow window scales it
+    rows = -(-len(features) // columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    for axes, (name, stats) in zip(grid.flat, features, strict=False):
+        if "histogram" in stats:
+            edges = np.asarray(stats["histogram"]["edges"], dtype=float)
+            expected = np.asarray(stats["histogram"]["counts"], dtype=float)
+            open_edges = edges.copy()
+            open_edges[0], open_edges[-1] = -np.inf, np.inf
+            values = frame[name].dropna().astype(float)
+            actual = np.histogram(values, bins=open_edges)[0].astype(float)
+            labels = [str(i + 1) for i in range(len(expected))]
+            axes.set_xlabel("training decile (1 = lowest values)", fontsize=10)
+        else:
+            labels = sorted(stats["frequencies"])
+            expected = np.asarray([stats["frequencies"][c] for c in labels], dtype=float)
+            counts = frame[name].dropna().astype(str).value_counts()
+            actual = np.asarray([counts.get(c, 0) for c in labels], dtype=float)
+            axes.set_xlabel("category", fontsize=10)
+        positions = np.arange(len(labels))
         axes.bar(positions - 0.2, expected / max(expected.sum(), 1), 0.4, label="training")
         axes.bar(positions + 0.2, actual / max(actual.sum(), 1), 0.4, label="new")
-        axes.set_title(name, fontsize="small")
-        axes.set_xlabel("training decile bin", fontsize="x-small")
-    grid[0][0].legend(fontsize="x-small")
+        axes.set_xticks(positions, labels, fontsize=9)
+        axes.tick_params(axis="y", labelsize=9)
+        axes.set_title(name, fontsize=11)
+        axes.set_ylabel("share of rows", fontsize=10)
+    for axes in list(grid.flat)[len(features) :]:
+        axes.set_visible(False)
+    grid[0][0].legend(fontsize=9)
     figure.tight_layout()
     path = os.path.join(out_dir, "distributions.png")
     figure.savefig(path, dpi=100)
@@ -117,9 +149,10 @@ def distribution_plots(baseline: dict, frame, out_dir: str) -> dict:
 
 
 def render_evaluation_report(
-    result: dict, decision: str, reason: str, plots: dict, context: dict
+    result: dict, decision: str, reason: str, plots: dict, context: dict, batch_files: dict
 ) -> str:
-    """The page: facts, decision, metrics, drift table and the plots (embedded)."""
+    """The page: decision, facts, metrics, drift table and the plots (embedded); batches are
+    named by the file that brought them (`batch_files`: batch id -> file name)."""
     from html import escape
 
     facts = "".join(
@@ -135,13 +168,13 @@ def render_evaluation_report(
         for c, v in result["metrics"]["recall"].items()
     )
     batches = "".join(
-        f"<tr><td>{escape(b)}</td><td>{v:.3f}</td></tr>"
+        f"<tr><td>{escape(batch_files.get(b, b))}</td><td>{v:.3f}</td></tr>"
         for b, v in result["per_batch_accuracy"].items()
     )
     title = f"Continuous evaluation of {result['model']}"
     return html_page(
         title,
-        f"""<p class="decision"><strong>{escape(decision)}</strong></p><p>{escape(reason)}</p>
+        f"""<p class="headline">{decision_badge(decision)} {escape(reason)}</p>
 <table>{facts}</table>
 <h2>On the new data</h2>
 <table><tr><th>metric</th><th>value</th></tr>
@@ -150,11 +183,11 @@ def render_evaluation_report(
 <tr><td>balanced accuracy</td><td>{result["metrics"]["balanced_accuracy"]:.3f}</td></tr>
 <tr><td>macro F1</td><td>{result["metrics"]["f1_macro"]:.3f}</td></tr></table>
 <h3>Recall per class</h3><table><tr><th>class</th><th>recall</th></tr>{recall}</table>
-<h3>Accuracy per ingestion batch</h3>
-<table><tr><th>batch</th><th>accuracy</th></tr>{batches}</table>
+<h3>Accuracy per ingested file</h3>
+<table><tr><th>file</th><th>accuracy</th></tr>{batches}</table>
 <h2>Drift against the training baseline</h2>
 <table><tr><th>feature</th><th>statistic</th><th>value</th><th>significant</th></tr>{drift}</table>
-<h2>Over time</h2>
+<h2>Over time, and the new data's distributions</h2>
 {html_figures(plots)}""",
         image_width=1000,
     )
@@ -163,6 +196,7 @@ def render_evaluation_report(
 @pipeline_component(
     packages=("pandas", "pyarrow", "matplotlib", "google-cloud-bigquery"),
     helpers=(
+        decision_badge,
         html_figures,
         html_page,
         local_environment,
@@ -189,6 +223,7 @@ def evaluation_report(
     report: Output[HTML],
     plots: Output[Artifact],
     evaluations_table: str = "evaluations",
+    ingestion_log_table: str = "ingestion_log",
     local_root: str = "",
 ):
     """Render the evaluation report with the history of every evaluation so far."""
@@ -196,28 +231,37 @@ def evaluation_report(
 
     result = read_json(assessment.path)
     model = read_json(served.path)
-    history = warehouse_rows(
-        project,
-        bq_location,
-        local_root,
-        dataset,
+
+    def rows(sql: str, tables: list):
+        return warehouse_rows(project, bq_location, local_root, dataset, sql, {}, tables)
+
+    history = rows(
         "SELECT evaluation_id, model_version, decision, value, baseline_value, drift, "
         f"evaluated_at FROM `{dataset}`.`{evaluations_table}` ORDER BY evaluated_at",
-        {},
         [evaluations_table],
     ).to_pandas()
-    paths = history_plots(history, min_accuracy, plots.path)
+    # People know a batch by the file they uploaded, not by its id.
+    uploads = rows(
+        f"SELECT batch_id, source_uri FROM `{dataset}`.`{ingestion_log_table}` "
+        "WHERE status = 'LOADED'",
+        [ingestion_log_table],
+    ).to_pylist()
+    batch_files = {u["batch_id"]: u["source_uri"].rsplit("/", 1)[-1] for u in uploads}
+    features = model["baseline"]["features"]
+    categorical = [name for name, stats in features.items() if stats["kind"] == "categorical"]
+    paths = history_plots(history, min_accuracy, categorical, plots.path)
     paths.update(distribution_plots(model["baseline"], pd.read_parquet(new_rows.path), plots.path))
+    trained_until = pd.Timestamp(model["trained_until"])
     context = {
         "evaluation": evaluation_id,
         "model": f"{result['model']} ({model['where']})",
-        "trained on data up to": model["trained_until"],
+        "trained on data up to": f"{trained_until:%Y-%m-%d %H:%M} UTC",
         "new rows": result["metrics"]["rows"],
-        "batches": ", ".join(result["per_batch_accuracy"]),
+        "files": ", ".join(batch_files.get(b, b) for b in result["per_batch_accuracy"]),
         "retraining started": triggered_run or "none",
         "evaluations so far": len(history),
     }
     with open(report.path, "w", encoding="utf-8") as page:
-        page.write(render_evaluation_report(result, decision, reason, paths, context))
+        page.write(render_evaluation_report(result, decision, reason, paths, context, batch_files))
     report.metadata.update({"decision": decision, "evaluations": len(history)})
     print(f"report with {len(history)} evaluations written")

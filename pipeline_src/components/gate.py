@@ -52,23 +52,23 @@ def decide(
         promoted = "; the endpoint is deployed by promotion: registered as a candidate for QA"
     if challenger < min_accuracy:
         return "keep_champion", (
-            f"challenger accuracy {challenger:.4f} is below the bar of {min_accuracy:.4f}"
+            f"challenger accuracy {challenger:.3f} is below the bar of {min_accuracy:.3f}"
         )
     if champion is None:
         return wins, (
-            f"no champion to compare with ({basis}); challenger accuracy {challenger:.4f} "
-            f"clears the bar of {min_accuracy:.4f}{promoted}"
+            f"no champion to compare with ({basis}); challenger accuracy {challenger:.3f} "
+            f"clears the bar of {min_accuracy:.3f}{promoted}"
         )
     improvement = round(challenger - champion, 9)  # accuracies are ratios of small integers
-    versus = f"champion {champion_name} ({champion:.4f}, {basis})"
+    versus = f"champion {champion_name} ({champion:.3f}, {basis})"
     if improvement > 0 and improvement >= min_improvement:
         return wins, (
-            f"challenger accuracy {challenger:.4f} beats {versus} by {improvement:.4f}, "
-            f"at least the margin of {min_improvement:.4f}{promoted}"
+            f"challenger accuracy {challenger:.3f} beats {versus} by {improvement:.3f}, "
+            f"at least the margin of {min_improvement:.3f}{promoted}"
         )
     return "keep_champion", (
-        f"challenger accuracy {challenger:.4f} does not beat {versus} by more than zero and by "
-        f"at least the margin of {min_improvement:.4f}"
+        f"challenger accuracy {challenger:.3f} does not beat {versus} by more than zero and by "
+        f"at least the margin of {min_improvement:.3f}"
     )
 
 

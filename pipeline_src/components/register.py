@@ -161,8 +161,8 @@ def register(
         "version_aliases": [alias],
         "version_description": (
             f"Trained on snapshot {snapshot_id} at commit {git_commit} by run {run_id}. Test "
-            f"accuracy {scores['accuracy']:.4f} (baseline {results['baseline']['accuracy']:.4f}),"
-            f" log loss {scores['log_loss']:.4f}. Gate: {gate_reason}"
+            f"accuracy {scores['accuracy']:.3f} (baseline {results['baseline']['accuracy']:.3f}),"
+            f" log loss {scores['log_loss']:.3f}. Gate: {gate_reason}"
         ),
         "is_default_version": True,
     }

@@ -51,18 +51,18 @@ def decide(
     if rows < min_new_rows:
         return "not_enough_data", f"{rows} new labelled rows; at least {min_new_rows} are needed"
     drop = test_accuracy - accuracy
+    change = f"drop {drop:.3f}" if drop >= 0 else f"gain {-drop:.3f}"
     measured = (
-        f"accuracy {accuracy:.4f} on {rows} new rows vs {test_accuracy:.4f} at test time "
-        f"(drop {drop:+.4f})"
+        f"accuracy {accuracy:.3f} on {rows} new rows vs {test_accuracy:.3f} at test time ({change})"
     )
     problems = []
     if accuracy < min_accuracy:
-        problems.append(f"below the bar of {min_accuracy:.4f}")
+        problems.append(f"below the bar of {min_accuracy:.3f}")
     if drop > max_degradation:
-        problems.append(f"a drop beyond the allowed {max_degradation:.4f}")
+        problems.append(f"a drop beyond the allowed {max_degradation:.3f}")
     if not problems:
         return "healthy", (
-            f"{measured}: at least {min_accuracy:.4f} and within {max_degradation:.4f} "
+            f"{measured}: at least {min_accuracy:.3f} and within {max_degradation:.3f} "
             "of the test-time accuracy"
         )
     degraded = f"{measured}: {' and '.join(problems)}"

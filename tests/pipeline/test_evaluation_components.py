@@ -43,10 +43,10 @@ def test_component_source_is_self_contained(component):
     ("rows", "accuracy", "test_accuracy", "triggered", "decision", "why"),
     [
         (199, 0.5, 0.98, "", "not_enough_data", "199 new labelled rows; at least 200"),
-        (400, 0.95, 0.98, "", "healthy", "within 0.0500"),
-        (400, 0.93, 0.98, "", "healthy", "drop +0.0500"),  # exactly the allowed drop
-        (400, 0.80, 0.82, "", "degraded", "below the bar of 0.8500"),
-        (400, 0.90, 0.98, "", "degraded", "a drop beyond the allowed 0.0500"),
+        (400, 0.95, 0.98, "", "healthy", "within 0.050"),
+        (400, 0.93, 0.98, "", "healthy", "drop 0.050"),  # exactly the allowed drop
+        (400, 0.80, 0.82, "", "degraded", "below the bar of 0.850"),
+        (400, 0.90, 0.98, "", "degraded", "a drop beyond the allowed 0.050"),
         (400, 0.60, 0.98, "retrain-x", "already_triggered", "retraining retrain-x was already"),
         (400, 0.95, 0.98, "retrain-x", "healthy", "within"),  # a pass never says triggered
     ],
@@ -261,7 +261,7 @@ def test_report_plots_every_measured_evaluation_and_embeds_them(tmp_path):
                                             "2026-12-01T10:00Z"]),
         }
     )  # fmt: skip
-    plots = history_plots(history, 0.85, str(tmp_path))
+    plots = history_plots(history, 0.85, [], str(tmp_path))
     assert sorted(plots) == ["accuracy_over_time", "drift_over_time"]
     result = {
         "model": "m@1", "value": 0.68, "test_value": 0.98,
@@ -269,10 +269,32 @@ def test_report_plots_every_measured_evaluation_and_embeds_them(tmp_path):
         "per_batch_accuracy": {"batch-1": 0.68},
         "drift": {"bill": {"statistic": "psi", "value": 2.5, "drifted": True}},
     }  # fmt: skip
-    page = render_evaluation_report(result, "degraded", "accuracy 0.68 < 0.85", plots, {"k": "v"})
+    page = render_evaluation_report(
+        result, "degraded", "accuracy 0.68 < 0.85", plots, {"k": "v"}, {"batch-1": "june.csv"}
+    )
     assert page.count("data:image/png;base64,") == 2
-    assert "degraded" in page and "batch-1" in page and "<td>psi</td><td>2.500</td>" in page
-    assert history_plots(history.iloc[2:], 0.85, str(tmp_path / "none")) == {}  # nothing measured
+    assert '<span class="badge bad">degraded</span>' in page
+    assert "<td>june.csv</td>" in page and "batch-1" not in page  # batches by their file
+    assert "<td>psi</td><td>2.500</td>" in page
+    assert history_plots(history.iloc[2:], 0.85, [], str(tmp_path / "none")) == {}  # none measured
+
+
+def test_distributions_show_categorical_features_beside_numeric_ones(tmp_path):
+    from matplotlib.image import imread
+
+    from pipeline_src.components.evaluation_report import distribution_plots
+
+    baseline = {
+        "features": {
+            "bill": {"kind": "numeric", "histogram": {"edges": [30, 40, 50, 60],
+                                                      "counts": [10, 20, 10]}},
+            "island": {"kind": "categorical", "frequencies": {"Biscoe": 0.5, "Dream": 0.5}},
+        }
+    }  # fmt: skip
+    frame = pd.DataFrame({"bill": [35.0, 45.0, 70.0], "island": ["Dream", "Dream", "Biscoe"]})
+    plots = distribution_plots(baseline, frame, str(tmp_path))
+    height, width, _ = imread(plots["distributions"]).shape
+    assert width > 700 and height > 300  # two panels side by side, readable size
 
 
 def test_bigquery_queries_type_their_parameters():

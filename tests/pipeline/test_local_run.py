@@ -28,7 +28,11 @@ def test_the_gate_deploys_a_better_model_and_keeps_the_champion_against_a_worse(
     model, baseline = first.evaluation["model"], first.evaluation["baseline"]
     assert model["accuracy"] > 0.95 and baseline["accuracy"] < 0.5
     assert first.report.suffix == ".html" and first.report.parent == env.root / "reports"
-    assert first.report.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    first_page = first.report.read_text(encoding="utf-8")
+    assert first_page.startswith("<!DOCTYPE html>")
+    # The report leads with what happened, and which version, run and commit it was.
+    assert first_page.index('<span class="badge good">deployed</span>') < first_page.index("<h2>")
+    assert f"<td>{env.model_id}@1</td>" in first_page and first.report.stem in first_page
 
     registry = LocalModelRegistry(env.registry_dir)
     champion = registry.get(env.model_id, "staging")
@@ -41,6 +45,10 @@ def test_the_gate_deploys_a_better_model_and_keeps_the_champion_against_a_worse(
     second = run(env, say=progress.append, max_iter=1, learning_rate=0.01, min_accuracy=0.3)
     assert second.decision == "keep_champion"
     assert f"does not beat champion {champion.resource_name}" in second.reason
+    assert '<span class="badge neutral">kept the champion</span>' in second.report.read_text()
+    # The lifecycle page lists both runs, newest first, each linking its report.
+    index = (env.root / "index.html").read_text()
+    assert index.index(second.report.name) < index.index(first.report.name)
     assert second.serving == first.serving
     assert [v.version_id for v in registry.versions(env.model_id)] == ["1"]
 

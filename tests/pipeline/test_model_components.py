@@ -152,13 +152,13 @@ def test_report_is_one_page_with_metrics_and_plots(evaluated):
 @pytest.mark.parametrize(
     ("challenger", "champion", "margin", "decision", "says"),
     [
-        (0.85, None, 0.0, "keep_champion", "below the bar of 0.9000"),
+        (0.85, None, 0.0, "keep_champion", "below the bar of 0.900"),
         (0.95, None, 0.0, "deploy", "no champion to compare with"),
         (0.97, 0.95, 0.0, "deploy", "beats champion m@1"),
         (0.95, 0.95, 0.0, "keep_champion", "does not beat"),
         (0.94, 0.95, 0.0, "keep_champion", "does not beat"),
-        (0.96, 0.95, 0.02, "keep_champion", "margin of 0.0200"),
-        (0.97, 0.95, 0.02, "deploy", "by 0.0200"),
+        (0.96, 0.95, 0.02, "keep_champion", "margin of 0.020"),
+        (0.97, 0.95, 0.02, "deploy", "by 0.020"),
         (0.89, 0.50, 0.0, "keep_champion", "below the bar"),  # better, yet not good enough
     ],
 )

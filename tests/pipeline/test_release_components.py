@@ -74,7 +74,7 @@ def test_register_locally_adds_a_version_with_its_bundle_labels_and_alias(
     assert latest.labels["git_commit"] == "0123456789ab"
     assert latest.labels["accuracy"] == "0_9855" and latest.labels["stack"] == "staging"
     assert latest.serving_container_image_uri == "registry/pipeline:deps-1"
-    assert "Test accuracy 0.9855 (baseline 0.4348)" in latest.version_description
+    assert "Test accuracy 0.986 (baseline 0.435)" in latest.version_description
     assert registered.metadata["version"] == "1"
 
 
