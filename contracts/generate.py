@@ -469,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     mb = result.bytes / 1024**2
     print(
         f"{result.path}: {result.rows} rows, {mb:.1f} MB in {result.seconds:.1f} s "
-        f"({mb / max(result.seconds, 1e-9):.0f} MB/s), keys {result.key_prefix}-…"
+        f"({mb / max(result.seconds, 1e-9):.0f} MB/s), "
+        + (f"keys {result.key_prefix}-…" if contract.key_columns else "no key column")
     )
     return 0
 

@@ -24,6 +24,10 @@ from local.environment import (
 )
 
 
+class DemoStopped(Exception):
+    """A stage cannot go on for this dataset; the message says why and what to run instead."""
+
+
 @dataclass(frozen=True)
 class DemoContext:
     env: LocalEnvironment
@@ -89,6 +93,12 @@ def stage_train(ctx: DemoContext) -> str:
     outcome = run(ctx.env, say=say)
     for line in summary(outcome):
         say(line)
+    if outcome.serving is None:
+        raise DemoStopped(
+            f"the gate deployed nothing ({outcome.reason}), and the later stages need a model on "
+            "staging; to train this dataset with a bar of its own: python -m "
+            f"pipeline_src.run_local --contract {ctx.env.contract_path} --param min_accuracy=0.85"
+        )
     model, baseline = outcome.evaluation["model"], outcome.evaluation["baseline"]
     return (
         f"test accuracy {model['accuracy']:.3f} vs baseline {baseline['accuracy']:.3f}; "
@@ -270,16 +280,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     report = []
     started = time.perf_counter()
+    stopped = None
     for number, (name, stage) in enumerate(STAGES, start=1):
         print(f"\n[{number}/{len(STAGES)}] {name}: {(stage.__doc__ or '').strip()}", flush=True)
         stage_started = time.perf_counter()
-        summary = stage(ctx)
+        try:
+            summary = stage(ctx)
+        except DemoStopped as stop:
+            stopped = f"stopped at {name}: {stop}"
+            break
         report.append((name, summary, time.perf_counter() - stage_started))
     print("\n=== report")
     for name, summary, seconds in report:
         print(f"  {name:<10} {summary}  ({seconds:.1f} s)")
-    print(f"  total {time.perf_counter() - started:.1f} s")
-    return 0
+    elapsed = time.perf_counter() - started
+    print(f"  {stopped} ({elapsed:.1f} s)" if stopped else f"  total {elapsed:.1f} s")
+    return 1 if stopped else 0
 
 
 if __name__ == "__main__":
