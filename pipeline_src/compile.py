@@ -25,25 +25,30 @@ import yaml
 from kfp import compiler
 
 from pipeline_src.image import PLACEHOLDER_IMAGE, PROJECT_ROOT
+from pipeline_src.sizing import Limits, sized_pipeline
 from pipeline_src.training import training_pipeline
 
 DEFAULT_OUT = PROJECT_ROOT / "build" / "training-pipeline.yaml"
 
 
 def compile_spec(
-    image: str, defaults: Mapping[str, Any] | None = None, pipeline: Any = training_pipeline
+    image: str,
+    defaults: Mapping[str, Any] | None = None,
+    pipeline: Any = training_pipeline,
+    limits: Limits | None = None,
 ) -> dict[str, Any]:
     """The pipeline spec (a dict) with every component running on `image`.
 
     `defaults` become the defaults of those pipeline parameters in the spec (checked and typed by
     `typed_arguments`), so a run that does not pass them uses them. `pipeline` is the training
     pipeline unless another is named (the evaluation pipeline, pipeline_src/evaluation.py).
+    `limits` are CPU, memory and accelerator per task (pipeline_src/sizing.py), from the stack.
     """
     if not image or image == PLACEHOLDER_IMAGE:
         raise ValueError("compile needs the pipeline image the components run on (--image)")
     if image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]:
         raise ValueError(f"image {image!r} must carry a pinned tag or digest, not latest")
-    spec = copy.deepcopy(_compiled(pipeline))
+    spec = copy.deepcopy(_compiled(pipeline, _frozen(limits or {})))
     for executor in spec["deploymentSpec"]["executors"].values():
         executor["container"]["image"] = image
     parameters = spec["root"]["inputDefinitions"]["parameters"]
@@ -54,12 +59,20 @@ def compile_spec(
 
 
 @functools.cache
-def _compiled(pipeline: Any = training_pipeline) -> dict[str, Any]:
-    """kfp's compilation, once per process (a stack plan compiles for each stack's image)."""
+def _compiled(pipeline: Any, limits: tuple) -> dict[str, Any]:
+    """kfp's compilation, once per process and set of limits (a stack plan compiles for each
+    stack's image; stacks sized alike share one compilation). Always called with both arguments
+    positionally: the cache keys on how it is called."""
+    sized = sized_pipeline(pipeline, {task: dict(values) for task, values in limits})
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "spec.yaml"
-        compiler.Compiler().compile(pipeline, str(path))
+        compiler.Compiler().compile(sized, str(path))
         return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _frozen(limits: Limits) -> tuple:
+    """Limits as a cache key: the same limits, whatever their order, are the same key."""
+    return tuple(sorted((task, tuple(sorted(values.items()))) for task, values in limits.items()))
 
 
 # Each parameter type of a compiled spec: the Python values it takes, and how to say so.
@@ -79,7 +92,7 @@ def typed_arguments(values: Mapping[str, Any], pipeline: Any = training_pipeline
     Raises ValueError naming every unknown parameter and every value of the wrong type; numbers
     are converted where that loses nothing (2.0 -> 2 for an integer, 1 -> 1.0 for a double).
     """
-    declared = _compiled(pipeline)["root"]["inputDefinitions"]["parameters"]
+    declared = _compiled(pipeline, ())["root"]["inputDefinitions"]["parameters"]
     unknown = sorted(set(values) - set(declared))
     problems = []
     if unknown:
@@ -110,15 +123,21 @@ def spec_text(spec: dict[str, Any]) -> str:
     return yaml.safe_dump(spec, sort_keys=True, width=100, allow_unicode=True)
 
 
-def write_spec(image: str, out: Path = DEFAULT_OUT, pipeline: Any = training_pipeline) -> Path:
+def write_spec(
+    image: str,
+    out: Path = DEFAULT_OUT,
+    pipeline: Any = training_pipeline,
+    limits: Limits | None = None,
+) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(spec_text(compile_spec(image, pipeline=pipeline)), encoding="utf-8")
+    spec = compile_spec(image, pipeline=pipeline, limits=limits)
+    out.write_text(spec_text(spec), encoding="utf-8")
     return out
 
 
 def parameter_names(pipeline: Any = training_pipeline) -> set[str]:
     """The pipeline's parameters (what a schedule, CI or a local run may pass)."""
-    return set(_compiled(pipeline)["root"]["inputDefinitions"]["parameters"])
+    return set(_compiled(pipeline, ())["root"]["inputDefinitions"]["parameters"])
 
 
 # What a trained model depends on: the pipeline's code, the contracts and the pinned packages.

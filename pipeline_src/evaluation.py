@@ -16,6 +16,7 @@ from pipeline_src.components.batch_predict import batch_predict
 from pipeline_src.components.evaluation_report import evaluation_report
 from pipeline_src.components.new_data import new_data, record_skip
 from pipeline_src.components.trigger import decide_and_trigger
+from pipeline_src.sizing import sized
 
 PIPELINE_NAME = "tabular-mlops-evaluation"
 COMPONENTS = (new_data, record_skip, batch_predict, assess, decide_and_trigger, evaluation_report)
@@ -70,85 +71,97 @@ def evaluation_pipeline(
         kms_key: the CMEK key the jobs it starts (batch prediction, retraining) encrypt with.
         local_root: when set, run on the local stand-ins under this folder instead of GCP.
     """
-    new_data_task = new_data(
-        contract=contract,
-        project=project,
-        location=location,
-        bq_location=bq_location,
-        dataset=dataset,
-        table=table,
-        endpoint=endpoint,
-        fallback_endpoint=fallback_endpoint,
-        model_id=model_id,
-        min_new_rows=min_new_rows,
-        evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        evaluations_table=evaluations_table,
-        local_root=local_root,
-    ).set_display_name("enough new data?")
-    with dsl.If(new_data_task.outputs["decision"] == "evaluate", name="enough-new-data"):
-        predict_task = batch_predict(
+    new_data_task = sized(
+        new_data(
             contract=contract,
-            new_rows=new_data_task.outputs["new_rows"],
-            served=new_data_task.outputs["served"],
             project=project,
             location=location,
-            machine_type=prediction_machine_type,
-            service_account=prediction_service_account,
-            kms_key=kms_key,
-            local_root=local_root,
-        ).set_display_name("batch predict")
-        assess_task = assess(
-            contract=contract,
-            new_rows=new_data_task.outputs["new_rows"],
-            predictions=predict_task.outputs["predictions"],
-            served=new_data_task.outputs["served"],
-        ).set_display_name("metric and drift")
-        decide_task = decide_and_trigger(
-            assessment=assess_task.outputs["assessment"],
-            rows=new_data_task.outputs["rows"],
-            batch_ids=new_data_task.outputs["batch_ids"],
-            until=new_data_task.outputs["until"],
-            evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            bq_location=bq_location,
+            dataset=dataset,
+            table=table,
+            endpoint=endpoint,
+            fallback_endpoint=fallback_endpoint,
+            model_id=model_id,
             min_new_rows=min_new_rows,
-            min_accuracy=min_accuracy,
-            max_degradation=max_degradation,
-            project=project,
-            location=location,
-            bq_location=bq_location,
-            dataset=dataset,
-            training_spec=training_spec,
-            training_parameters=training_parameters,
-            pipeline_root=training_pipeline_root,
-            service_account=training_service_account,
-            kms_key=kms_key,
-            evaluations_table=evaluations_table,
-            local_root=local_root,
-        ).set_display_name("decide and trigger retraining")
-        evaluation_report(
-            assessment=assess_task.outputs["assessment"],
-            served=new_data_task.outputs["served"],
-            new_rows=new_data_task.outputs["new_rows"],
-            decision=decide_task.outputs["decision"],
-            reason=decide_task.outputs["reason"],
-            triggered_run=decide_task.outputs["triggered_run"],
             evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-            min_accuracy=min_accuracy,
-            project=project,
-            bq_location=bq_location,
-            dataset=dataset,
             evaluations_table=evaluations_table,
             local_root=local_root,
-        ).set_display_name("report")
+        ).set_display_name("enough new data?")
+    )
+    with dsl.If(new_data_task.outputs["decision"] == "evaluate", name="enough-new-data"):
+        predict_task = sized(
+            batch_predict(
+                contract=contract,
+                new_rows=new_data_task.outputs["new_rows"],
+                served=new_data_task.outputs["served"],
+                project=project,
+                location=location,
+                machine_type=prediction_machine_type,
+                service_account=prediction_service_account,
+                kms_key=kms_key,
+                local_root=local_root,
+            ).set_display_name("batch predict")
+        )
+        assess_task = sized(
+            assess(
+                contract=contract,
+                new_rows=new_data_task.outputs["new_rows"],
+                predictions=predict_task.outputs["predictions"],
+                served=new_data_task.outputs["served"],
+            ).set_display_name("metric and drift")
+        )
+        decide_task = sized(
+            decide_and_trigger(
+                assessment=assess_task.outputs["assessment"],
+                rows=new_data_task.outputs["rows"],
+                batch_ids=new_data_task.outputs["batch_ids"],
+                until=new_data_task.outputs["until"],
+                evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                min_new_rows=min_new_rows,
+                min_accuracy=min_accuracy,
+                max_degradation=max_degradation,
+                project=project,
+                location=location,
+                bq_location=bq_location,
+                dataset=dataset,
+                training_spec=training_spec,
+                training_parameters=training_parameters,
+                pipeline_root=training_pipeline_root,
+                service_account=training_service_account,
+                kms_key=kms_key,
+                evaluations_table=evaluations_table,
+                local_root=local_root,
+            ).set_display_name("decide and trigger retraining")
+        )
+        sized(
+            evaluation_report(
+                assessment=assess_task.outputs["assessment"],
+                served=new_data_task.outputs["served"],
+                new_rows=new_data_task.outputs["new_rows"],
+                decision=decide_task.outputs["decision"],
+                reason=decide_task.outputs["reason"],
+                triggered_run=decide_task.outputs["triggered_run"],
+                evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                min_accuracy=min_accuracy,
+                project=project,
+                bq_location=bq_location,
+                dataset=dataset,
+                evaluations_table=evaluations_table,
+                local_root=local_root,
+            ).set_display_name("report")
+        )
     with dsl.Else(name="not-enough-new-data"):
-        record_skip(
-            evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-            model=new_data_task.outputs["model"],
-            batch_ids=new_data_task.outputs["batch_ids"],
-            rows=new_data_task.outputs["rows"],
-            reason=new_data_task.outputs["reason"],
-            project=project,
-            bq_location=bq_location,
-            dataset=dataset,
-            evaluations_table=evaluations_table,
-            local_root=local_root,
-        ).set_display_name("record: not enough data")
+        sized(
+            record_skip(
+                evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                model=new_data_task.outputs["model"],
+                batch_ids=new_data_task.outputs["batch_ids"],
+                rows=new_data_task.outputs["rows"],
+                reason=new_data_task.outputs["reason"],
+                project=project,
+                bq_location=bq_location,
+                dataset=dataset,
+                evaluations_table=evaluations_table,
+                local_root=local_root,
+            ).set_display_name("record: not enough data")
+        )

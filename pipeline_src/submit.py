@@ -48,6 +48,8 @@ class TrainingJob:
     labels: dict[str, str] = field(default_factory=dict)
     template_registry: str | None = None
     """`https://REGION-kfp.pkg.dev/PROJECT/REPOSITORY`, where `--publish` uploads the template."""
+    limits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """CPU, memory and accelerator per task, from the stack's config (pipeline_src/sizing.py)."""
 
     @classmethod
     def from_file(cls, path: Path) -> TrainingJob:
@@ -146,7 +148,9 @@ def submit(
     """
     version = code_version()
     job = job.with_parameters(git_commit=version)
-    template: Path | str = write_spec(job.image, out_dir / "training-pipeline.yaml")
+    template: Path | str = write_spec(
+        job.image, out_dir / "training-pipeline.yaml", limits=job.limits
+    )
     if publish_to:
         client = None if publish_to is True else publish_to
         template = publish(job, Path(template), version, client=client)

@@ -26,6 +26,7 @@ from pipeline_src.components.register import register
 from pipeline_src.components.split import split
 from pipeline_src.components.train import train
 from pipeline_src.components.validate import validate
+from pipeline_src.sizing import sized
 
 PIPELINE_NAME = "tabular-mlops-training"
 COMPONENTS = (extract, validate, split, train, evaluate, gate, register, record_metrics, deploy)
@@ -115,22 +116,26 @@ def training_pipeline(
         serving_*: the staging deployment's machine type, replicas and service account.
         local_root: when set, run on the local stand-ins under this folder instead of GCP.
     """
-    extract_task = extract(
-        contract=contract,
-        project=project,
-        bq_location=bq_location,
-        dataset=dataset,
-        table=table,
-        snapshot_time=snapshot_time,
-        local_root=local_root,
-    ).set_display_name("extract snapshot")
-    validate_task = validate(
-        contract=contract,
-        snapshot=extract_task.outputs["snapshot"],
-        min_rows_per_class=min_rows_per_class,
-        max_missing_rate=max_missing_rate,
-    ).set_display_name("validate data")
-    split_task = (
+    extract_task = sized(
+        extract(
+            contract=contract,
+            project=project,
+            bq_location=bq_location,
+            dataset=dataset,
+            table=table,
+            snapshot_time=snapshot_time,
+            local_root=local_root,
+        ).set_display_name("extract snapshot")
+    )
+    validate_task = sized(
+        validate(
+            contract=contract,
+            snapshot=extract_task.outputs["snapshot"],
+            min_rows_per_class=min_rows_per_class,
+            max_missing_rate=max_missing_rate,
+        ).set_display_name("validate data")
+    )
+    split_task = sized(
         split(
             contract=contract,
             snapshot=extract_task.outputs["snapshot"],
@@ -141,91 +146,103 @@ def training_pipeline(
         .after(validate_task)  # never split (or train on) data validate rejected
         .set_display_name("split train/validation/test")
     )
-    train_task = train(
-        contract=contract,
-        train_data=split_task.outputs["train"],
-        validation_data=split_task.outputs["validation"],
-        learning_rate=learning_rate,
-        max_iter=max_iter,
-        max_leaf_nodes=max_leaf_nodes,
-        min_samples_leaf=min_samples_leaf,
-        l2_regularization=l2_regularization,
-        seed=seed,
-    ).set_display_name("train model")
-    evaluate_task = evaluate(
-        contract=contract,
-        model=train_task.outputs["model"],
-        train_data=split_task.outputs["train"],
-        test_data=split_task.outputs["test"],
-        seed=seed,
-    ).set_display_name("evaluate and report")
-    gate_task = gate(
-        contract=contract,
-        evaluation=evaluate_task.outputs["evaluation"],
-        test_data=split_task.outputs["test"],
-        project=project,
-        location=location,
-        endpoint=endpoint,
-        model_id=model_id,
-        min_accuracy=min_accuracy,
-        min_improvement=min_improvement,
-        deploy_by=deploy_by,
-        local_root=local_root,
-    ).set_display_name("gate: challenger vs champion")
+    train_task = sized(
+        train(
+            contract=contract,
+            train_data=split_task.outputs["train"],
+            validation_data=split_task.outputs["validation"],
+            learning_rate=learning_rate,
+            max_iter=max_iter,
+            max_leaf_nodes=max_leaf_nodes,
+            min_samples_leaf=min_samples_leaf,
+            l2_regularization=l2_regularization,
+            seed=seed,
+        ).set_display_name("train model")
+    )
+    evaluate_task = sized(
+        evaluate(
+            contract=contract,
+            model=train_task.outputs["model"],
+            train_data=split_task.outputs["train"],
+            test_data=split_task.outputs["test"],
+            seed=seed,
+        ).set_display_name("evaluate and report")
+    )
+    gate_task = sized(
+        gate(
+            contract=contract,
+            evaluation=evaluate_task.outputs["evaluation"],
+            test_data=split_task.outputs["test"],
+            project=project,
+            location=location,
+            endpoint=endpoint,
+            model_id=model_id,
+            min_accuracy=min_accuracy,
+            min_improvement=min_improvement,
+            deploy_by=deploy_by,
+            local_root=local_root,
+        ).set_display_name("gate: challenger vs champion")
+    )
 
     def record(model_version):
         """Both branches record the run's metrics and the gate's decision."""
-        return record_metrics(
-            evaluation=evaluate_task.outputs["evaluation"],
-            training_metrics=train_task.outputs["metrics"],
-            decision=gate_task.outputs["decision"],
-            reason=gate_task.outputs["reason"],
-            champion_accuracy=gate_task.outputs["champion_accuracy"],
-            model_version=model_version,
-            snapshot_id=extract_task.outputs["snapshot_id"],
-            run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-            project=project,
-            bq_location=bq_location,
-            dataset=dataset,
-            table=metrics_table,
-            local_root=local_root,
-        ).set_display_name("record metrics")
+        return sized(
+            record_metrics(
+                evaluation=evaluate_task.outputs["evaluation"],
+                training_metrics=train_task.outputs["metrics"],
+                decision=gate_task.outputs["decision"],
+                reason=gate_task.outputs["reason"],
+                champion_accuracy=gate_task.outputs["champion_accuracy"],
+                model_version=model_version,
+                snapshot_id=extract_task.outputs["snapshot_id"],
+                run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                project=project,
+                bq_location=bq_location,
+                dataset=dataset,
+                table=metrics_table,
+                local_root=local_root,
+            ).set_display_name("record metrics")
+        )
 
     with dsl.If(gate_task.outputs["decision"] != "keep_champion", name="challenger-wins"):
-        register_task = register(
-            model=train_task.outputs["model"],
-            evaluation=evaluate_task.outputs["evaluation"],
-            baseline=validate_task.outputs["baseline"],
-            report=evaluate_task.outputs["report"],
-            project=project,
-            location=location,
-            model_id=model_id,
-            display_name=model_display_name,
-            alias=model_alias,
-            serving_image=serving_image,
-            models_uri=models_uri,
-            snapshot_id=extract_task.outputs["snapshot_id"],
-            git_commit=git_commit,
-            run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-            gate_reason=gate_task.outputs["reason"],
-            labels=model_labels,
-            deploy_by=deploy_by,
-            local_root=local_root,
-        ).set_display_name("register version")
+        register_task = sized(
+            register(
+                model=train_task.outputs["model"],
+                evaluation=evaluate_task.outputs["evaluation"],
+                baseline=validate_task.outputs["baseline"],
+                report=evaluate_task.outputs["report"],
+                project=project,
+                location=location,
+                model_id=model_id,
+                display_name=model_display_name,
+                alias=model_alias,
+                serving_image=serving_image,
+                models_uri=models_uri,
+                snapshot_id=extract_task.outputs["snapshot_id"],
+                git_commit=git_commit,
+                run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                gate_reason=gate_task.outputs["reason"],
+                labels=model_labels,
+                deploy_by=deploy_by,
+                local_root=local_root,
+            ).set_display_name("register version")
+        )
         record(register_task.outputs["model"])
         # Only where the pipeline deploys: a promotion-managed endpoint is QA's (its PR).
         with dsl.If(gate_task.outputs["decision"] == "deploy", name="pipeline-deploys"):
-            deploy(
-                model=register_task.outputs["model"],
-                project=project,
-                location=location,
-                endpoint=endpoint,
-                machine_type=serving_machine_type,
-                min_replicas=serving_min_replicas,
-                max_replicas=serving_max_replicas,
-                service_account=serving_service_account,
-                local_root=local_root,
-            ).set_display_name("deploy to staging")
+            sized(
+                deploy(
+                    model=register_task.outputs["model"],
+                    project=project,
+                    location=location,
+                    endpoint=endpoint,
+                    machine_type=serving_machine_type,
+                    min_replicas=serving_min_replicas,
+                    max_replicas=serving_max_replicas,
+                    service_account=serving_service_account,
+                    local_root=local_root,
+                ).set_display_name("deploy to staging")
+            )
     with dsl.Else(name="champion-stays"):
         record("")
 

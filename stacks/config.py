@@ -16,7 +16,7 @@ import functools
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -272,6 +272,54 @@ class ScheduleConfig(StrictModel):
     paused: bool = Field(default=True, description="created paused until switched on")
 
 
+TrainingTask = Literal[
+    "extract", "validate", "split", "train", "evaluate", "gate", "register", "record_metrics",
+    "deploy",
+]  # fmt: skip
+"""The training pipeline's tasks (pipeline_src/training.py COMPONENTS; a test keeps them equal)."""
+EvaluationTask = Literal[
+    "new_data", "record_skip", "batch_predict", "assess", "decide_and_trigger",
+    "evaluation_report",
+]  # fmt: skip
+"""The evaluation pipeline's tasks (pipeline_src/evaluation.py COMPONENTS)."""
+Accelerator = Literal[
+    "NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P100",
+    "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "NVIDIA_H100_80GB",
+]  # fmt: skip
+
+
+class TaskResources(StrictModel):
+    """What one pipeline task asks Vertex AI for; unset: the default machine, e2-standard-4
+    (4 vCPU, 16 GB). Vertex AI runs the task on a machine that has at least this much."""
+
+    cpu: float | None = Field(
+        default=None, gt=0, le=96, description="CPU limit in vCPUs (Vertex AI allows up to 96)"
+    )
+    memory_gb: float | None = Field(
+        default=None, gt=0, le=624, description="memory limit in GB (Vertex AI allows up to 624)"
+    )
+    accelerator: Accelerator | None = Field(
+        default=None,
+        description="GPU type, e.g. NVIDIA_TESLA_T4; the shipped model (scikit-learn) uses none",
+    )
+    accelerator_count: int = Field(
+        default=1, ge=1, le=8, description="GPUs of that type, when `accelerator` is set"
+    )
+
+    def limits(self) -> dict[str, Any]:
+        """As the pipelines apply them (pipeline_src/compile.py `sized`); only what is set."""
+        out: dict[str, Any] = {}
+        if self.cpu is not None:
+            out["cpu"] = f"{self.cpu:g}"
+        if self.memory_gb is not None:  # KFP takes whole units: 20.5 GB is 20500M
+            gb = self.memory_gb
+            out["memory"] = f"{gb:g}G" if gb == int(gb) else f"{round(gb * 1000)}M"
+        if self.accelerator is not None:
+            out["accelerator"] = self.accelerator
+            out["accelerator_count"] = self.accelerator_count
+        return out
+
+
 class TrainingConfig(StrictModel):
     """The training pipeline's schedule and the gate a challenger must clear."""
 
@@ -288,6 +336,11 @@ class TrainingConfig(StrictModel):
         "max_leaf_nodes, min_samples_leaf, l2_regularization, seed, validation_fraction, "
         "test_fraction, min_rows_per_class, max_missing_rate); checked at preview",
     )
+    resources: dict[TrainingTask, TaskResources] = Field(
+        default={},
+        description="CPU, memory and accelerator per task, e.g. {train: {cpu: 8, memory_gb: "
+        "32}} (sizes by table: docs/training-resources.md); unset tasks get the default machine",
+    )
 
 
 class EvaluationConfig(StrictModel):
@@ -300,6 +353,10 @@ class EvaluationConfig(StrictModel):
     )
     max_degradation: float = Field(
         default=0.05, ge=0, le=1, description="allowed drop from the model's own test accuracy"
+    )
+    resources: dict[EvaluationTask, TaskResources] = Field(
+        default={},
+        description="CPU, memory and accelerator per task of the evaluation pipeline",
     )
 
 

@@ -326,7 +326,10 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         "model_alias": CANDIDATE_ALIAS if promoted else "staging",
     }
     pipeline_root = pulumi.Output.concat("gs://", data_lake.artifacts.name, "/pipeline-root")
-    training_spec = compile_spec(image, defaults=typed_parameters)
+    training_limits = {
+        task: r.limits() for task, r in platform.pipelines.training.resources.items()
+    }
+    training_spec = compile_spec(image, defaults=typed_parameters, limits=training_limits)
     evaluation = platform.pipelines.evaluation
     evaluation_spec = compile_spec(
         image,
@@ -339,6 +342,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             "training_spec": training_spec,
         },
         pipeline=evaluation_pipeline,
+        limits={task: r.limits() for task, r in evaluation.resources.items()},
     )
     evaluation_parameters = {
         **{k: string_parameters[k] for k in ("project", "location", "bq_location", "dataset",
@@ -400,6 +404,8 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         "labels": run_labels,
         # Where `pipeline_src.submit --publish` publishes the compiled template.
         "template_registry": pipelines.template_registry,
+        # CI compiles the same sized pipeline the schedule runs.
+        "limits": training_limits,
     }
     workbench = None
     if workbench_on:

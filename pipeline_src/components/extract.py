@@ -1,4 +1,9 @@
-"""extract: a snapshot of the curated table as a dataset artifact (Parquet).
+"""extract: a snapshot of the curated table as a dataset artifact (Parquet), streamed.
+
+The rows never sit whole in the task's memory: BigQuery's result is read with the BigQuery Storage
+Read API in Arrow record batches (one ordered stream), DuckDB's locally as a record-batch reader,
+and each batch goes to the Parquet file as it arrives. The order (by identity, then batch) is the
+query's, so the same snapshot gives the same file.
 
 The curated table is append-only: a corrected row arrives as a new upload with the same key. The
 snapshot holds, for each key, the newest row ingested at or before the snapshot time (without a key
@@ -25,6 +30,9 @@ def snapshot_queries(spec: dict, dataset: str, table: str) -> tuple[str, str]:
             f" QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys} "
             "ORDER BY _ingested_at DESC, _batch_id DESC) = 1"
         )
+    # Sorted by identity (NULLs first on both engines): the same snapshot, the same bytes.
+    order = [*spec["identity"], "_batch_id"]
+    rows += " ORDER BY " + ", ".join(f"`{c}` ASC NULLS FIRST" for c in order)
     counts = (
         "SELECT COUNT(*) AS rows_ingested, COUNT(DISTINCT _batch_id) AS batches, "
         f"MAX(_ingested_at) AS last_ingested_at FROM {source} WHERE _ingested_at <= @snapshot_time"
@@ -57,32 +65,69 @@ def snapshot_moment(snapshot_time: str):
 
 
 def query_bigquery(project: str, location: str, sql: str, moment):
-    """Run a snapshot query on BigQuery; the result as an Arrow table."""
-    from google.cloud import bigquery
+    """Run a snapshot query on BigQuery; its rows as Arrow record batches, streamed by the
+    BigQuery Storage Read API (a single stream, as the query orders its rows)."""
+    from google.cloud import bigquery, bigquery_storage
 
     client = bigquery.Client(project=project, location=location or None)
     config = bigquery.QueryJobConfig(
         query_parameters=[bigquery.ScalarQueryParameter("snapshot_time", "TIMESTAMP", moment)],
         labels={"component": "extract"},
     )
-    return client.query(sql, job_config=config).to_arrow()
+    rows = client.query(sql, job_config=config).result()
+    reader = bigquery_storage.BigQueryReadClient()
+    return rows.to_arrow_iterable(bqstorage_client=reader), lambda: rows.to_arrow().schema
 
 
 def query_local(local_root: str, dataset: str, table: str, sql: str, moment):
-    """Run a snapshot query on the local DuckDB warehouse; the result as an Arrow table."""
-    from local.warehouse import connect, query, table_exists
+    """Run a snapshot query on the local DuckDB warehouse; its rows as Arrow record batches."""
+    from local.warehouse import connect, table_exists, to_duckdb
 
     path = local_environment(local_root).warehouse_path
-    with connect(path, read_only=True) as con:
-        if not table_exists(con, dataset, table):
-            raise ValueError(
-                f"the local warehouse {path} has no table {dataset}.{table}: load data"
-            )
-        return query(con, sql, {"snapshot_time": moment})
+    con = connect(path, read_only=True)
+    if not table_exists(con, dataset, table):
+        con.close()
+        raise ValueError(f"the local warehouse {path} has no table {dataset}.{table}: load data")
+    reader = con.sql(to_duckdb(sql), params={"snapshot_time": moment}).to_arrow_reader(100_000)
+
+    def batches():
+        try:
+            yield from reader
+        finally:
+            con.close()
+
+    return batches(), lambda: reader.schema
+
+
+def write_batches(batches, empty_schema, path: str) -> int:
+    """Record batches to one Parquet file as they come; the rows written."""
+    import pyarrow.parquet as pq
+
+    writer, rows = None, 0
+    try:
+        for batch in batches:
+            if writer is None:
+                writer = pq.ParquetWriter(path, batch.schema)
+            writer.write_batch(batch)
+            rows += batch.num_rows
+        if writer is None:  # no rows: an empty file with the query's columns
+            writer = pq.ParquetWriter(path, empty_schema())
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def counts_of(query, *args) -> dict:
+    """The one row of the counts query, whichever engine streamed it."""
+    import pyarrow as pa
+
+    batches, schema = query(*args)
+    return pa.Table.from_batches(list(batches), schema=schema()).to_pylist()[0]
 
 
 @pipeline_component(
-    packages=("google-cloud-bigquery", "pyarrow"),
+    packages=("google-cloud-bigquery", "google-cloud-bigquery-storage", "pyarrow"),
     helpers=(
         feature_spec,
         local_environment,
@@ -90,6 +135,8 @@ def query_local(local_root: str, dataset: str, table: str, sql: str, moment):
         snapshot_moment,
         query_bigquery,
         query_local,
+        write_batches,
+        counts_of,
     ),
 )
 def extract(
@@ -109,8 +156,6 @@ def extract(
     """
     from collections import namedtuple
 
-    import pyarrow.parquet as pq
-
     if not dataset or not table:
         raise ValueError("extract needs the warehouse dataset and table")
     spec = feature_spec(contract)
@@ -118,32 +163,31 @@ def extract(
     rows_sql, counts_sql = snapshot_queries(spec, dataset, table)
 
     if local_root:
-        rows = query_local(local_root, dataset, table, rows_sql, moment)
-        counts = query_local(local_root, dataset, table, counts_sql, moment).to_pylist()[0]
+        where = (local_root, dataset, table)
+        query = query_local
     else:
         if not project:
             raise ValueError("extract needs the GCP project of the warehouse")
-        rows = query_bigquery(project, bq_location, rows_sql, moment)
-        counts = query_bigquery(project, bq_location, counts_sql, moment).to_pylist()[0]
+        where = (project, bq_location)
+        query = query_bigquery
+    written = write_batches(*query(*where, rows_sql, moment), snapshot.path)
+    counts = counts_of(query, *where, counts_sql, moment)
 
-    # Sorted by identity: the same snapshot gives byte-identical data, whatever the scan's order.
-    rows = rows.sort_by([(k, "ascending") for k in [*spec["identity"], "_batch_id"]])
-    pq.write_table(rows, snapshot.path)
     last = counts["last_ingested_at"]
     snapshot.metadata.update(
         {
             "snapshot_id": snapshot_id,
             "snapshot_time": moment.isoformat(),
-            "rows": rows.num_rows,
+            "rows": written,
             "rows_ingested": counts["rows_ingested"],
-            "superseded": counts["rows_ingested"] - rows.num_rows,
+            "superseded": counts["rows_ingested"] - written,
             "batches": counts["batches"],
             "last_ingested_at": last.isoformat() if last is not None else "",
             "source": f"{dataset}.{table}",
         }
     )
     print(
-        f"snapshot {snapshot_id} of {dataset}.{table}: {rows.num_rows} rows "
+        f"snapshot {snapshot_id} of {dataset}.{table}: {written} rows "
         f"({counts['rows_ingested']} ingested in {counts['batches']} batches)"
     )
-    return namedtuple("Outputs", ["snapshot_id", "rows"])(snapshot_id, rows.num_rows)
+    return namedtuple("Outputs", ["snapshot_id", "rows"])(snapshot_id, written)

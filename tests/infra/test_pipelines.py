@@ -39,7 +39,8 @@ def test_the_schedule_runs_the_spec_compiled_from_pipeline_src(stack_record):
         for name, parameter in spec["root"]["inputDefinitions"]["parameters"].items()
         if name in outputs["training_pipeline"]["parameters"] and "defaultValue" in parameter
     }
-    assert spec == compile_spec(image, defaults)  # the code as it is, with the stack's values
+    limits = outputs["training_pipeline"]["limits"]  # the stack's task sizes (CI compiles these)
+    assert spec == compile_spec(image, defaults, limits=limits)  # the code, with the stack's values
     executors = spec["deploymentSpec"]["executors"].values()
     assert {e["container"]["image"] for e in executors} == {image}
 

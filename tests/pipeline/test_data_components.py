@@ -105,18 +105,33 @@ class FakeBigQuery:
         self.calls.append((self.project, self.location, sql, job_config))
         with connect(self.warehouse, read_only=True) as con:
             result = query(con, sql, params)
-        return type("Job", (), {"to_arrow": lambda _self: result})()
+        return type("Job", (), {"result": lambda _self: FakeRows(result, self.calls)})()
+
+
+class FakeRows:
+    """A query's RowIterator: streamed in small record batches through the Storage Read API."""
+
+    def __init__(self, table, calls):
+        self.table, self.calls = table, calls
+
+    def to_arrow_iterable(self, bqstorage_client=None):
+        self.calls.append(("read", type(bqstorage_client).__name__))
+        return iter(self.table.to_batches(max_chunksize=50))
+
+    def to_arrow(self):
+        return self.table
 
 
 def test_extract_on_bigquery_sends_the_same_sql_with_a_timestamp_parameter(
     monkeypatch, local_env, contract, artifact
 ):
-    from google.cloud import bigquery
+    from google.cloud import bigquery, bigquery_storage
 
     calls = []
     monkeypatch.setattr(
         bigquery, "Client", lambda **kw: FakeBigQuery(local_env.warehouse_path, calls, **kw)
     )
+    monkeypatch.setattr(bigquery_storage, "BigQueryReadClient", type("BigQueryReadClient", (), {}))
     snapshot = artifact(dsl.Dataset, "bq")
     outputs = extract.python_func(
         contract=contract, project="acme-mlops-staging", bq_location="europe-west4",
@@ -129,6 +144,7 @@ def test_extract_on_bigquery_sends_the_same_sql_with_a_timestamp_parameter(
     assert f"`{local_env.dataset}`.`penguins`" in sql
     (parameter,) = config.query_parameters
     assert parameter.type_ == "TIMESTAMP" and parameter.value.tzinfo is not None
+    assert calls[1] == ("read", "BigQueryReadClient")  # rows streamed by the Storage Read API
     _, _, local_frame = run_extract(local_env, contract, artifact, "local")
     pd.testing.assert_frame_equal(pd.read_parquet(snapshot.path), local_frame)
 
