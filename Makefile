@@ -44,7 +44,7 @@ $(CHECKOV_READY): tooling/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tooling/requirements-checkov.txt
 	@touch $@
 
-test: $(READY) lint ## every check CI runs: lint, then all tests
+test: $(READY) lint compliance ## every check CI runs: lint, the policy engine on both plans, then all tests
 	$(PY) -m pytest
 
 lint: $(READY) ## ruff lint and format check; the GitHub workflows with actionlint and zizmor

@@ -50,6 +50,7 @@ class Grantee(StrEnum):
     # Others: the Workbench instance's owner (from config) and Google-managed service agents.
     WORKBENCH_OWNER = "workbench_owner"
     STORAGE_AGENT = "storage_agent"
+    STORAGE_ANALYTICS = "storage_analytics"
     KMS_USERS = "kms_users"
     # Identities of another stack's project that deploy this stack's models (prod promoting from
     # staging): its deployer and its Vertex AI service agent (`serving.model_readers`).
@@ -94,6 +95,7 @@ _TITLES = {
     Grantee.PREVIEW_JOBS: "GitHub Actions pull-request jobs of the repository",
     Grantee.WORKBENCH_OWNER: "Workbench owner",
     Grantee.STORAGE_AGENT: "Cloud Storage service agent",
+    Grantee.STORAGE_ANALYTICS: "Cloud Storage usage-log writer (Google's own group)",
     Grantee.KMS_USERS: "Service agents that encrypt with the CMEK key",
     Grantee.MODEL_READERS: "Model readers (the project a model is promoted to)",
 }
@@ -176,6 +178,23 @@ Members = Mapping[Grantee, Sequence[pulumi.Input[str]] | Mapping[str, pulumi.Inp
 """The members of each grantee in this stack: `user:…`/`group:…` for personas, a
 `serviceAccount:…` output for a workload, or several outputs by name (service agents by service).
 Grantees that are absent get no bindings."""
+
+
+def project_roles(
+    components: Iterable[type], custom: Mapping[str, str], *, excluding: Iterable[Grantee] = ()
+) -> tuple[str, ...]:
+    """Every role `components` grant at project level (custom role keys resolved by `custom`),
+    except those granted to `excluding`: what a delegated IAM administrator may hand out."""
+    left_out = set(excluding)
+    roles = set()
+    for component in components:
+        for perm in getattr(component, "PERMISSIONS", ()):
+            if perm.target != PROJECT or perm.grantee in left_out:
+                continue
+            if not perm.role.startswith("roles/") and perm.role not in custom:
+                raise ValueError(f"{component.__name__}: custom role {perm.role!r} has no name")
+            roles.add(custom.get(perm.role, perm.role))
+    return tuple(sorted(roles))
 
 
 def role_slug(role: str) -> str:

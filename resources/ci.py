@@ -26,7 +26,7 @@ from typing import ClassVar
 import pulumi
 import pulumi_gcp as gcp
 
-from resources.access import PROJECT, Grantee, Members, Permission
+from resources.access import PROJECT, Condition, Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
@@ -56,9 +56,21 @@ DEPLOYER_PERMISSIONS = (
         "roles/iam.workloadIdentityPoolAdmin",
         "keep this CI identity's pool and provider up to date",
     ),
-    _deploys(
+    Permission(
+        Grantee.CI_DEPLOYER,
         "roles/resourcemanager.projectIamAdmin",
+        PROJECT,
         "the few project-level grants (BigQuery jobs, Vertex AI, Eventarc receiver)",
+        # Delegated role grants: the deployer may add or remove, at project level, only the
+        # roles the platform's people and workloads hold there. Never owner or editor, never its
+        # own or the previewer's roles: a change to those is applied by a project administrator.
+        condition=Condition(
+            title="only the platform's project roles",
+            expression="api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', [])"
+            ".hasOnly([{project_roles}])",
+            description="grant or revoke only the project-level roles the program declares for "
+            "people and workloads",
+        ),
     ),
     _deploys("roles/storage.admin", "the data lake's buckets, the function's source, their IAM"),
     _deploys("roles/bigquery.admin", "the dataset, the tables and their IAM"),
@@ -76,6 +88,10 @@ DEPLOYER_PERMISSIONS = (
     _deploys("roles/logging.configWriter", "the log-based metrics the alerts read"),
     _deploys("roles/notebooks.admin", "the Workbench instance", WORKBENCH_PROJECT),
     _deploys("roles/compute.networkAdmin", "the Workbench network and NAT", WORKBENCH_PROJECT),
+    # The network admin role excludes firewall rules; the security admin role has them.
+    _deploys(
+        "roles/compute.securityAdmin", "the Workbench network's firewall rules", WORKBENCH_PROJECT
+    ),
     _deploys("roles/cloudkms.admin", "the service agents' grants on the CMEK key", CMEK_KEY),
     _deploys(
         "roles/storage.objectUser",
@@ -130,6 +146,8 @@ class CiIdentityArgs:
     cmek_key: str | None = None
     """The platform's CMEK key, on which the deployer grants the service agents."""
     workbench: bool = False
+    project_roles: tuple[str, ...] = ()
+    """The project-level roles the deployer may grant and revoke (everyone's but CI's own)."""
 
 
 class CiIdentity(PlatformComponent):
@@ -192,9 +210,13 @@ class CiIdentity(PlatformComponent):
             workload_identity_pool_provider_id="github",
             display_name="GitHub Actions",
             # GitHub signs every repository's tokens with the same issuer: without a condition,
-            # any repository on GitHub could exchange its tokens here.
+            # any repository on GitHub could exchange its tokens here. Only the two subjects the
+            # grants below name may exchange at all: a token of another workflow context (a
+            # branch push, another environment) is refused before any grant is looked at.
             attribute_condition=attribute_condition(
-                args.github_repository, args.github_repository_owner_id
+                args.github_repository,
+                args.github_repository_owner_id,
+                subjects=(deploy_subject(args), preview_subject(args)),
             ),
             # The subject is what the grants below name; repository and ref are kept for the
             # audit logs (which branch an exchange came from).
@@ -223,14 +245,11 @@ class CiIdentity(PlatformComponent):
             description=f"read-only `pulumi preview` on pull requests of {args.github_repository}",
             opts=self.child(),
         )
-        repository = args.github_repository
         members: Members = {
             Grantee.CI_DEPLOYER: [self.deployer.member],
             Grantee.CI_PREVIEWER: [self.previewer.member],
-            Grantee.DEPLOY_JOBS: [
-                subject(self.pool.name, f"repo:{repository}:environment:{args.deploy_environment}")
-            ],
-            Grantee.PREVIEW_JOBS: [subject(self.pool.name, f"repo:{repository}:pull_request")],
+            Grantee.DEPLOY_JOBS: [subject(self.pool.name, deploy_subject(args))],
+            Grantee.PREVIEW_JOBS: [subject(self.pool.name, preview_subject(args))],
         }
         binders = {
             "deployer_account": binder(
@@ -254,7 +273,13 @@ class CiIdentity(PlatformComponent):
             binders[SECRETS_KEY] = binder(
                 self, gcp.kms.CryptoKeyIAMMember, crypto_key_id=args.secrets_key
             )
-        self.bindings = self.grant(args.project, members, binders, only=(PROJECT, *binders))
+        self.bindings = self.grant(
+            args.project,
+            members,
+            binders,
+            only=(PROJECT, *binders),
+            context={"project_roles": ", ".join(f"'{role}'" for role in args.project_roles)},
+        )
         self.register_outputs(
             {
                 "workload_identity_provider": self.provider.name,
@@ -264,12 +289,27 @@ class CiIdentity(PlatformComponent):
         )
 
 
-def attribute_condition(repository: str, owner_id: str | None = None) -> str:
-    """The CEL condition every token must meet: this repository (and owner id, when given)."""
+def attribute_condition(
+    repository: str, owner_id: str | None = None, subjects: tuple[str, ...] = ()
+) -> str:
+    """The CEL condition every token must meet: this repository (and owner id, when given), and
+    one of `subjects` (GitHub's `sub` claim) when given."""
     condition = f"assertion.repository == '{repository}'"
     if owner_id:
         condition += f" && assertion.repository_owner_id == '{owner_id}'"
+    if subjects:
+        condition += " && (" + " || ".join(f"assertion.sub == '{s}'" for s in subjects) + ")"
     return condition
+
+
+def deploy_subject(args: CiIdentityArgs) -> str:
+    """GitHub's subject of jobs in the stack's deploy environment."""
+    return f"repo:{args.github_repository}:environment:{args.deploy_environment}"
+
+
+def preview_subject(args: CiIdentityArgs) -> str:
+    """GitHub's subject of pull-request jobs."""
+    return f"repo:{args.github_repository}:pull_request"
 
 
 def subject(pool_name: pulumi.Input[str], sub: str) -> pulumi.Output[str]:

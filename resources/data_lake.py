@@ -2,7 +2,10 @@
 
 - landing: the analysts' CSV uploads; versioned, so an overwritten upload is never lost.
 - quarantine: rejected files and their JSON reports; versioned and never expired.
-- artifacts: pipeline root, compiled templates and model artifacts; transient run data expires.
+- artifacts: pipeline root, compiled templates and model artifacts; transient run data expires,
+  versioned so an overwritten model or template can be recovered until its copy expires.
+- access logs: who read, wrote or deleted what in the three buckets above (Cloud Storage usage
+  logs, written hourly by Google), kept `access_log_retention_days`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ import pulumi_gcp as gcp
 from resources.access import Condition, Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
 
+# Cloud Storage writes usage logs as this Google-owned group, which must be able to create objects
+# in the log bucket (Cloud Storage docs, "Usage logs & storage logs").
+STORAGE_ANALYTICS = "group:cloud-storage-analytics@google.com"
+
 
 @dataclass(frozen=True)
 class DataLakeArgs:
@@ -26,11 +33,13 @@ class DataLakeArgs:
     landing_bucket: str
     quarantine_bucket: str
     artifacts_bucket: str
+    access_logs_bucket: str
     labels: Mapping[str, str]
     force_destroy: bool = False
     """Whether `pulumi destroy` may delete non-empty buckets (off where data matters)."""
     artifacts_retention_days: int = 30
     noncurrent_retention_days: int = 30
+    access_log_retention_days: int = 365
     kms_key: str | None = None
     members: Members = dataclasses.field(default_factory=dict)
     """Who plays each grantee of PERMISSIONS in this stack (resources/access.py)."""
@@ -46,6 +55,7 @@ class DataLake(PlatformComponent):
         "landing": "landing bucket",
         "quarantine": "quarantine bucket",
         "artifacts": "artifacts bucket (pipeline root, model artifacts, function sources)",
+        "access_logs": "access-log bucket (usage logs of the buckets above)",
     }
     PERMISSIONS = (
         Permission(
@@ -164,6 +174,18 @@ class DataLake(PlatformComponent):
                 description="the model bundles under models/, nothing else",
             ),
         ),
+        Permission(
+            Grantee.STORAGE_ANALYTICS,
+            "roles/storage.objectCreator",
+            "access_logs",
+            "Cloud Storage writes the usage logs of the data buckets as this group",
+        ),
+        Permission(
+            Grantee.ML_ENGINEERS,
+            "roles/storage.objectViewer",
+            "access_logs",
+            "audit who read, wrote or deleted what in the data buckets",
+        ),
     )
 
     landing: gcp.storage.Bucket
@@ -172,21 +194,32 @@ class DataLake(PlatformComponent):
     """Rejected files, each with a JSON report beside it."""
     artifacts: gcp.storage.Bucket
     """Pipeline root and model artifacts."""
+    access_logs: gcp.storage.Bucket
+    """The data buckets' usage logs (never logged itself: it would log its own log writes)."""
 
     def __init__(self, name: str, args: DataLakeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(name, opts)
+        self.access_logs = self._bucket(
+            f"{name}-access-logs",
+            args,
+            args.access_logs_bucket,
+            versioned=True,
+            lifecycle_rules=[
+                {
+                    "action": {"type": "Delete"},
+                    "condition": {"age": args.access_log_retention_days},
+                },
+                _noncurrent_expiry(args.noncurrent_retention_days),
+            ],
+            logged=False,
+        )
         self.landing = self._bucket(
             f"{name}-landing",
             args,
             args.landing_bucket,
             versioned=True,
-            lifecycle_rules=[
-                # Only superseded versions expire; the live object stays until someone removes it.
-                {
-                    "action": {"type": "Delete"},
-                    "condition": {"days_since_noncurrent_time": args.noncurrent_retention_days},
-                }
-            ],
+            # Only superseded versions expire; the live object stays until someone removes it.
+            lifecycle_rules=[_noncurrent_expiry(args.noncurrent_retention_days)],
         )
         # Nothing here ever expires: a quarantined file is the only copy of what was rejected.
         self.quarantine = self._bucket(
@@ -196,7 +229,7 @@ class DataLake(PlatformComponent):
             f"{name}-artifacts",
             args,
             args.artifacts_bucket,
-            versioned=False,
+            versioned=True,
             lifecycle_rules=[
                 {
                     "action": {"type": "Delete"},
@@ -204,18 +237,21 @@ class DataLake(PlatformComponent):
                         "age": args.artifacts_retention_days,
                         "matches_prefixes": ["pipeline-root/", "tmp/"],
                     },
-                }
+                },
+                # What a run overwrote, or the rule above expired, is kept this long.
+                _noncurrent_expiry(args.noncurrent_retention_days),
             ],
         )
         self.bindings = self.grant(
             args.project,
-            args.members,
+            {**args.members, Grantee.STORAGE_ANALYTICS: [STORAGE_ANALYTICS]},
             {
                 key: binder(self, gcp.storage.BucketIAMMember, bucket=bucket.name)
                 for key, bucket in (
                     ("landing", self.landing),
                     ("quarantine", self.quarantine),
                     ("artifacts", self.artifacts),
+                    ("access_logs", self.access_logs),
                 )
             },
             context={"artifacts_bucket": args.artifacts_bucket},
@@ -225,6 +261,7 @@ class DataLake(PlatformComponent):
                 "landing": self.landing.name,
                 "quarantine": self.quarantine.name,
                 "artifacts": self.artifacts.name,
+                "access_logs": self.access_logs.name,
             }
         )
 
@@ -236,7 +273,9 @@ class DataLake(PlatformComponent):
         *,
         versioned: bool,
         lifecycle_rules: list[dict] | None = None,
+        logged: bool = True,
     ) -> gcp.storage.Bucket:
+        """A private bucket; `logged`: its usage logs go to the access-log bucket."""
         return gcp.storage.Bucket(
             resource_name,
             name=bucket_name,
@@ -246,9 +285,19 @@ class DataLake(PlatformComponent):
             public_access_prevention="enforced",
             versioning={"enabled": versioned},
             lifecycle_rules=lifecycle_rules or [],
+            logging=(
+                {"log_bucket": self.access_logs.name, "log_object_prefix": bucket_name}
+                if logged
+                else None
+            ),
             force_destroy=args.force_destroy,
             encryption={"default_kms_key_name": args.kms_key} if args.kms_key else None,
             labels=dict(args.labels),
             # Where the config protects data, Pulumi also refuses to delete or replace the bucket.
             opts=self.child(protect=not args.force_destroy),
         )
+
+
+def _noncurrent_expiry(days: int) -> dict:
+    """A lifecycle rule deleting superseded (noncurrent) versions `days` after they were."""
+    return {"action": {"type": "Delete"}, "condition": {"days_since_noncurrent_time": days}}

@@ -4,6 +4,10 @@ The instance has no public IP: people reach JupyterLab through Google's authenti
 the VM reaches Google APIs through Private Google Access on its own subnet. Cloud NAT (optional)
 gives it outbound-only internet access, for `pip install`; nothing can connect to it from outside.
 It stops itself when idle, so a forgotten notebook does not run up the bill.
+
+The network's firewall is explicit rather than GCP's implied rules: every inbound connection is
+denied, and outbound only HTTPS is allowed (Google APIs, the notebook proxy, and `pip install`
+through the NAT), each rule logging what it matched. The subnet's flow logs record the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from resources.base import PlatformComponent, binder
 
 # The stack's own network: this range is private to it (no peering), so it cannot clash.
 SUBNET_RANGE = "10.60.0.0/24"
+# Explicit rules sit just above GCP's implied ones (65535), so a rule added later for a reason
+# (priority 1000 by default) takes precedence over them.
+DEFAULT_RULE_PRIORITY = 65534
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,8 @@ class Workbench(PlatformComponent):
 
     network: gcp.compute.Network
     subnet: gcp.compute.Subnetwork
+    firewall: list[gcp.compute.Firewall]
+    """Deny all inbound, allow outbound HTTPS only, deny other outbound: explicit and logged."""
     instance: gcp.workbench.Instance
     """The Workbench instance (no public IP, Shielded VM, idle shutdown)."""
 
@@ -98,8 +107,16 @@ class Workbench(PlatformComponent):
             ip_cidr_range=SUBNET_RANGE,
             # Google APIs (BigQuery, Storage, Vertex AI) without a public IP.
             private_ip_google_access=True,
+            # Flow logs: who the instance talked to. Half the flows, aggregated over 10 minutes,
+            # keep the logging bill small for one notebook's traffic.
+            log_config={
+                "aggregation_interval": "INTERVAL_10_MIN",
+                "flow_sampling": 0.5,
+                "metadata": "INCLUDE_ALL_METADATA",
+            },
             opts=self.child(),
         )
+        self.firewall = self._firewall(name, args)
         if args.internet_egress:
             router = gcp.compute.Router(
                 f"{name}-router",
@@ -172,3 +189,45 @@ class Workbench(PlatformComponent):
             },
         )
         self.register_outputs({"instance": self.instance.name, "network": self.network.name})
+
+    def _firewall(self, name: str, args: WorkbenchArgs) -> list[gcp.compute.Firewall]:
+        everywhere = ["0.0.0.0/0"]
+        https = [{"protocol": "tcp", "ports": ["443"]}]
+        everything = [{"protocol": "all"}]
+        rules = {
+            "deny-ingress": {
+                "direction": "INGRESS",
+                "priority": DEFAULT_RULE_PRIORITY,
+                "denies": everything,
+                "source_ranges": everywhere,
+                "description": "Workbench network: no inbound connection (the notebook proxy "
+                "is reached by the instance, outbound)",
+            },
+            "allow-https-egress": {
+                "direction": "EGRESS",
+                "priority": 1000,
+                "allows": https,
+                "destination_ranges": everywhere,
+                "description": "Workbench network: outbound HTTPS (Google APIs, the notebook "
+                "proxy, package downloads through the NAT)",
+            },
+            "deny-egress": {
+                "direction": "EGRESS",
+                "priority": DEFAULT_RULE_PRIORITY,
+                "denies": everything,
+                "destination_ranges": everywhere,
+                "description": "Workbench network: no other outbound traffic",
+            },
+        }
+        return [
+            gcp.compute.Firewall(
+                f"{name}-{suffix}",
+                project=args.project,
+                name=f"{args.network_name}-{suffix}",
+                network=self.network.id,
+                log_config={"metadata": "INCLUDE_ALL_METADATA"},
+                opts=self.child(),
+                **rule,
+            )
+            for suffix, rule in rules.items()
+        ]

@@ -136,6 +136,12 @@ class DataLakeConfig(StrictModel):
         le=3650,
         description="how long overwritten landing objects are kept as noncurrent versions",
     )
+    access_log_retention_days: int = Field(
+        default=365,
+        ge=1,
+        le=3650,
+        description="how long the data buckets' access logs (who read or changed what) are kept",
+    )
 
 
 class WarehouseConfig(StrictModel):

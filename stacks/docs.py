@@ -11,10 +11,12 @@ from collections.abc import Callable
 from resources.access import permissions_reference
 from stacks.config import PROJECT_ROOT, configuration_reference
 from stacks.platform import ALL_COMPONENTS
+from tooling.security_page import security_reference
 
 GENERATED: dict[str, Callable[[], str]] = {
     "docs/configuration.md": configuration_reference,
     "docs/permissions.md": lambda: permissions_reference(ALL_COMPONENTS),
+    "docs/security.md": security_reference,
 }
 
 

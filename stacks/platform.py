@@ -20,7 +20,7 @@ from pipeline_src.compile import code_version, compile_spec, typed_arguments
 from pipeline_src.evaluation import evaluation_pipeline
 from pipeline_src.image import image_uri, registry_path
 from pipeline_src.training import CANDIDATE_ALIAS, TUNABLE
-from resources.access import PERSONAS, Grantee, Members
+from resources.access import PERSONAS, Grantee, Members, project_roles
 from resources.base import PlatformComponent
 from resources.budget import Budget, BudgetArgs
 from resources.ci import CiIdentity, CiIdentityArgs, deployer_member
@@ -161,6 +161,14 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             secrets_key=settings.secrets_key,
             cmek_key=kms_key,
             workbench=workbench_on,
+            project_roles=project_roles(
+                declared,
+                {
+                    key: f"projects/{project}/roles/{naming.role_id(key)}"
+                    for key in (PREDICTOR, MODEL_READER)
+                },
+                excluding=(Grantee.CI_DEPLOYER, Grantee.CI_PREVIEWER),
+            ),
         )
         ci = CiIdentity("ci", ci_args, after(CiIdentity, *services.needed_by(*ci_apis)))
         # The CI deployer deploys the workloads too: it may act as their accounts.
@@ -200,10 +208,12 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             landing_bucket=naming.bucket("landing"),
             quarantine_bucket=naming.bucket("quarantine"),
             artifacts_bucket=naming.bucket("artifacts"),
+            access_logs_bucket=naming.bucket("access-logs"),
             labels=labels,
             force_destroy=platform.data_lake.force_destroy,
             artifacts_retention_days=platform.data_lake.artifacts_retention_days,
             noncurrent_retention_days=platform.data_lake.noncurrent_retention_days,
+            access_log_retention_days=platform.data_lake.access_log_retention_days,
             kms_key=kms_key,
             members=members,
         ),

@@ -61,6 +61,15 @@ def _secrets_key(answers: dict[str, Any]) -> str | None:
     )
 
 
+def _prod_kms_key(answers: dict[str, Any]) -> str | None:
+    if not (answers["prod-project"] and answers["region"]):
+        return None
+    return (
+        f"projects/{answers['prod-project']}/locations/{answers['region']}"
+        "/keyRings/tabular-mlops/cryptoKeys/prod"
+    )
+
+
 QUESTIONS = (
     Question("staging-project", "GCP project id of staging", "project", ("staging",)),
     Question("prod-project", "GCP project id of prod", "project", ("prod",)),
@@ -111,6 +120,14 @@ QUESTIONS = (
         "Cloud KMS key of the stacks' secrets (the bootstrap creates it)",
         "platform.ci.secrets_key",
         default=_secrets_key,
+    ),
+    Question(
+        "prod-kms-key",
+        "Cloud KMS key encrypting prod's data (CMEK, in the region; empty: Google-managed keys)",
+        "platform.kms_key",
+        ("prod",),
+        required=False,
+        default=_prod_kms_key,
     ),
 )
 

@@ -16,6 +16,7 @@ from resources.access import (
     named_members,
     permissions_reference,
 )
+from resources.data_lake import STORAGE_ANALYTICS
 from resources.identities import WORKLOADS, Identities
 from stacks.config import PROJECT_ROOT, load_stack_file, stack_config_values
 from stacks.offline import run_program
@@ -150,8 +151,10 @@ def test_no_access_config_means_no_bindings_for_people():
     people = [
         b
         for b in bindings(record)
-        # GitHub Actions jobs (principal://…) are CI, not people.
-        if not b.member.startswith(("serviceAccount:", "principal://")) and b.member != owner
+        # GitHub Actions jobs (principal://…) are CI, not people; nor is the group Google writes
+        # Cloud Storage usage logs as.
+        if not b.member.startswith(("serviceAccount:", "principal://"))
+        and b.member not in (owner, STORAGE_ANALYTICS)
     ]
     assert people == []
     # The platform's own identities are still wired.

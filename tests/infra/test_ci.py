@@ -33,7 +33,12 @@ def pool(record) -> str:
 def test_the_provider_trusts_this_repository_only(stack_record):
     provider = stack_record.named("ci-github").inputs
     assert provider["oidc"]["issuerUri"] == "https://token.actions.githubusercontent.com"
-    assert provider["attributeCondition"] == f"assertion.repository == '{REPOSITORY}'"
+    environment = "staging" if stack_record.stack == "staging" else "production"
+    assert provider["attributeCondition"] == (
+        f"assertion.repository == '{REPOSITORY}' && ("
+        f"assertion.sub == 'repo:{REPOSITORY}:environment:{environment}' || "
+        f"assertion.sub == 'repo:{REPOSITORY}:pull_request')"
+    )
     assert provider["attributeMapping"]["google.subject"] == "assertion.sub"
     assert (
         stack_record.outputs["ci_workload_identity_provider"]
@@ -115,6 +120,7 @@ def test_the_readme_lists_the_deployer_roles():
 def test_without_a_repository_there_is_no_ci_identity():
     config = copy.deepcopy(stack_config_values("prod"))
     del config["tabular-mlops:platform"]["ci"]
+    del config["tabular-mlops:platform"]["kms_key"]  # CMEK would need the KMS API too
     record = run_program("prod", config=config)
     assert record.of_type("tabular-mlops:iam:CiIdentity") == []
     assert not any(r.type.startswith("gcp:iam/workloadIdentityPool") for r in record.resources)
@@ -128,8 +134,9 @@ def test_an_owner_id_is_required_of_every_token_when_given():
     config = copy.deepcopy(stack_config_values("staging"))
     config["tabular-mlops:platform"]["ci"]["github_repository_owner_id"] = "1234567"
     record = run_program("staging", config=config)
-    assert record.named("ci-github").inputs["attributeCondition"] == (
-        f"assertion.repository == '{REPOSITORY}' && assertion.repository_owner_id == '1234567'"
+    condition = record.named("ci-github").inputs["attributeCondition"]
+    assert condition.startswith(
+        f"assertion.repository == '{REPOSITORY}' && assertion.repository_owner_id == '1234567' && ("
     )
 
 

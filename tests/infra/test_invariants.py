@@ -29,10 +29,21 @@ def custom(record, type_=None):
 
 def test_every_bucket_is_private_and_uniform(stack_record):
     buckets = custom(stack_record, "gcp:storage/bucket:Bucket")
-    assert len(buckets) == 3
+    assert len(buckets) >= 4
     for bucket in buckets:
         assert bucket.inputs["uniformBucketLevelAccess"] is True, bucket.name
         assert bucket.inputs["publicAccessPrevention"] == "enforced", bucket.name
+
+
+def test_every_data_bucket_logs_access_to_the_log_bucket_and_keeps_versions(stack_record):
+    logs = stack_record.named("data-lake-access-logs").inputs
+    assert "logging" not in logs  # it would log its own log writes
+    for bucket in custom(stack_record, "gcp:storage/bucket:Bucket"):
+        if bucket.name != "data-lake-access-logs":
+            assert bucket.inputs["logging"]["logBucket"] == logs["name"], bucket.name
+    versioned = {"landing", "quarantine", "artifacts", "access-logs"}
+    for name in versioned:
+        assert stack_record.named(f"data-lake-{name}").inputs["versioning"] == {"enabled": True}
 
 
 def test_quarantine_is_versioned_and_never_expires(stack_record):
@@ -100,7 +111,7 @@ def test_prod_protects_its_data(stack_records):
     stateful = custom(prod, "gcp:storage/bucket:Bucket") + [
         r for r in custom(prod) if r.type.startswith("gcp:bigquery/") and "IamMember" not in r.type
     ]
-    assert len(stateful) == 8
+    assert len(stateful) >= 9
     assert all(r.protect for r in stateful)
     assert not any(r.inputs.get("forceDestroy") for r in stateful)
 

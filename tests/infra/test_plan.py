@@ -60,12 +60,13 @@ def test_component_under_mocks_fixture(pulumi_mocks):
         landing_bucket="l",
         quarantine_bucket="q",
         artifacts_bucket="a",
+        access_logs_bucket="logs",
         labels={"stack": "test"},
         force_destroy=False,
     )
     record = pulumi_mocks(lambda: DataLake("lake", args))
     buckets = record.of_type("gcp:storage/bucket:Bucket")
-    assert {b.inputs["name"] for b in buckets} == {"l", "q", "a"}
+    assert {b.inputs["name"] for b in buckets} == {"l", "q", "a", "logs"}
     assert not any(b.inputs["forceDestroy"] for b in buckets)
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from stacks.config import PROJECT_ROOT
 from tooling.compliance import Finding, judge, render, run_checkov, stale_skips
+from tooling.security_page import security_reference
 from tooling.skips import SKIPS_FILE, Skip, SkipListError, load_skips
 from tooling.tfplan import PlanExport
 
@@ -94,6 +96,19 @@ def test_the_same_entry_twice_is_refused(tmp_path):
 def test_the_committed_skip_list_is_well_formed():
     skips = load_skips(SKIPS_FILE)
     assert all(skip.applies_to(["staging", "prod"]) for skip in skips)
+
+
+def test_security_page_is_current():
+    """docs/security.md renders the skip list; regenerate with `make docs`."""
+    committed = (PROJECT_ROOT / "docs" / "security.md").read_text()
+    assert committed == security_reference(), "docs/security.md is stale: make docs"
+
+
+def test_security_page_gives_every_skip_its_reason():
+    page = security_reference()
+    for skip in load_skips(SKIPS_FILE):
+        assert f"| {skip.check} | `{skip.resource}` |" in page
+        assert f"**Why:** {skip.reason}" in page
 
 
 def test_checkovs_report_is_read_per_stack(tmp_path):

@@ -79,9 +79,14 @@ def test_a_rerun_edits_what_it_is_given_and_keeps_comments_and_other_keys(stack_
     prod.write_text(prod.read_text().replace("max_replicas: 5", "max_replicas: 3  # measured"))
     before = prod.read_text()
     capsys.readouterr()
-    assert init.main(_argv({"region": "europe-west4"}, stack_dir)) == 0
+    # A CMEK key protects only its own location: it moves with the region.
+    key = "projects/corp-ml-prod/locations/{}/keyRings/tabular-mlops/cryptoKeys/prod"
+    moved = {"region": "europe-west4", "prod-kms-key": key.format("europe-west4")}
+    assert init.main(_argv(moved, stack_dir)) == 0
     after = prod.read_text()
-    assert after == before.replace("region: europe-west1", "region: europe-west4")
+    assert after == before.replace("region: europe-west1", "region: europe-west4").replace(
+        key.format("europe-west1"), key.format("europe-west4")
+    )
     assert "max_replicas: 3  # measured" in after
     assert "# QA approves every prod deploy" in after
     assert init.main(_argv({}, stack_dir)) == 0

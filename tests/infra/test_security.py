@@ -1,0 +1,51 @@
+"""Safe defaults the policy engine asked for (make compliance), held by the plan itself."""
+
+from __future__ import annotations
+
+from resources.access import PROJECT
+from resources.ci import DEPLOYER_PERMISSIONS
+from stacks.config import PROJECT_ROOT, load_stack_file
+
+
+def test_workbench_network_denies_by_default_and_logs(stack_records):
+    staging = stack_records["staging"]
+    rules = {r.name: r.inputs for r in staging.of_type("gcp:compute/firewall:Firewall")}
+    network = staging.named("workbench-network")
+    assert all(rule["network"].endswith(network.inputs["name"]) for rule in rules.values())
+    deny_in, allow_out = rules["workbench-deny-ingress"], rules["workbench-allow-https-egress"]
+    assert deny_in["denies"] == [{"protocol": "all"}] and deny_in["sourceRanges"] == ["0.0.0.0/0"]
+    assert allow_out["allows"] == [{"protocol": "tcp", "ports": ["443"]}]
+    deny_out = rules["workbench-deny-egress"]
+    # The explicit denials lose to any rule added for a reason, and beat GCP's implied ones.
+    assert deny_out["priority"] == deny_in["priority"] == 65534 > allow_out["priority"]
+    assert all(rule["logConfig"]["metadata"] == "INCLUDE_ALL_METADATA" for rule in rules.values())
+    assert staging.named("workbench-subnet").inputs["logConfig"]["flowSampling"] > 0
+
+
+def test_prods_example_encrypts_its_data_with_its_own_key(stack_records):
+    prod = stack_records["prod"]
+    key = load_stack_file(PROJECT_ROOT / "Pulumi.prod.yaml").platform.kms_key
+    assert key and prod.of_type("tabular-mlops:kms:Encryption")
+    assert prod.named("data-lake-access-logs").inputs["encryption"]["defaultKmsKeyName"] == key
+    assert prod.named("warehouse-dataset").inputs["defaultEncryptionConfiguration"] == {
+        "kmsKeyName": key
+    }
+    assert prod.named("serving-endpoint").inputs["encryptionSpec"] == {"kmsKeyName": key}
+
+
+def test_the_deployer_may_grant_only_the_platforms_own_project_roles(stack_record):
+    grant = next(
+        r
+        for r in stack_record.of_type("gcp:projects/iAMMember:IAMMember")
+        if r.inputs["role"] == "roles/resourcemanager.projectIamAdmin"
+    )
+    expression = grant.inputs["condition"]["expression"]
+    assert expression.startswith(
+        "api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly(["
+    )
+    assert "'roles/bigquery.jobUser'" in expression
+    assert "_modelReader'" in expression  # a custom role, by its full name
+    # Never a basic role, never the CI identities' own roles: no self-escalation.
+    own = [p.role for p in DEPLOYER_PERMISSIONS if p.target == PROJECT]
+    for role in ("roles/owner", "roles/editor", *own):
+        assert f"'{role}'" not in expression
