@@ -1,5 +1,5 @@
 """A dataset of another shape, from its file alone: `make contract`, `make ingest`, `make
-pipeline`, `make serve`, with no code change.
+pipeline`, `make serve`, `make generate` + `make ingest` + `make evaluate`, with no code change.
 
 statsmodels' ANES 1996 extract (contracts/sample.py): 944 rows, tab-separated, headers quoted
 'like_this', 9 numeric features, a binary label, no key. The contract shipped for it is exactly
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from contracts import CONTRACTS_DIR
 from contracts.draft import main as make_contract
+from contracts.generate import main as make_generate
 from contracts.sample import anes96_file
 from local.environment import LocalEnvironment
 from local.ingest_file import main as make_ingest
 from local.serving import serve_endpoint
 from pipeline_src.run_local import run
+from pipeline_src.run_local_evaluation import run as evaluate
 from pipeline_src.serving.client import endpoint_client, predict
 
 
@@ -48,3 +50,11 @@ def test_anes96_from_make_contract_to_a_served_model(tmp_path, capsys):
     assert reply.status == 200, reply.body
     assert [set(p["probabilities"]) for p in reply.body["predictions"]] == [{"0", "1"}] * 2
     assert [p["class"] for p in reply.body["predictions"]] == ["1", "0"]  # a Republican, a Democrat
+
+    # New labelled rows (generated from the sample, as `make generate` writes them) are judged.
+    batch = tmp_path / "new.csv"
+    contract_arg = ["--contract", str(drafted)]
+    assert make_generate(["--rows", "250", "--seed", "4", *contract_arg, str(batch)]) == 0
+    assert make_ingest([str(batch), "--root", str(root), *contract_arg]) == 0
+    judged = evaluate(env, say=lambda line: None, min_accuracy=0.8)
+    assert judged.record["rows"] == 250 and judged.decision == "healthy", judged.record
