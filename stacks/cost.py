@@ -543,7 +543,28 @@ def estimate(
             families.setdefault(resource["type"], []).append(resource)
     for type_, members in families.items():
         lines += FAMILY_RULES[type_](members, ctx)
-    return Estimate(plan["stack"], region, prices.read, lines, _assumptions(assume, prices))
+    assumptions = _assumptions(assume, prices) + _external_keys(plan, prices, region)
+    return Estimate(plan["stack"], region, prices.read, lines, assumptions)
+
+
+def _external_keys(plan: dict[str, Any], prices: PriceTable, region: str) -> list[str]:
+    """KMS keys the stack uses but does not create are billed in the project that holds them."""
+    created = {r["name"] for r in plan["resources"] if r["type"] == "gcp:kms/cryptoKey:CryptoKey"}
+    used = sorted(
+        {
+            str(r["inputs"]["cryptoKeyId"]).split("/")[-1]
+            for r in plan["resources"]
+            if r["type"] == "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"
+        }
+        - created
+    )
+    if not used:
+        return []
+    price = prices.price("kms/key-version-software", region)
+    return [
+        f"KMS keys used but held elsewhere ({', '.join(used)}): {_rate(price.usd)} per key "
+        "version a month, billed to the project that holds them"
+    ]
 
 
 def _provider_region(plan: dict[str, Any]) -> str:

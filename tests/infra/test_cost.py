@@ -147,6 +147,10 @@ def test_a_budget_below_the_standing_cost_is_a_config_error(plans):
 def test_the_estimate_fits_100_columns_and_states_its_assumptions(plans):
     text = cost.render(_estimate(plans["prod"]))
     assert max(len(line) for line in text.splitlines()) <= 100
+    change = cost.render_diff(cost.diff(_estimate(plans["staging"]), _estimate(plans["prod"])))
+    assert max(len(line) for line in change.splitlines()) <= 100
+    assert "serving.machine_type n1-standard-2 -> n1-standard-4" in change.replace("\n    ", " ")
+    assert "KMS keys used but held elsewhere (stacks)" in text
     assert "assumptions" in text and "cost.workbench_hours_per_month" in text
     assert text.splitlines()[0].startswith("Monthly cost estimate: prod (europe-west4), $")
 
