@@ -204,3 +204,24 @@ def test_a_budget_needs_an_amount():
     del values[PLATFORM]["cost"]["budget"]["monthly_usd"]
     with pytest.raises(ConfigError, match="monthly_usd is required when billing_account is set"):
         parse_stack_config(values, "Pulumi.prod.yaml")
+
+
+def test_a_sized_pipeline_task_is_priced_on_the_machine_that_fits_it(plans):
+    values = copy.deepcopy(stack_config_values("prod"))
+    evaluation = values[PLATFORM]["pipelines"]["evaluation"]
+    evaluation["resources"] = {"assess": {"cpu": 8, "memory_gb": 32}}
+    sized = cost.estimate(to_json(run_program("prod", config=values)), CostConfig())
+    lines = {line.resource: line for line in sized.lines}
+    before = {line.resource: line for line in _estimate(plans["prod"]).lines}
+    prices = load_prices()
+    step = (
+        (
+            prices.machine("vertex-training", "e2-standard-8", "europe-west4").usd
+            - prices.machine("vertex-training", "e2-standard-4", "europe-west4").usd
+        )
+        * 10
+        / 60
+    )
+    runs = cost.runs_per_month(evaluation["schedule"]["cron"])
+    schedule = "pipelines-evaluation-schedule"
+    assert lines[schedule].monthly_usd - before[schedule].monthly_usd == pytest.approx(runs * step)
