@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 
@@ -150,7 +151,8 @@ def test_the_estimate_fits_100_columns_and_states_its_assumptions(plans):
     change = cost.render_diff(cost.diff(_estimate(plans["staging"]), _estimate(plans["prod"])))
     assert max(len(line) for line in change.splitlines()) <= 100
     assert "serving.machine_type n1-standard-2 -> n1-standard-4" in change.replace("\n    ", " ")
-    assert "KMS keys used but held elsewhere (stacks)" in text
+    # The secrets key (ci.secrets_key) is held by another project: named, not priced here.
+    assert re.search(r"KMS keys used but held elsewhere \([^)]*\bstacks\b", text)
     assert "assumptions" in text and "cost.workbench_hours_per_month" in text
     assert text.splitlines()[0].startswith("Monthly cost estimate: prod (europe-west4), $")
 
