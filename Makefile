@@ -163,8 +163,8 @@ stack-init: ## create a stack whose secrets use the bootstrap's key: make stack-
 	pulumi stack init $(STACK) --secrets-provider "$$(cd bootstrap && \
 	    PULUMI_BACKEND_URL='$(BOOTSTRAP_BACKEND)' pulumi stack output secrets_provider -s bootstrap)"
 
-plan: $(READY) ## offline plan of one stack and its monthly cost estimate: make plan STACK=prod
-	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD)
+plan: $(READY) ## offline plan of one stack and its monthly cost estimate: make plan STACK=prod [FULL=1]
+	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD) $(if $(FULL),--full)
 
 plan-diff: $(READY) ## what differs between the staging and prod plans, and what it costs
 	$(PY) -m stacks.plan --diff staging prod --out-dir $(BUILD)

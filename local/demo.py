@@ -41,15 +41,15 @@ def say(message: str) -> None:
 def stage_plan(ctx: DemoContext) -> str:
     """The offline plan of both stacks: what `pulumi up` would create in each environment."""
     from stacks.offline import run_program
-    from stacks.plan import render_summary
 
     counts = []
     for stack in ("staging", "prod"):
         record = run_program(stack)
         resources = sum(1 for r in record.resources if r.custom)
-        say(f"stack {stack}: {resources} resources (every row: make plan STACK={stack})")
-        if not ctx.fast:
-            print(render_summary(record))
+        components = sum(1 for r in record.resources if r.is_component)
+        # One line per stack: the per-component table is `make plan`'s, not the demo's.
+        detail = f"make plan STACK={stack}"
+        say(f"stack {stack}: {resources} resources in {components} components ({detail})")
         counts.append(f"{stack} {resources}")
     return "resources per stack: " + ", ".join(counts)
 
@@ -166,13 +166,16 @@ def stage_promote(ctx: DemoContext) -> str:
         say("  50 requests during the canary: " + ", ".join(
             f"{name} {answered.count(name)}" for name in sorted(set(answered))))  # fmt: skip
 
-    if prod.serving() is None:
+    before = prod.serving()
+    if before is None:
         say("prod serves nothing yet: the first version takes all traffic at once")
     result = promote_locally(
         ctx.env, "prod", model, settings.canary_percent, settings.canary_minutes,
         say=lambda step: say("  " + step), sleep=during_canary,
     )  # fmt: skip
-    return f"prod serves {result.model} (was {old}); undeployed {result.undeployed or 'none'}"
+    if before is None:
+        return f"prod serves {result.model} (before: nothing)"
+    return f"prod serves {result.model} (before: {before.resource_name}, now undeployed)"
 
 
 def stage_serve_prod(ctx: DemoContext) -> str:
@@ -271,8 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     add_contract_argument(parser)
     args = parser.parse_args(argv)
 
-    if args.root.exists() and not args.keep:
-        shutil.rmtree(args.root)  # each demo tells the whole story from an empty platform
+    if args.root.exists() and not args.keep and any(args.root.iterdir()):
+        # Each demo tells the whole story from an empty platform; say so, and how to keep it.
+        print(f"resetting {_shown(args.root)}/ (earlier runs' state): make demo KEEP=1 keeps it")
+        shutil.rmtree(args.root)
     env = LocalEnvironment(root=args.root, contract_path=contract_path_of(args)).ensure()
     ctx = DemoContext(env=env, fast=args.fast)
     print(
@@ -295,7 +300,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<10} {summary}  ({seconds:.1f} s)")
     elapsed = time.perf_counter() - started
     print(f"  {stopped} ({elapsed:.1f} s)" if stopped else f"  total {elapsed:.1f} s")
+    print(where_to_look(env))
     return 1 if stopped else 0
+
+
+def _shown(path: Path) -> str:
+    """A path as a person types it: relative to the project when inside it."""
+    from stacks.config import PROJECT_ROOT
+
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def where_to_look(env: LocalEnvironment) -> str:
+    """The closing lines: what the demo left behind and the commands to try next."""
+    root = _shown(env.root)
+    reports = sorted((env.root / "reports").glob("*.html"))
+    lines = [
+        "\n=== where to look",
+        f"  {root}/index.html{'':<10} every ingestion, training run, evaluation and endpoint",
+        *(f"  {_shown(path)}" for path in reports),
+        f"  {root}/logs/{'':<16} each pipeline run's full log",
+        f"  {root}/quarantine/{'':<10} rejected files and their reports",
+        f"  {root}/warehouse.duckdb{'':<5} the warehouse (to query it: README, Local state)",
+        "\n=== what next",
+        "  make serve ENDPOINT=prod        then: curl localhost:8080/health",
+        "  make ingest FILE=your.csv       a file through the data contract into the warehouse",
+        "  make evaluate / make pipeline   judge the new batches / train again",
+        "  make plan STACK=prod            the cloud resources, offline",
+        "  docs/deploy.md                  deploy to your own GCP projects",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

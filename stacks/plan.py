@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+import textwrap
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -281,8 +282,9 @@ def render_table(record: StackRecord, width: int = 150) -> str:
     return "\n".join(lines)
 
 
-def render_summary(record: StackRecord) -> str:
-    """One row per component: what it declares, counted by type (the table has every row)."""
+def render_summary(record: StackRecord, width: int = 100) -> str:
+    """One row per component: what it declares, counted by type (the table has every row);
+    the types wrap to stay within `width` columns."""
     counts: dict[str, Counter[str]] = {}
     for res in _in_tree_order(record):
         if not res.custom:
@@ -290,13 +292,17 @@ def render_summary(record: StackRecord) -> str:
         # The nearest component: each resource counts once, under the concern that declares it.
         owner = next((a for a in record.ancestors(res) if a.type != STACK_TYPE), None)
         counts.setdefault(owner.name if owner else "(stack)", Counter())[short_type(res.type)] += 1
-    width = max(len(name) for name in counts)
+    name_width = max(len(name) for name in counts)
+    indent = " " * (name_width + 7)
     lines = []
     for name, by_type in counts.items():
         parts = ", ".join(
             f"{n} {t}" for t, n in sorted(by_type.items(), key=lambda i: (-i[1], i[0]))
         )
-        lines.append(f"{name.ljust(width)}  {sum(by_type.values()):>3}  {parts}")
+        head = f"{name.ljust(name_width)}  {sum(by_type.values()):>3}  "
+        lines += textwrap.wrap(
+            parts, width, initial_indent=head, subsequent_indent=indent, break_long_words=False
+        )
     return "\n".join(lines)
 
 
@@ -410,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diff", nargs=2, metavar=("A", "B"), help="compare two stacks' plans")
     parser.add_argument("--out-dir", type=Path, default=Path("build"), help="where JSON goes")
     parser.add_argument("--output", metavar="NAME", help="print only this stack output")
+    parser.add_argument(
+        "--full", action="store_true", help="every resource with its key settings (wide)"
+    )
     args = parser.parse_args(argv)
     if not args.stack and not args.diff:
         parser.error("name a --stack, or --diff two stacks")
@@ -433,18 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             path = args.out_dir / f"plan-{stack}.json"
             path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
             if stack in args.stack:
-                rec = records[stack]
-                components = sum(1 for r in rec.resources if r.is_component)
-                print(
-                    f"\n=== stack {stack}: {len(rec.resources) - components} resources in "
-                    f"{components} components ({elapsed:.1f} s) — full record: {path}\n"
-                )
-                print(render_table(rec))
-                print("\noutputs:")
-                for key, value in rec.outputs.items():
-                    print(f"  {key} = {_show(value)}")
-                print()
-                print(cost.render(estimates[stack]))
+                _print_stack(record, path, elapsed, estimates[stack], full=args.full)
     except pulumi.RunError as error:  # what __main__.py raises for a bad config
         print(error, file=sys.stderr)
         return 2
@@ -461,6 +459,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ncost change {before.stack} -> {after.stack} (monthly estimate, docs/cost.md):")
         print(cost.render_diff(cost.diff(before, after)))
     return 0
+
+
+def _print_stack(
+    record: StackRecord, path: Path, elapsed: float, estimate: cost.Estimate, full: bool
+) -> None:
+    """One stack's plan: per component by default (fits 100 columns), every row with --full."""
+    components = sum(1 for r in record.resources if r.is_component)
+    print(
+        f"\n=== stack {record.stack}: {len(record.resources) - components} resources in "
+        f"{components} components ({elapsed:.1f} s)\n"
+    )
+    print(render_table(record) if full else render_summary(record))
+    print("\noutputs:")
+    for key, value in record.outputs.items():
+        shown = "(known after deploy)" if value is None else _show(value)
+        print(f"  {key} = {shown}")
+    print()
+    print(cost.render(estimate))
+    print(f"\nfull record: {path}")
+    if not full:
+        print(f"every resource and its key settings: make plan STACK={record.stack} FULL=1")
 
 
 def with_cost(document: dict[str, Any]) -> dict[str, Any]:

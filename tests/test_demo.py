@@ -29,7 +29,7 @@ def test_demo_runs_every_stage_and_reports(tmp_path):
     # QA accepts staging's version, promotes it (a copy of the prod config), prod serves it.
     assert "staging (tabular-mlops-local-penguins@1) accepted:" in report and " passed" in report
     assert "platform.serving.model: projects/acme-mlops-staging/" in result.stdout
-    assert "prod serves tabular-mlops-local-penguins@1" in report
+    assert "prod serves tabular-mlops-local-penguins@1 (before: nothing)" in report
     assert "prod answers with tabular-mlops-local-penguins@1" in report
     evaluate = report.split("\n  evaluate", 1)[1].split("\n")[0]
     assert evaluate.lstrip().startswith("degraded (accuracy"), evaluate
@@ -38,7 +38,8 @@ def test_demo_runs_every_stage_and_reports(tmp_path):
     release = report.split("\n  release", 1)[1].split("\n")[0]
     assert "staging (tabular-mlops-local-penguins@2) accepted:" in release
     assert (
-        "prod serves tabular-mlops-local-penguins@2 (was tabular-mlops-local-penguins@1)" in release
+        "prod serves tabular-mlops-local-penguins@2 (before: tabular-mlops-local-penguins@1, now "
+        "undeployed)" in release
     )
     assert "canary: tabular-mlops-local-penguins@2 deployed as 2 with 10% of the traffic" in (
         result.stdout
@@ -47,3 +48,9 @@ def test_demo_runs_every_stage_and_reports(tmp_path):
     promoted = (tmp_path / "state" / "Pulumi.prod.yaml").read_text()
     assert "model: tabular-mlops-local-penguins@2" in promoted
     assert (PROJECT_ROOT / "Pulumi.prod.yaml").read_text() != promoted
+    # It ends with where to look (the lifecycle page, every report) and what to run next.
+    closing = result.stdout.split("=== where to look")[1]
+    assert "index.html" in closing and "=== what next" in closing and "make serve" in closing
+    reports = sorted((tmp_path / "state" / "reports").glob("*.html"))
+    assert len(reports) == 3 and all(str(path) in closing for path in reports)
+    assert (tmp_path / "state" / "index.html").is_file()
