@@ -87,7 +87,7 @@ compile: $(READY) ## compile both pipelines for a stack's image, offline: make c
 	done
 
 # The next two act on a deployed stack: they need the Pulumi CLI logged in to the stack's state
-# backend and Google credentials (CI: Workload Identity Federation, README "CI/CD").
+# backend and Google credentials (CI: Workload Identity Federation, docs/ci-cd.md).
 # One line instead of `pulumi: not found` half-way through a recipe.
 NEEDS_PULUMI = @command -v pulumi >/dev/null || { echo "make $@: needs the Pulumi CLI, logged in \
 to the stack's state backend (docs/deploy.md); offline, make plan STACK=$(STACK) shows the stack" >&2; exit 2; }

@@ -40,7 +40,7 @@ if platform.serving.promotion is not None:
 if platform.workbench is not None:
     pulumi.export("workbench_instance", platform.workbench.instance.name)
 if platform.ci is not None:
-    # What the GitHub workflows authenticate with (README "CI/CD"): variables, not secrets.
+    # What the GitHub workflows authenticate with (docs/ci-cd.md): variables, not secrets.
     pulumi.export("ci_workload_identity_provider", platform.ci.provider.name)
     pulumi.export("ci_deployer_service_account", platform.ci.deployer.email)
     pulumi.export("ci_previewer_service_account", platform.ci.previewer.email)

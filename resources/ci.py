@@ -15,7 +15,7 @@ identity may act as:
   state and decrypts the stack's secrets; it can change nothing.
 
 Both use the Pulumi state bucket and the secrets key named in the config, which live outside the
-stacks they hold (they must exist before the first `pulumi up`): see the README's CI/CD section.
+stacks they hold (they must exist before the first `pulumi up`): see docs/ci-cd.md.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def _deploys(role: str, why: str, target: str = PROJECT) -> Permission:
 
 
 # What `pulumi up` of this program creates, role by role. Each is the narrowest predefined role
-# that can create the resources named; README "Who runs the first `pulumi up`" lists the same.
+# that can create the resources named; docs/deploy.md ("Who runs the first `pulumi up`") lists
+# the same.
 DEPLOYER_PERMISSIONS = (
     _deploys("roles/serviceusage.serviceUsageAdmin", "enable the APIs the platform uses"),
     _deploys(

@@ -278,7 +278,7 @@ class Ingestion(PlatformComponent):
             opts=self.child(),
         )
         # Created up front: the first trigger creation in a project otherwise races the
-        # Eventarc service agent's creation (README: "first deploy").
+        # Eventarc service agent's creation (docs/deploy.md: "retry once").
         self.eventarc_agent = gcp.projects.ServiceIdentity(
             f"{name}-eventarc-agent",
             project=args.project,

@@ -1,4 +1,4 @@
-"""The GitHub Actions variables the workflows read, from the deployed stacks (README "CI/CD").
+"""The GitHub Actions variables the workflows read, from the deployed stacks (docs/ci-cd.md).
 
     python -m stacks.github_variables            # from `pulumi stack output` of staging and prod
     python -m stacks.github_variables --offline  # the same from the offline plan, to review

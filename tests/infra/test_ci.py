@@ -111,8 +111,12 @@ def test_no_ci_role_is_primitive_or_impersonates_project_wide():
         assert permission.why, permission.role
 
 
-def test_the_readme_lists_the_deployer_roles():
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_deploy_docs_list_the_deployer_roles():
+    """docs/deploy.md lists the deployer's roles; docs/ci-cd.md the previewer's."""
+    readme = "".join(
+        (PROJECT_ROOT / "docs" / page).read_text(encoding="utf-8")
+        for page in ("deploy.md", "ci-cd.md")
+    )
     for permission in DEPLOYER_PERMISSIONS + PREVIEWER_PERMISSIONS:
         assert f"`{permission.role}`" in readme, permission.role
 

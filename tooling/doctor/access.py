@@ -90,7 +90,7 @@ def project(ctx: Context) -> list[Finding]:
 
 
 def _roles_needed(ctx: Context) -> dict[str, list[str]]:
-    """The deployer's roles (resources/ci.py, README) this stack needs, by where they apply."""
+    """The deployer's roles (resources/ci.py, docs/deploy.md) this stack needs, by where."""
     platform = ctx.config.platform
     targets = {
         PROJECT: f"{CRM}/v1/projects/{ctx.project}:testIamPermissions",
