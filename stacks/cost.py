@@ -134,16 +134,24 @@ def _rate(usd: float) -> str:
 
 
 def _serving_line(
-    resource: dict[str, Any], ctx: _Context, machine: str, replicas: int, how: str
+    resource: dict[str, Any], ctx: _Context, machine: str, replicas: tuple[int, int], how: str
 ) -> CostLine:
+    """Minimum replicas stand all month; autoscaling above them is usage, shown as its rate."""
     price = ctx.prices.machine("vertex-prediction", machine, ctx.region)
+    least, most = replicas
+    scaling = (
+        f"; up to {most - least} more under load at {_rate(price.usd)}/node hour each"
+        if most > least
+        else ""
+    )
     return CostLine(
         _component(resource),
         "model replicas",  # the same line whether a promotion or the pipeline deploys
         STANDING,
-        replicas * price.usd * ctx.hours,
-        f"{replicas} replica(s) x {machine} at {_rate(price.usd)}/h x {ctx.hours:g} h ({how})",
-        {"serving.min_replicas": str(replicas), "serving.machine_type": machine},
+        least * price.usd * ctx.hours,
+        f"{least} replica(s) x {machine} at {_rate(price.usd)}/h x {ctx.hours:g} h ({how})"
+        + scaling,
+        {"serving.min_replicas": str(least), "serving.machine_type": machine},
     )
 
 
@@ -151,7 +159,7 @@ def _promotion(resource: dict[str, Any], ctx: _Context) -> list[CostLine]:
     inputs = resource["inputs"]
     if not inputs.get("model"):
         return []
-    replicas = int(inputs["min_replicas"])
+    replicas = (int(inputs["min_replicas"]), int(inputs.get("max_replicas") or 0))
     return [_serving_line(resource, ctx, inputs["machine_type"], replicas, "the promoted model")]
 
 
@@ -164,7 +172,10 @@ def _endpoint(resource: dict[str, Any], ctx: _Context) -> list[CostLine]:
         parameters = _pipeline_parameters(schedule)
         if parameters.get("deploy_by") == "pipeline":
             machine = str(parameters["serving_machine_type"])
-            replicas = int(float(parameters["serving_min_replicas"]))
+            replicas = (
+                int(float(parameters["serving_min_replicas"])),
+                int(float(parameters.get("serving_max_replicas") or 0)),
+            )
             return [_serving_line(resource, ctx, machine, replicas, "once the pipeline deploys")]
     return []
 
