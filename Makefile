@@ -76,6 +76,10 @@ evaluate: $(READY) ## the evaluation pipeline, locally: judge the served model o
 bench-ingest: $(READY) ## ingestion throughput and peak memory vs the alternatives: make bench-ingest SIZE=1GB
 	$(PY) -m benchmarks.ingest_throughput --size $(or $(SIZE),1GB) $(CONTRACT_ARG)
 
+.PHONY: bench-serve
+bench-serve: $(READY) ## serving latency/throughput: ours, the floor, the previous server, plain FastAPI
+	$(PY) -m benchmarks.serving $(if $(BENCH_SECONDS),--seconds $(BENCH_SECONDS))
+
 test-pipeline: $(READY) ## the pipeline's tests only (CI's pipeline workflow)
 	$(PY) -m pytest tests/pipeline
 

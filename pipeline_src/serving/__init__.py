@@ -2,9 +2,10 @@
 
 - `contract.py` — the one predict contract (request checks, model inputs, predictions), used by
   every server of the model;
-- `server.py` — a real HTTP server with Vertex AI's custom-container routes (`AIP_HTTP_PORT`,
-  `AIP_HEALTH_ROUTE`, `AIP_PREDICT_ROUTE`): one model from `AIP_STORAGE_URI` on Vertex AI, or
-  whatever a local endpoint serves (by its traffic split) locally;
+- `server.py` — the HTTP server (FastAPI; `http_server.py` runs it on uvicorn) with Vertex AI's
+  custom-container routes (`AIP_HTTP_PORT`, `AIP_HEALTH_ROUTE`, `AIP_PREDICT_ROUTE`): one model
+  from `AIP_STORAGE_URI` on Vertex AI, or whatever a local endpoint serves (by its traffic split)
+  locally;
 - `client.py` — one client, two transports (a URL or a Vertex AI endpoint), for the acceptance
   suite and the demo.
 

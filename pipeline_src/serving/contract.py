@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+_LARGEST_FLOAT = int(sys.float_info.max)
 MAX_INSTANCES = 1000
 """Largest batch per request (Vertex AI limits a request to 1.5 MB anyway)."""
 
@@ -67,34 +70,41 @@ class LoadedModel:
     def feature_names(self) -> list[str]:
         return [f["name"] for f in self.signature["features"]]
 
-    def predict(self, payload: Any) -> list[dict]:
-        """Predictions for a request body (already parsed JSON); InvalidRequest if it is bad."""
-        from pipeline_src.components.common import compute_threads
+    @cached_property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.pipeline.classes_]
 
-        frame = self.inputs(instances_of(payload))
-        with compute_threads(len(frame)):
-            probabilities = self.pipeline.predict_proba(frame)
-        classes = [str(c) for c in self.pipeline.classes_]
+    def predict(self, payload: Any) -> list[dict]:
+        """Predictions for a request body (already parsed JSON); InvalidRequest if it is bad.
+
+        Runs with whatever thread limits the process has: the server sets them once at start-up
+        (one thread per prediction) instead of around each request."""
+        import numpy as np
+
+        probabilities = np.round(self.pipeline.predict_proba(self.inputs(instances_of(payload))), 6)
+        classes = self.classes
         return [
-            {
-                "class": classes[int(row.argmax())],
-                "probabilities": {c: round(float(p), 6) for c, p in zip(classes, row, strict=True)},
-            }
+            {"class": classes[int(row.argmax())],
+             "probabilities": dict(zip(classes, row.tolist(), strict=True))}
             for row in probabilities
-        ]
+        ]  # fmt: skip
 
     def inputs(self, instances: list[Any]):
-        """The model's input frame for checked instances (the same frame training used)."""
+        """The model's input frame for checked instances: the frame training used
+        (`components.common.model_inputs`), built column by column from the instances' values."""
+        import numpy as np
         import pandas as pd
-
-        from pipeline_src.components.common import model_inputs
 
         problems = [p for i, inst in enumerate(instances) for p in self.check(i, inst)]
         if problems:
             raise InvalidRequest(problems)
-        return model_inputs(
-            pd.DataFrame.from_records(instances, columns=self.feature_names), self.signature
-        )
+        columns = {}
+        for feature in self.signature["features"]:
+            name = feature["name"]
+            values = [math.nan if inst[name] is None else inst[name] for inst in instances]
+            as_text = feature["categorical"] and feature["type"] != "INT64"
+            columns[name] = np.array(values, dtype=object if as_text else float)
+        return pd.DataFrame(columns, copy=False)
 
     def check(self, index: int, instance: Any) -> list[str]:
         """Every problem of one instance, each naming the instance and the field."""
@@ -151,6 +161,8 @@ def _value_problem(feature: dict, value: Any) -> str | None:
     if numeric:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"expected a number, got {_kind(value)}"
+        if isinstance(value, int) and abs(value) > _LARGEST_FLOAT:
+            return f"expected a finite number, got an integer of {len(str(abs(value)))} digits"
         if not math.isfinite(value):
             return f"expected a finite number, got {value}"
         if categories is not None and float(value) not in categories:

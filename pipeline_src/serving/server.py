@@ -1,4 +1,4 @@
-"""The model server: Vertex AI's custom-container contract over a real HTTP server (stdlib).
+"""The model server: Vertex AI's custom-container contract on FastAPI and uvicorn.
 
 Two sources of models, one request path:
 
@@ -12,19 +12,24 @@ Two sources of models, one request path:
   file is re-read on each request, so a deployment (a canary, a promotion) shows at once.
 
 Health answers 200 once a model is loaded (Vertex AI waits for it before routing traffic), 503
-otherwise. Errors are JSON (`{"error": {"code", "message", "details"}}`), 400 naming each bad
-field of each instance.
+otherwise — also when a bundle fails to load or to verify, which is reported once and remembered,
+not retried per request. Errors are JSON (`{"error": {"code", "status", "message", "details"}}`),
+400 naming each bad field of each instance (the first `MAX_REPORTED_PROBLEMS`, then a count), and
+every request gets an answer: a malformed one a 400, a slow one a 408, an unexpected failure a 500.
+
+The HTTP side (`http_server.py`) is uvicorn's, with a deadline per request and JSON refusals.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +37,18 @@ from pipeline_src.serving.contract import InvalidRequest, LoadedModel
 
 MAX_BODY_BYTES = 1_500_000
 """Vertex AI's request size limit (1.5 MB)."""
+MAX_REPORTED_PROBLEMS = 20
+"""Problems listed in a 400; the rest are counted, so a bad request never gets a huge answer."""
+
+log = logging.getLogger("pipeline_src.serving")
 
 
 class Unavailable(RuntimeError):
-    """Nothing to serve (yet): answered 503."""
+    """Nothing to serve (yet), or a bundle that cannot be loaded: answered 503."""
+
+
+class TooLarge(ValueError):
+    """A body above MAX_BODY_BYTES: answered 413."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +62,49 @@ class Routes:
 DEFAULT_ROUTES = Routes()
 
 
-class ModelSource:
-    """One loaded model directory (the container on Vertex AI)."""
+class ModelCache:
+    """Model directories loaded once each. A bundle that fails to load (truncated, tampered) is
+    logged once and remembered: its requests get 503 at once, not a new load attempt each."""
 
-    def __init__(self, directory: str | Path):
-        self.model = LoadedModel.load(directory)
+    def __init__(self, load: Callable[[str], LoadedModel] = LoadedModel.load):
+        self._load = load
+        self._entries: dict[str, LoadedModel | Unavailable] = {}
+        self._lock = threading.Lock()
+
+    def get(self, directory: str) -> LoadedModel:
+        entry = self._entries.get(directory)
+        if entry is None:
+            with self._lock:  # one load per version, however many requests arrive at once
+                entry = self._entries.get(directory)
+                if entry is None:
+                    entry = self._entries[directory] = self._try_load(directory)
+        if isinstance(entry, Unavailable):
+            raise entry
+        return entry
+
+    def _try_load(self, directory: str) -> LoadedModel | Unavailable:
+        try:
+            return self._load(directory)
+        except Exception as error:  # any failure to unpickle is the same 503
+            problem = Unavailable(
+                f"model {directory} cannot be served: {type(error).__name__}: {error}"
+            )
+            log.error("%s", problem)
+            return problem
+
+
+class ModelSource:
+    """One model directory (the container on Vertex AI), loaded at start-up."""
+
+    def __init__(self, directory: str | Path, cache: ModelCache | None = None):
         self.directory = str(directory)
+        self._cache = cache or ModelCache()
+        with contextlib.suppress(Unavailable):  # reported once by the cache; health says 503
+            self._cache.get(self.directory)
+
+    @property
+    def model(self) -> LoadedModel:
+        return self._cache.get(self.directory)
 
     def describe(self) -> str:
         return f"model {self.directory}"
@@ -69,20 +119,18 @@ class ModelSource:
 class EndpointSource:
     """A local endpoint: each request goes to one deployed model, chosen by the traffic split."""
 
-    def __init__(self, endpoint, choose: Callable[[list, list], Any] | None = None):
+    def __init__(
+        self,
+        endpoint,
+        choose: Callable[[list, list], Any] | None = None,
+        cache: ModelCache | None = None,
+    ):
         self.endpoint = endpoint
-        self._models: dict[str, LoadedModel] = {}
-        self._lock = threading.Lock()
+        self._cache = cache or ModelCache()
         self._choose = choose or (lambda items, weights: random.choices(items, weights)[0])
 
     def describe(self) -> str:
         return f"local endpoint {self.endpoint.name} ({self.endpoint.path})"
-
-    def _model(self, artifact_uri: str) -> LoadedModel:
-        with self._lock:  # one load per version, however many requests arrive at once
-            if artifact_uri not in self._models:
-                self._models[artifact_uri] = LoadedModel.load(artifact_uri)
-            return self._models[artifact_uri]
 
     def _deployed(self) -> list:
         deployed = [m for m in self.endpoint.deployed_models() if m.traffic_percentage > 0]
@@ -93,7 +141,7 @@ class EndpointSource:
     def health(self) -> dict[str, Any]:
         deployed = self._deployed()
         for model in deployed:
-            self._model(model.artifact_uri)
+            self._cache.get(model.artifact_uri)
         return {
             "status": "ok",
             "endpoint": self.endpoint.name,
@@ -108,96 +156,124 @@ class EndpointSource:
         deployed = self._deployed()
         chosen = self._choose(deployed, [m.traffic_percentage for m in deployed])
         return {
-            "predictions": self._model(chosen.artifact_uri).predict(payload),
+            "predictions": self._cache.get(chosen.artifact_uri).predict(payload),
             "deployedModelId": chosen.id,
             "model": chosen.model_id,
             "modelVersionId": chosen.version_id,
         }
 
 
-def make_server(
-    source, host: str, port: int, routes: Routes = DEFAULT_ROUTES
-) -> ThreadingHTTPServer:
-    """An HTTP server answering `routes` from `source`; port 0 picks a free port."""
+def error_document(status: int, message: str, details: list[str] | None = None) -> bytes:
+    """The JSON error body: `{"error": {"code", "status", "message", "details"}}`."""
+    phrase = HTTPStatus(status).phrase
+    error = {"code": status, "status": phrase, "message": message, "details": details or [message]}
+    return json.dumps({"error": error}).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "tabular-mlops-serving"
-        protocol_version = "HTTP/1.1"  # keep-alive: the latency budget measures the model
 
-        def do_GET(self) -> None:
-            if self.path != routes.health:
-                return self._error(HTTPStatus.NOT_FOUND, f"no route GET {self.path}")
-            try:
-                self._send(HTTPStatus.OK, source.health())
-            except (Unavailable, FileNotFoundError) as error:
-                self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(error))
+def invalid_request_document(error: InvalidRequest) -> bytes:
+    """A 400 listing the first MAX_REPORTED_PROBLEMS problems, then how many more there are."""
+    shown = error.problems[:MAX_REPORTED_PROBLEMS]
+    hidden = len(error.problems) - len(shown)
+    if hidden:
+        shown = [*shown, f"… and {hidden} more problems"]
+    return error_document(400, "; ".join(shown), shown)
 
-        def do_POST(self) -> None:
-            length = self._content_length()
-            if length is None:
-                return
-            if self.path != routes.predict:
-                self._discard(length)  # unread, the body would be taken for the next request
-                return self._error(HTTPStatus.NOT_FOUND, f"no route POST {self.path}")
-            if length > MAX_BODY_BYTES:
-                self._discard(length)
-                return self._error(
-                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                    f"request body of {length} bytes exceeds {MAX_BODY_BYTES}",
-                )
-            body = self.rfile.read(length)
-            try:
-                payload = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                return self._error(HTTPStatus.BAD_REQUEST, f"body: not valid JSON ({error})")
-            try:
-                self._send(HTTPStatus.OK, source.predict(payload))
-            except InvalidRequest as error:
-                self._error(HTTPStatus.BAD_REQUEST, str(error), error.problems)
-            except (Unavailable, FileNotFoundError) as error:
-                self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(error))
 
-        def _content_length(self) -> int | None:
-            """The body's length; None, with a 400 sent, when the header is not a byte count
-            (the connection is closed then: where the body ends is unknown)."""
-            header = self.headers.get("Content-Length") or "0"
-            try:
-                length = int(header)
-            except ValueError:
-                length = -1
-            if length < 0:
-                self.close_connection = True
-                message = f"Content-Length: not a byte count ({header!r})"
-                self._error(HTTPStatus.BAD_REQUEST, message)
-                return None
-            return length
+def parse_body(body: bytes) -> Any:
+    """The request's JSON; InvalidRequest for anything json cannot read (bad bytes, an integer
+    past Python's digit limit, nesting past the recursion limit)."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError too
+        raise InvalidRequest([f"body: not valid JSON ({error})"]) from None
 
-        def _discard(self, length: int) -> None:
-            """Read an oversized body away unkept, so the client (still sending) gets the 413;
-            past a bound, close the connection instead of reading on."""
-            if length > 10 * MAX_BODY_BYTES:
-                self.close_connection = True  # the unread body must not be taken for a request
-                return
-            while length > 0:
-                chunk = self.rfile.read(min(length, 1 << 16))
-                if not chunk:
-                    break
-                length -= len(chunk)
 
-        def _error(self, status: HTTPStatus, message: str, details: list[str] | None = None):
-            error = {"code": int(status), "status": status.phrase, "message": message}
-            self._send(status, {"error": {**error, "details": details or [message]}})
+def answer_predict(source, body: bytes) -> tuple[int, bytes]:
+    """Status and JSON body for a predict request's bytes: every outcome is an answer."""
+    try:
+        return 200, json.dumps(source.predict(parse_body(body))).encode()
+    except InvalidRequest as error:
+        return 400, invalid_request_document(error)
+    except (Unavailable, FileNotFoundError) as error:
+        return 503, error_document(503, str(error))
+    except Exception as error:  # logged with its traceback, answered 500
+        log.exception("predict failed")
+        return 500, error_document(500, f"internal error: {type(error).__name__}")
 
-        def _send(self, status: HTTPStatus, document: dict) -> None:
-            body = json.dumps(document).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if self.close_connection:  # tell the client, so it reconnects for its next request
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+def answer_health(source) -> tuple[int, bytes]:
+    try:
+        return 200, json.dumps(source.health()).encode()
+    except (Unavailable, FileNotFoundError) as error:
+        return 503, error_document(503, str(error))
+
+
+def make_app(source, routes: Routes = DEFAULT_ROUTES):
+    """The ASGI app: health, predict, and JSON errors for every other route and method."""
+    import anyio
+    from fastapi import FastAPI, Request
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
+    from starlette.responses import Response
+
+    # Predictions run on anyio's worker threads (40, as FastAPI's sync routes): the model
+    # releases the GIL in its compiled code, and the event loop keeps reading requests meanwhile.
+    # Measured on 2 busy cores: 44 single-instance requests/s at 8 clients, 23 with 2 threads.
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    def json_response(status: int, body: bytes) -> Response:
+        return Response(body, status_code=status, media_type="application/json")
+
+    async def health(request: Request) -> Response:
+        return json_response(*await anyio.to_thread.run_sync(answer_health, source))
+
+    async def predict(request: Request) -> Response:
+        try:
+            body = await read_body(request)
+        except TooLarge as error:
+            return json_response(413, error_document(413, str(error)))
+        except ClientDisconnect:
+            return json_response(400, error_document(400, "the client went away"))
+        status, answer = await anyio.to_thread.run_sync(answer_predict, source, body)
+        return json_response(status, answer)
+
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        if error.status_code == 404:
+            message = f"no route {request.method} {request.url.path}"
+        elif error.status_code == 405:
+            message = f"method {request.method} not allowed on {request.url.path}"
+        else:
+            message = str(error.detail)
+        response = json_response(error.status_code, error_document(error.status_code, message))
+        response.headers.update(error.headers or {})  # 405's Allow
+        return response
+
+    # Plain (Starlette) routes: the contract checks the body itself, with its own messages.
+    app.add_route(routes.health, health, methods=["GET"])
+    app.add_route(routes.predict, predict, methods=["POST"])
+    app.add_exception_handler(HTTPException, http_error)
+    return app
+
+
+async def read_body(request) -> bytes:
+    """The body, refused (TooLarge) past MAX_BODY_BYTES — by its Content-Length before reading
+    it, or while reading a chunked one. The protocol discards what is left unread, so the
+    connection stays usable."""
+    declared = request.headers.get("content-length")
+    if declared is not None and int(declared) > MAX_BODY_BYTES:
+        raise TooLarge(f"request body of {declared} bytes exceeds {MAX_BODY_BYTES}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise TooLarge(f"request body of more than {size} bytes exceeds {MAX_BODY_BYTES}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def make_server(source, host: str, port: int, routes: Routes = DEFAULT_ROUTES, **options):
+    """An HTTP server answering `routes` from `source`; port 0 picks a free port.
+    `options` go to `http_server.ModelServer` (request_timeout, log_config)."""
+    from pipeline_src.serving.http_server import ModelServer
+
+    return ModelServer(make_app(source, routes), host, port, **options)

@@ -151,7 +151,7 @@ def test_a_local_endpoint_routes_by_traffic_and_names_the_model_that_answered(
 
     def choose(models, weights):
         seen.append({m.version_id: w for m, w in zip(models, weights, strict=True)})
-        return models[len(seen) % 2]
+        return models[len(seen) % len(models)]
 
     with running(EndpointSource(endpoint, choose)) as client:
         health = client.health().body

@@ -1,0 +1,170 @@
+"""The HTTP side of the model server: uvicorn (httptools), with what it leaves to the deployer.
+
+uvicorn parses HTTP/1.1 (keep-alive, pipelining, chunked bodies), listens with a backlog of
+`BACKLOG` and sets TCP_NODELAY. On top of it:
+
+- **a deadline per request**: from a request's first byte (or from the connection's opening) until
+  the request has fully arrived, `request_timeout` seconds; past it the client gets a 408 and the
+  connection is closed. uvicorn's own keep-alive timeout is reset by every byte, so without this
+  a client dribbling a header (slowloris) or a body holds its connection forever;
+- **JSON refusals**: a request the parser rejects (a Content-Length that is no byte count, bad
+  framing) is answered in the server's error format, with `Connection: close`, not uvicorn's
+  plain-text 400.
+
+`ModelServer` wraps uvicorn's server with a pre-bound socket, so port 0 works and the chosen
+address is known before serving (tests and `local/serving.py` rely on that).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import socket
+import threading
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from pipeline_src.serving.server import error_document
+
+BACKLOG = 2048
+"""Connections the kernel queues before the server accepts them (the stdlib's default of 5 left
+clients unanswered at concurrency 32 and up)."""
+REQUEST_TIMEOUT_SECONDS = 30.0
+KEEP_ALIVE_SECONDS = 65
+"""Idle kept-alive connections are closed after this; above the 60 s idle timeout of common load
+balancers, so they close first and never reuse a connection the server has just closed."""
+
+_CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*([^\r\n]*)")
+
+
+def raw_error(status: int, phrase: str, message: str) -> bytes:
+    """A complete HTTP error response that closes the connection."""
+    body = error_document(status, message)
+    head = (
+        f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+def malformed_message(received: bytes) -> str:
+    """What was wrong with a request the parser refused, from the bytes that made it fail."""
+    match = _CONTENT_LENGTH.search(received)
+    if match and not match.group(1).strip().isdigit():
+        value = match.group(1).strip().decode("latin-1")
+        return f"Content-Length: not a byte count ({value!r})"
+    return "malformed HTTP request"
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline for each request and JSON refusals."""
+
+    request_timeout = REQUEST_TIMEOUT_SECONDS
+
+    def connection_made(self, transport) -> None:
+        self._received = b""
+        self._receiving = False
+        self._deadline = None
+        super().connection_made(transport)
+        self._arm_deadline()  # a connection that never sends a request is closed too
+
+    def connection_lost(self, exc) -> None:
+        self._disarm_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._received = data  # the bytes a parser error is about
+        super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        self._disarm_deadline()
+        self.transport.write(raw_error(400, "Bad Request", malformed_message(self._received)))
+        self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._receiving = True
+        self._arm_deadline()
+
+    def on_message_complete(self) -> None:
+        self._receiving = False
+        self._disarm_deadline()  # the request is in; the app takes the time it needs
+        super().on_message_complete()
+
+    def _arm_deadline(self) -> None:
+        self._disarm_deadline()
+        self._deadline = self.loop.call_later(self.request_timeout, self._deadline_passed)
+
+    def _disarm_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _deadline_passed(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self._receiving:  # a request started and did not finish arriving: say so
+            cycle = (
+                self.cycle if self.cycle is not None and self.cycle.scope is self.scope else None
+            )
+            if cycle is None or not cycle.response_started:
+                message = f"the request did not arrive within {self.request_timeout:g} s"
+                self.transport.write(raw_error(408, "Request Timeout", message))
+        self.transport.close()
+
+
+def stderr_log_config() -> dict:
+    """uvicorn's logging, all of it on stderr: stdout carries only the 'serving … on URL' line."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    for handler in config["handlers"].values():
+        handler["stream"] = "ext://sys.stderr"
+    return config
+
+
+class ModelServer:
+    """A uvicorn server on a socket bound at construction; `serve_forever` in any thread."""
+
+    def __init__(
+        self,
+        app,
+        host: str,
+        port: int,
+        *,
+        request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+        log_config: dict | None = None,
+    ):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.create_server((host, port), family=family, backlog=BACKLOG)
+        protocol = type("Protocol", (GuardedProtocol,), {"request_timeout": request_timeout})
+        config = uvicorn.Config(
+            app,
+            http=protocol,
+            lifespan="off",
+            backlog=BACKLOG,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            server_header=False,
+            log_config=log_config,
+            access_log=log_config is not None,
+        )
+        self._server = uvicorn.Server(config)
+        self._stopped = threading.Event()
+
+    @property
+    def server_address(self) -> tuple:
+        return self.socket.getsockname()
+
+    def serve_forever(self) -> None:
+        try:
+            self._server.run(sockets=[self.socket])
+        finally:
+            self._stopped.set()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop serving (from another thread) and wait until the server has stopped."""
+        self._server.should_exit = True
+        self._stopped.wait(timeout)
+
+    def server_close(self) -> None:
+        self.socket.close()
