@@ -49,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_ALIAS = "default"
+DIGEST_VARIABLE = "MODEL_SHA256"
+"""The serving variable holding the bundle's sha256 (`serving.integrity.bundle_digest`)."""
 # Vertex rules: model ids are short lowercase names; aliases are not numeric (they would read as
 # version ids) and start with a letter.
 _MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -107,6 +109,13 @@ class ModelVersion:
     created_at: str = ""
     source_artifact_uri: str = ""
     """Where the artifacts were uploaded from (the pipeline run's model artifact)."""
+    serving_container_environment_variables: dict[str, str] = field(default_factory=dict)
+    """As on Vertex AI; holds MODEL_SHA256, the bundle's digest, recorded at upload."""
+
+    @property
+    def bundle_sha256(self) -> str:
+        """The digest of the bundle recorded at registration ("" for a version without one)."""
+        return self.serving_container_environment_variables.get(DIGEST_VARIABLE, "")
 
     @property
     def resource_name(self) -> str:
@@ -143,6 +152,7 @@ class LocalModelRegistry:
         version_description: str = "",
         description: str = "",
         is_default_version: bool = True,
+        serving_container_environment_variables: dict[str, str] | None = None,
     ) -> ModelVersion:
         """Add a version of `model_id` (creating the model on first upload) and return it."""
         source = Path(artifact_dir)
@@ -161,6 +171,9 @@ class LocalModelRegistry:
             version_dir = self._next_version_dir(versions_dir)
         version_id = version_dir.name
         shutil.copytree(source, version_dir / "artifacts")
+        environment = _with_digest(
+            version_dir / "artifacts", dict(serving_container_environment_variables or {})
+        )
         _write_json(
             version_dir / "version.json",
             {
@@ -171,6 +184,7 @@ class LocalModelRegistry:
                 "source_artifact_uri": str(source.resolve()),
                 "serving_container_image_uri": serving_container_image_uri,
                 "labels": dict(labels or {}),
+                "serving_container_environment_variables": environment,
                 "version_description": version_description,
                 "description": description,
                 "created_at": _now(),
@@ -250,6 +264,22 @@ class LocalModelRegistry:
         return self.get(model_id, target.version_id)
 
 
+def _with_digest(artifacts: Path, environment: dict[str, str]) -> dict[str, str]:
+    """The version's serving variables with the digest of the bundle as copied in; a digest the
+    uploader gave must match it (the copy is what will be served)."""
+    if not all((artifacts / name).is_file() for name in ("model.joblib", "model.json")):
+        return environment  # not a model bundle (nothing could serve it)
+    from pipeline_src.serving.integrity import bundle_digest
+
+    digest = bundle_digest(str(artifacts))
+    given = environment.get(DIGEST_VARIABLE)
+    if given and given != digest:
+        raise RegistryError(
+            f"{artifacts}: the bundle's sha256 {digest} is not the {given} it was uploaded with"
+        )
+    return {**environment, DIGEST_VARIABLE: digest}
+
+
 @dataclass(frozen=True)
 class DeployedModel:
     """A model version deployed to a local endpoint."""
@@ -260,6 +290,8 @@ class DeployedModel:
     artifact_uri: str
     traffic_percentage: int
     deployed_at: str
+    bundle_sha256: str = ""
+    """The version's MODEL_SHA256: what the server checks the bundle against before loading it."""
 
     @property
     def resource_name(self) -> str:
@@ -320,6 +352,7 @@ class LocalEndpoint:
                 artifact_uri=version.artifact_uri,
                 traffic_percentage=traffic_percentage,
                 deployed_at=_now(),
+                bundle_sha256=version.bundle_sha256,
             )
             others = _rescale([m["traffic_percentage"] for m in current], 100 - traffic_percentage)
             for model, share in zip(current, others, strict=True):

@@ -22,8 +22,9 @@ half-way (a failed `pulumi up`) resumes from the deployed canary: re-running is 
 project, and copying a model between projects does not work for models served from a custom
 container (ours), so the version is *re-registered*: uploaded as a version of the prod project's
 model from the same artifact directory (the staging artifacts bucket's `models/`, which never
-expires) and the same serving image, with its labels and a description naming the source. A
-re-run finds that copy by its description rather than uploading again. The staging stack grants
+expires) and the same serving image, with its labels, its MODEL_SHA256 (the bundle's digest,
+checked against the bundle's files first) and a description naming the source. A re-run finds
+that copy by its description rather than uploading again. The staging stack grants
 what this needs to `platform.serving.model_readers` (the prod deployer and the prod project's
 Vertex AI service agent): reading the model in the registry, its bundle and its image
 (docs/serving.md). Within one project the version itself is deployed.
@@ -159,6 +160,25 @@ def source_digest(source: str) -> str:
 # --- Vertex AI --------------------------------------------------------------------------------
 
 
+def verify_remote_bundle(artifact_uri: str, expected: str) -> None:
+    """Check a gs:// bundle against the digest recorded at its registration, reading its files
+    (nothing is unpickled): a bundle changed since QA accepted it is not promoted."""
+    import tempfile
+    from pathlib import Path
+
+    from google.cloud import storage
+
+    from pipeline_src.serving.integrity import verify_bundle
+
+    bucket, _, prefix = artifact_uri.removeprefix("gs://").partition("/")
+    client = storage.Client()
+    with tempfile.TemporaryDirectory(prefix="promoted-bundle-") as scratch:
+        for name in ("model.joblib", "model.json"):
+            blob = client.bucket(bucket).blob(f"{prefix.rstrip('/')}/{name}")
+            blob.download_to_filename(str(Path(scratch) / name))
+        verify_bundle(scratch, expected)
+
+
 class VertexRegistry:
     """The target project's Model Registry; a model of another project is re-registered."""
 
@@ -191,6 +211,10 @@ class VertexRegistry:
                     return f"{parent.resource_name}@{version.version_id}"
         original = aiplatform.Model(source)
         spec = original.gca_resource.container_spec
+        # The copy carries the source's MODEL_SHA256 (prod's container checks it at start-up),
+        # once the bundle is checked against it here: what serves is what QA accepted.
+        environment = {variable.name: variable.value for variable in spec.env}
+        verify_remote_bundle(original.uri, environment.get("MODEL_SHA256", ""))
         copy = aiplatform.Model.upload(
             project=self.project,
             location=self.region,
@@ -201,6 +225,7 @@ class VertexRegistry:
             serving_container_predict_route=spec.predict_route or None,
             serving_container_health_route=spec.health_route or None,
             serving_container_ports=[p.container_port for p in spec.ports] or None,
+            serving_container_environment_variables=environment or None,
             display_name=self.display_name,
             labels={
                 **dict(original.labels or {}),

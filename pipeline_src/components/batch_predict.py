@@ -17,14 +17,17 @@ from pipeline_src.components.common import (
     pipeline_component,
     read_json,
 )
+from pipeline_src.serving.integrity import bundle_digest, verify_bundle
 
 
-def predict_local(artifact_dir: str, frame, spec: dict) -> list:
-    """Predictions ({"class", "probabilities"}) of the bundle in `artifact_dir` for `frame`."""
+def predict_local(artifact_dir: str, digest: str, frame, spec: dict) -> list:
+    """Predictions ({"class", "probabilities"}) of the bundle in `artifact_dir` for `frame`, once
+    its digest matches `digest`, the one recorded at its registration."""
     import os
 
     import joblib
 
+    verify_bundle(artifact_dir, digest)
     model = joblib.load(os.path.join(artifact_dir, "model.joblib"))
     with compute_threads(len(frame)):
         probabilities = model.predict_proba(model_inputs(frame, spec))
@@ -128,6 +131,8 @@ def predict_vertex(
 @pipeline_component(
     packages=("pandas", "pyarrow", "scikit-learn", "threadpoolctl", "google-cloud-aiplatform"),
     helpers=(
+        bundle_digest,
+        verify_bundle,
         compute_threads,
         feature_spec,
         model_inputs,
@@ -160,7 +165,7 @@ def batch_predict(
         raise ValueError("no new rows to predict: new_data should have stopped the run")
     model = read_json(served.path)
     if local_root:
-        results = predict_local(model["artifact_dir"], frame, spec)
+        results = predict_local(model["artifact_dir"], model.get("sha256", ""), frame, spec)
     else:
         results = predict_vertex(
             project, location, model["model"], frame, spec, predictions.uri + "-job",

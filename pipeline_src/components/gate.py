@@ -30,6 +30,7 @@ from pipeline_src.components.common import (
     pipeline_component,
     read_json,
 )
+from pipeline_src.serving.integrity import bundle_digest, verify_bundle, vertex_bundle_digest
 
 
 def decide(
@@ -73,7 +74,8 @@ def decide(
 
 
 def local_champion(local_root: str, endpoint: str, model_id: str):
-    """The local champion: (versioned name, artifact directory, where it was found), or None."""
+    """The local champion: (versioned name, artifact directory, where it was found, recorded
+    bundle digest), or None."""
     from local.registry import LocalEndpoint, LocalModelRegistry
 
     env = local_environment(local_root)
@@ -81,15 +83,18 @@ def local_champion(local_root: str, endpoint: str, model_id: str):
     serving = LocalEndpoint(env.endpoints_dir, endpoint).serving()
     if serving is not None:
         version = registry.get(serving.model_id, serving.version_id)
-        return version.resource_name, version.artifact_uri, f"served by endpoint {endpoint}"
+        where = f"served by endpoint {endpoint}"
+        return version.resource_name, version.artifact_uri, where, version.bundle_sha256
     if registry.exists(model_id):
         version = registry.get(model_id)
-        return version.resource_name, version.artifact_uri, "the registry's default version"
+        where = "the registry's default version"
+        return version.resource_name, version.artifact_uri, where, version.bundle_sha256
     return None
 
 
 def vertex_champion(project: str, location: str, endpoint: str, model_id: str):
-    """The Vertex AI champion: (versioned name, artifact directory, where it was found), or None."""
+    """The Vertex AI champion: (versioned name, artifact directory, where it was found, recorded
+    bundle digest), or None."""
     from google.api_core.exceptions import NotFound
     from google.cloud import aiplatform
 
@@ -107,11 +112,13 @@ def vertex_champion(project: str, location: str, endpoint: str, model_id: str):
         except NotFound:
             return None
         where = "the registry's default version"
-    return model.versioned_resource_name, gcs_fuse_path(model.uri), where
+    digest = vertex_bundle_digest(model)
+    return model.versioned_resource_name, gcs_fuse_path(model.uri), where, digest
 
 
-def champion_accuracy(artifact_dir: str, test_frame, spec: dict):
-    """(accuracy, basis): re-scored on this test split, or as recorded at its registration."""
+def champion_accuracy(artifact_dir: str, digest: str, test_frame, spec: dict):
+    """(accuracy, basis): re-scored on this test split, or as recorded at its registration. The
+    bundle is unpickled only once its digest matches the one recorded at its registration."""
     import os
 
     import joblib
@@ -124,6 +131,7 @@ def champion_accuracy(artifact_dir: str, test_frame, spec: dict):
         if names != [f["name"] for f in spec["features"]] or signature["label"] != spec["label"]:
             problem = "it was trained on other features"
         else:
+            verify_bundle(artifact_dir, digest)
             model = joblib.load(os.path.join(artifact_dir, "model.joblib"))
             with compute_threads(len(test_frame)):
                 predicted = model.predict(model_inputs(test_frame, spec))
@@ -141,12 +149,15 @@ def champion_accuracy(artifact_dir: str, test_frame, spec: dict):
 @pipeline_component(
     packages=("pandas", "pyarrow", "scikit-learn", "threadpoolctl", "google-cloud-aiplatform"),
     helpers=(
+        bundle_digest,
         compute_threads,
         feature_spec,
         gcs_fuse_path,
         local_environment,
         model_inputs,
         read_json,
+        verify_bundle,
+        vertex_bundle_digest,
         decide,
         local_champion,
         vertex_champion,
@@ -199,8 +210,9 @@ def gate(
 
     champion_name, champion, basis = "", None, f"nothing on endpoint {endpoint} or in the registry"
     if found is not None:
-        champion_name, artifact_dir, where = found
-        champion, basis = champion_accuracy(artifact_dir, pd.read_parquet(test_data.path), spec)
+        champion_name, artifact_dir, where, digest = found
+        test_frame = pd.read_parquet(test_data.path)
+        champion, basis = champion_accuracy(artifact_dir, digest, test_frame, spec)
         # "…@1 served by endpoint staging is unscored, as …" or "served by …, on the same …"
         basis = f"{champion_name} {where} is {basis}" if champion is None else f"{where}, {basis}"
     decision, reason = decide(

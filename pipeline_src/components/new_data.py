@@ -24,6 +24,7 @@ from pipeline_src.components.common import (
     write_json,
 )
 from pipeline_src.components.record_metrics import write_rows_bigquery, write_rows_local
+from pipeline_src.serving.integrity import vertex_bundle_digest
 
 
 def new_rows_query(spec: dict, dataset: str, table: str, evaluations_table: str) -> str:
@@ -92,7 +93,8 @@ def query_local_warehouse(local_root: str, dataset: str, sql: str, params: dict,
 
 
 def served_model_local(local_root: str, endpoints: list, model_id: str):
-    """(versioned name, artifact directory, endpoint) of the first endpoint serving a model."""
+    """(versioned name, artifact directory, endpoint, recorded bundle digest) of the first
+    endpoint serving a model."""
     from local.registry import LocalEndpoint, LocalModelRegistry
 
     env = local_environment(local_root)
@@ -101,12 +103,13 @@ def served_model_local(local_root: str, endpoints: list, model_id: str):
         serving = LocalEndpoint(env.endpoints_dir, endpoint).serving()
         if serving is not None:
             version = registry.get(serving.model_id, serving.version_id)
-            return version.resource_name, version.artifact_uri, endpoint
+            return version.resource_name, version.artifact_uri, endpoint, version.bundle_sha256
     return None
 
 
 def served_model_vertex(project: str, location: str, endpoints: list, model_id: str):
-    """(versioned name, artifact directory, endpoint) of the first endpoint serving a model."""
+    """(versioned name, artifact directory, endpoint, recorded bundle digest) of the first
+    endpoint serving a model."""
     from google.cloud import aiplatform
 
     aiplatform.init(project=project, location=location)
@@ -117,7 +120,8 @@ def served_model_vertex(project: str, location: str, endpoints: list, model_id: 
             traffic = serving.traffic_split
             top = max(deployed, key=lambda d: traffic.get(d.id, 0))
             model = aiplatform.Model(top.model, version=top.model_version_id)
-            return model.versioned_resource_name, gcs_fuse_path(model.uri), endpoint
+            uri, digest = gcs_fuse_path(model.uri), vertex_bundle_digest(model)
+            return model.versioned_resource_name, uri, endpoint, digest
     return None
 
 
@@ -157,6 +161,7 @@ def evaluation_row(
         new_rows_query,
         query_local_warehouse,
         warehouse_rows,
+        vertex_bundle_digest,
         served_model_local,
         served_model_vertex,
     ),
@@ -211,7 +216,7 @@ def new_data(
             f"no endpoint serves a model ({', '.join(endpoints)}): nothing to evaluate yet; "
             "run the training pipeline first"
         )
-    model, artifact_dir, serving_endpoint = found
+    model, artifact_dir, serving_endpoint, digest = found
     where = f"served by endpoint {serving_endpoint}"
     if serving_endpoint != endpoint:
         where += f" ({endpoint} serves nothing yet: evaluating {serving_endpoint}'s model)"
@@ -235,6 +240,7 @@ def new_data(
     served_info = {
         "model": model,
         "artifact_dir": artifact_dir,
+        "sha256": digest,  # batch_predict checks the bundle against it before unpickling
         "endpoint": serving_endpoint,
         "where": where,
         "trained_until": trained_until,

@@ -13,6 +13,9 @@ On Vertex AI the bundle is copied to `models_uri/<model id>/<run>/` first: the p
 expires, a registered model must not. The version is uploaded under the parent model (created on
 first upload with `model_id`), becomes the default version, carries the alias (e.g. "staging",
 moved off the previous version) and labels naming its data snapshot, git commit, run and metrics.
+The sha256 of `model.joblib` and `model.json` is recorded as the version's `MODEL_SHA256`
+serving variable; nothing unpickles the bundle without checking it
+(`pipeline_src.serving.integrity.verify_bundle`).
 
 Where the endpoint is deployed by promotion (`deploy_by="promotion"`, prod), the version is a
 candidate (alias "candidate") awaiting QA: the task says how to promote it, by the name the
@@ -30,6 +33,7 @@ from pipeline_src.components.common import (
     pipeline_component,
     read_json,
 )
+from pipeline_src.serving.integrity import bundle_digest
 
 BUNDLE_FILES = ("model.joblib", "model.json", "evaluation.json", "baseline.json", "report.html")
 
@@ -105,6 +109,7 @@ def register_vertex(
 @pipeline_component(
     packages=("google-cloud-aiplatform",),
     helpers=(
+        bundle_digest,
         gcs_fuse_path,
         label_value,
         local_environment,
@@ -165,6 +170,10 @@ def register(
             f" log loss {scores['log_loss']:.3f}. Gate: {gate_reason}"
         ),
         "is_default_version": True,
+        # The bundle's digest, in the version's serving environment: immutable once uploaded,
+        # passed by Vertex AI to the serving container, read by whatever loads the bundle later
+        # (serving, gate, evaluation, promotion), which refuses a bundle that does not match.
+        "serving_container_environment_variables": {"MODEL_SHA256": bundle_digest(registered.path)},
     }
     if local_root:
         resource, version, artifact_uri = register_local(
@@ -177,9 +186,10 @@ def register(
         resource, version, artifact_uri = register_vertex(
             project, location, registered.path, destination, model_id, **fields
         )
+    digest = fields["serving_container_environment_variables"]["MODEL_SHA256"]
     registered.metadata.update(
         {"resource_name": resource, "version": version, "artifact_uri": artifact_uri,
-         "alias": alias}
+         "alias": alias, "sha256": digest}
     )  # fmt: skip
     print(f"registered {resource} (alias {alias}) from {artifact_uri}")
     if deploy_by == "promotion":

@@ -43,12 +43,24 @@ def download(uri: str, destination: Path) -> Path:
         relative = blob.name[len(prefix) :]
         if relative and not relative.endswith("/"):
             target = destination / relative
+            if not target.resolve().is_relative_to(destination.resolve()):
+                raise ValueError(f"gs://{bucket_name}/{blob.name}: a name outside {uri}")
             target.parent.mkdir(parents=True, exist_ok=True)
             blob.download_to_filename(str(target))
             count += 1
     if not count:
         raise FileNotFoundError(f"{uri} holds no files: not a model directory")
     return destination
+
+
+def expected_digest(model_dir: Path | None, environ: dict[str, str]) -> str | None:
+    """The bundle digest to check before loading: the version's MODEL_SHA256, which Vertex AI
+    sets in the container from the model's registration ("" when missing: refused). Only a
+    directory given by hand (`--model-dir`) may be served unverified, when none is given."""
+    if model_dir is not None and "MODEL_SHA256" not in environ:
+        print(f"note: serving {model_dir} unverified (no MODEL_SHA256 given)", file=sys.stderr)
+        return None
+    return environ.get("MODEL_SHA256", "")
 
 
 def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
@@ -91,8 +103,7 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
             parser.error("give --endpoint or --model-dir (AIP_STORAGE_URI on Vertex AI)")
         if str(model_dir).startswith("gs://"):
             model_dir = download(str(model_dir), Path(tempfile.mkdtemp(prefix="model-")))
-        source = ModelSource(model_dir)
-
+        source = ModelSource(model_dir, expected_digest(args.model_dir, environ))
     server = make_server(
         source, args.host, args.port, routes,
         request_timeout=args.request_timeout, log_config=stderr_log_config(),

@@ -55,7 +55,10 @@ class LoadedModel:
     """`model.json`: features (name, type, categorical, categories), label, classes, …"""
 
     @classmethod
-    def load(cls, directory: str | Path) -> LoadedModel:
+    def load(cls, directory: str | Path, expected_sha256: str | None = None) -> LoadedModel:
+        """Load a model directory. `expected_sha256` is the bundle digest recorded at its
+        registration, checked before anything is unpickled ("" refuses: none was recorded);
+        None only where the caller trusts the directory (`--model-dir` without MODEL_SHA256)."""
         import joblib
 
         directory = Path(directory)
@@ -63,6 +66,10 @@ class LoadedModel:
         for path in (signature_path, model_path):
             if not path.is_file():
                 raise FileNotFoundError(f"{path} is missing: not a model directory")
+        if expected_sha256 is not None:
+            from pipeline_src.serving.integrity import verify_bundle
+
+            verify_bundle(str(directory), expected_sha256)
         signature = json.loads(signature_path.read_text(encoding="utf-8"))
         return cls(pipeline=joblib.load(model_path), signature=signature)
 

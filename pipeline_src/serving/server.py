@@ -63,28 +63,30 @@ DEFAULT_ROUTES = Routes()
 
 
 class ModelCache:
-    """Model directories loaded once each. A bundle that fails to load (truncated, tampered) is
-    logged once and remembered: its requests get 503 at once, not a new load attempt each."""
+    """Model directories loaded once each, after their digest is checked against the one
+    recorded at registration. A bundle that fails either (truncated, tampered) is logged once and
+    remembered: its requests get 503 at once, not a new load attempt each."""
 
-    def __init__(self, load: Callable[[str], LoadedModel] = LoadedModel.load):
+    def __init__(self, load: Callable[[str, str | None], LoadedModel] = LoadedModel.load):
         self._load = load
-        self._entries: dict[str, LoadedModel | Unavailable] = {}
+        self._entries: dict[tuple, LoadedModel | Unavailable] = {}
         self._lock = threading.Lock()
 
-    def get(self, directory: str) -> LoadedModel:
-        entry = self._entries.get(directory)
+    def get(self, directory: str, expected_sha256: str | None) -> LoadedModel:
+        key = (directory, expected_sha256)
+        entry = self._entries.get(key)
         if entry is None:
             with self._lock:  # one load per version, however many requests arrive at once
-                entry = self._entries.get(directory)
+                entry = self._entries.get(key)
                 if entry is None:
-                    entry = self._entries[directory] = self._try_load(directory)
+                    entry = self._entries[key] = self._try_load(directory, expected_sha256)
         if isinstance(entry, Unavailable):
             raise entry
         return entry
 
-    def _try_load(self, directory: str) -> LoadedModel | Unavailable:
+    def _try_load(self, directory: str, expected_sha256: str | None) -> LoadedModel | Unavailable:
         try:
-            return self._load(directory)
+            return self._load(directory, expected_sha256)
         except Exception as error:  # any failure to unpickle is the same 503
             problem = Unavailable(
                 f"model {directory} cannot be served: {type(error).__name__}: {error}"
@@ -94,17 +96,24 @@ class ModelCache:
 
 
 class ModelSource:
-    """One model directory (the container on Vertex AI), loaded at start-up."""
+    """One model directory (the container on Vertex AI), loaded at start-up. `expected_sha256`:
+    the version's MODEL_SHA256 (None: an unverified directory the caller trusts)."""
 
-    def __init__(self, directory: str | Path, cache: ModelCache | None = None):
+    def __init__(
+        self,
+        directory: str | Path,
+        expected_sha256: str | None = None,
+        cache: ModelCache | None = None,
+    ):
         self.directory = str(directory)
+        self.expected_sha256 = expected_sha256
         self._cache = cache or ModelCache()
         with contextlib.suppress(Unavailable):  # reported once by the cache; health says 503
-            self._cache.get(self.directory)
+            self.model  # noqa: B018 — load now, not on the first request
 
     @property
     def model(self) -> LoadedModel:
-        return self._cache.get(self.directory)
+        return self._cache.get(self.directory, self.expected_sha256)
 
     def describe(self) -> str:
         return f"model {self.directory}"
@@ -141,7 +150,7 @@ class EndpointSource:
     def health(self) -> dict[str, Any]:
         deployed = self._deployed()
         for model in deployed:
-            self._cache.get(model.artifact_uri)
+            self._cache.get(model.artifact_uri, model.bundle_sha256)
         return {
             "status": "ok",
             "endpoint": self.endpoint.name,
@@ -156,7 +165,9 @@ class EndpointSource:
         deployed = self._deployed()
         chosen = self._choose(deployed, [m.traffic_percentage for m in deployed])
         return {
-            "predictions": self._cache.get(chosen.artifact_uri).predict(payload),
+            "predictions": self._cache.get(chosen.artifact_uri, chosen.bundle_sha256).predict(
+                payload
+            ),
             "deployedModelId": chosen.id,
             "model": chosen.model_id,
             "modelVersionId": chosen.version_id,

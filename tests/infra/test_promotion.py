@@ -35,6 +35,8 @@ class FakeVertex:
         self.log: list[tuple] = []
         self.next_id = 100
         self.endpoint_exists = True
+        self.tampered: dict[str, str] = {}  # bundle uri -> its digest now
+        self.verified: list[str] = []
         for name in (STAGING_V1, STAGING_V2):
             self.add(name, uri=f"gs://staging-artifacts/models/{name[-1]}")
 
@@ -44,6 +46,7 @@ class FakeVertex:
             command=["python", "-m", "pipeline_src.serving"], args=[],
             predict_route="/predict", health_route="/health",
             ports=[SimpleNamespace(container_port=8080)],
+            env=[SimpleNamespace(name="MODEL_SHA256", value=f"digest-of-{uri}")],
         )  # fmt: skip
         name, version = versioned.split("@")
         self.models[versioned] = SimpleNamespace(
@@ -51,6 +54,13 @@ class FakeVertex:
             labels={"data_snapshot": "s1"}, version_description=description,
             gca_resource=SimpleNamespace(container_spec=spec),
         )  # fmt: skip
+
+    def verify(self, uri: str, expected: str) -> None:
+        """The bundle check, over the world's bundles (each holds what it was registered with,
+        unless a test tampers with it)."""
+        self.verified.append(uri)
+        if self.tampered.get(uri, expected) != expected:
+            raise ValueError(f"model bundle {uri}: sha256 differs from {expected}")
 
     def module(self) -> SimpleNamespace:
         world = self
@@ -150,6 +160,7 @@ def vertex(monkeypatch) -> FakeVertex:
     monkeypatch.setattr(cloud, "aiplatform", world.module(), raising=False)
     monkeypatch.setitem(__import__("sys").modules, "google.cloud.aiplatform", world.module())
     monkeypatch.setattr("resources.promotion.pulumi.log.info", lambda message: None)
+    monkeypatch.setattr("resources.promotion.verify_remote_bundle", world.verify)
     return world
 
 
@@ -184,6 +195,18 @@ def test_create_reregisters_another_projects_version_and_serves_it_alone(vertex)
     assert vertex.deployed[0]["replicas"] == (2, 5)
     assert result.outs["served_model"] == f"{PROD}@1"
     assert result.outs["deployed_model_id"] == "101" and result.outs["undeployed"] == []
+
+
+def test_the_copy_carries_the_bundle_digest_and_a_changed_bundle_is_not_promoted(vertex):
+    PromotionProvider().create(props())
+    (upload,) = vertex.uploads
+    digest = "digest-of-gs://staging-artifacts/models/1"
+    assert upload["serving_container_environment_variables"] == {"MODEL_SHA256": digest}
+    assert vertex.verified == ["gs://staging-artifacts/models/1"]
+    vertex.tampered["gs://staging-artifacts/models/2"] = "another digest"
+    with pytest.raises(ValueError, match="sha256 differs"):
+        PromotionProvider().update("id", props(), props(STAGING_V2))
+    assert len(vertex.uploads) == 1 and vertex.split() == {f"{PROD}@1": 100}
 
 
 def test_update_rolls_out_a_canary_then_full_traffic_then_retires_the_old(vertex):

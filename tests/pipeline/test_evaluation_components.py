@@ -325,9 +325,11 @@ def test_the_served_model_on_vertex_is_the_endpoint_model_with_most_traffic():
         return SimpleNamespace(list_models=lambda: served, traffic_split={"1": 90, "2": 10})
 
     def model(name, version):
+        digest = SimpleNamespace(name="MODEL_SHA256", value=f"sha-{version}")
         return SimpleNamespace(
-            versioned_resource_name=f"{name}@{version}", uri=f"gs://b/models/{version}"
-        )
+            versioned_resource_name=f"{name}@{version}", uri=f"gs://b/models/{version}",
+            gca_resource=SimpleNamespace(container_spec=SimpleNamespace(env=[digest])),
+        )  # fmt: skip
 
     with (
         mock.patch("google.cloud.aiplatform.init"),
@@ -335,6 +337,6 @@ def test_the_served_model_on_vertex_is_the_endpoint_model_with_most_traffic():
         mock.patch("google.cloud.aiplatform.Model", side_effect=model),
     ):
         assert served_model_vertex("p", "l", ["prod", "staging"], "m") == (
-            "models/m@3", "/gcs/b/models/3", "prod",
+            "models/m@3", "/gcs/b/models/3", "prod", "sha-3",
         )  # fmt: skip
         assert served_model_vertex("p", "l", ["staging"], "m") is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import joblib
 import numpy as np
@@ -309,15 +310,17 @@ def test_vertex_champion_is_the_deployed_model_with_the_most_traffic(monkeypatch
                 raise NotFound("no such model")
             self.versioned_resource_name = f"projects/p/locations/l/models/m@{version or 7}"
             self.uri = f"gs://bucket/models/m/{version or 7}"
+            digest = SimpleNamespace(name="MODEL_SHA256", value=f"sha-{version or 7}")
+            self.gca_resource = SimpleNamespace(container_spec=SimpleNamespace(env=[digest]))
 
     monkeypatch.setattr(aiplatform, "init", lambda **kwargs: None)
     monkeypatch.setattr(aiplatform, "Endpoint", Endpoint)
     monkeypatch.setattr(aiplatform, "Model", Model)
 
-    name, directory, where = vertex_champion("p", "l", "e1", "m")
+    name, directory, where, digest = vertex_champion("p", "l", "e1", "m")
     assert name.endswith("m@4") and directory == "/gcs/bucket/models/m/4"
-    assert where == "served by endpoint e1"
-    name, _, where = vertex_champion("p", "l", "e2", "m")
+    assert where == "served by endpoint e1" and digest == "sha-4"
+    name, _, where, _ = vertex_champion("p", "l", "e2", "m")
     assert name.endswith("m@7") and where == "the registry's default version"
     models.clear()
     assert vertex_champion("p", "l", "e2", "m") is None

@@ -30,7 +30,7 @@ from pipeline_src.serving.server import (
 
 PENGUIN = {"island": "Dream", "bill_length_mm": 46.5, "bill_depth_mm": 17.9,
            "flipper_length_mm": 192, "body_mass_g": 3500, "sex": "female"}  # fmt: skip
-REQUEST_TIMEOUT = 1.0
+REQUEST_TIMEOUT = 2.0
 
 
 class Broken:
@@ -61,7 +61,7 @@ def port(sample_model_dir) -> Iterator[int]:
 
 @pytest.fixture
 def connection(port) -> Iterator[http.client.HTTPConnection]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     yield connection
     connection.close()
 
@@ -138,7 +138,7 @@ def test_chunked_bodies_are_read_and_bounded(port):
         return b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
 
     head = b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as raw:
         reader = raw.makefile("rb")
         good = json.dumps({"instances": [PENGUIN] * 50}).encode()
         raw.sendall(head + chunked(good))
@@ -170,7 +170,7 @@ def read_response(reader) -> tuple[int, dict]:
     ids=["slow headers", "slow body"],
 )
 def test_a_request_that_does_not_arrive_in_time_gets_a_408_and_is_closed(port, sent):
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as raw:
         started = time.monotonic()
         raw.sendall(sent)
         answer = b""
@@ -178,12 +178,12 @@ def test_a_request_that_does_not_arrive_in_time_gets_a_408_and_is_closed(port, s
             answer += chunk
         waited = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408 Request Timeout") and b"Connection: close" in answer
-    assert b"did not arrive within 1 s" in answer
+    assert b"did not arrive within 2 s" in answer
     assert REQUEST_TIMEOUT * 0.9 <= waited < REQUEST_TIMEOUT + 5
 
 
 def test_an_idle_connection_is_closed(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as raw:
         assert raw.recv(1024) == b""  # closed by the server, nothing sent on a silent connection
 
 
@@ -202,7 +202,7 @@ def test_128_clients_at_once_all_get_an_answer(port):
 
 def test_an_unexpected_failure_is_a_500_and_the_connection_serves_on():
     for port in serve(Broken()):
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         body = json.dumps({"instances": [PENGUIN]}).encode()
         for _ in range(2):
             status, answer, _ = call(connection, body)
@@ -219,14 +219,14 @@ def test_a_bundle_that_cannot_be_loaded_is_reported_once_and_health_says_503(
         bundle.truncate(1024)
     loads = []
 
-    def counted(directory):
+    def counted(directory, expected_sha256):
         loads.append(directory)
-        return LoadedModel.load(directory)
+        return LoadedModel.load(directory, expected_sha256)
 
     with caplog.at_level(logging.ERROR, logger="pipeline_src.serving"):
-        source = ModelSource(broken, ModelCache(counted))
+        source = ModelSource(broken, None, ModelCache(counted))
         for port in serve(source):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             status, answer, _ = call(connection, b"", method="GET", path="/health")
             assert status == 503 and "cannot be served" in answer["error"]["message"]
             for _ in range(3):
