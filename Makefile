@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 # The stamp is newer than the lock once the environment matches it; a changed lock reinstalls.
 READY  := $(VENV)/.ready
+# locust's own venv: its pins clash with the lock (requests). The load test runs it as a tool.
+LOCUST_READY := .venv-locust/.ready
 STACK  ?= staging
 BUILD  := build
 # The policy engine's own environment: checkov's pins clash with pulumi-gcp's.
@@ -16,7 +18,7 @@ CHECKOV_READY := $(CHECKOV_VENV)/.ready
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint format demo index pipeline evaluate plan plan-diff cost-diff docs lock clean \
         test-pipeline compile publish-image submit ci-variables serve acceptance promote init doctor \
-        compliance bootstrap plan-bootstrap stack-init destroy ingest contract generate
+        compliance bootstrap plan-bootstrap stack-init destroy ingest contract generate loadtest
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,7 +46,7 @@ $(CHECKOV_READY): tooling/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tooling/requirements-checkov.txt
 	@touch $@
 
-test: $(READY) lint compliance ## every check CI runs: lint, the policy engine on both plans, then all tests
+test: $(READY) $(LOCUST_READY) lint compliance ## every check CI runs: lint, the policy engine on both plans, then all tests
 	$(PY) -m pytest
 
 lint: $(READY) ## ruff lint and format check; the GitHub workflows with actionlint and zizmor
@@ -60,7 +62,7 @@ format: $(READY) ## apply ruff's fixes and formatting
 # CONTRACT=path: the data contract of every local command (default: the staging stack's).
 CONTRACT_ARG = $(if $(CONTRACT),--contract '$(CONTRACT)')
 
-demo: $(READY) ## the lifecycle locally, stage by stage (starts from an empty .local/; KEEP=1 keeps it) [CONTRACT=…]
+demo: $(READY) $(LOCUST_READY) ## the lifecycle locally, stage by stage (starts from an empty .local/; KEEP=1 keeps it) [CONTRACT=…]
 	$(PY) -m local.demo $(CONTRACT_ARG) $(if $(KEEP),--keep)
 
 index: $(READY) ## regenerate .local/index.html, the lifecycle page (every run does it too)
@@ -118,6 +120,15 @@ acceptance: $(READY) ## QA acceptance suite: make acceptance [ENDPOINT=staging |
 	$(PY) -m pytest tests/acceptance -v -s \
 	  $(if $(ENDPOINT),--endpoint '$(ENDPOINT)') $(if $(MODEL),--expect-model '$(MODEL)') \
 	  $(CONTRACT_ARG)
+
+$(LOCUST_READY): loadtest/requirements.txt
+	@echo "==> creating .venv-locust from loadtest/requirements.txt (the load test's own venv)"
+	$(PYTHON) -m venv .venv-locust
+	.venv-locust/bin/pip install --quiet --disable-pip-version-check -r loadtest/requirements.txt
+	@touch $@
+
+loadtest: $(READY) $(LOCUST_READY) ## load test an endpoint against the stack's SLO: make loadtest ENDPOINT=http://… | projects/…/endpoints/… [STACK=staging]
+	$(PY) -m loadtest.run --endpoint '$(ENDPOINT)' --stack $(STACK)
 
 promote: $(READY) ## write what staging serves into Pulumi.prod.yaml: make promote FROM=projects/…/endpoints/ID | MODEL=projects/…/models/ID@N | LOCAL=1 (local staging, into .local's copy)
 	$(PY) -m stacks.promote $(if $(FROM),--from-vertex '$(FROM)') $(if $(MODEL),--model '$(MODEL)') \
@@ -189,4 +200,4 @@ lock: ## re-resolve requirements.in into requirements.txt in a scratch venv
 	rm -rf $(BUILD)/lock-venv
 
 clean: ## remove build output and the virtualenv
-	rm -rf $(BUILD) $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache
+	rm -rf $(BUILD) $(VENV) $(CHECKOV_VENV) .venv-locust .pytest_cache .ruff_cache

@@ -106,8 +106,13 @@ def stage_train(ctx: DemoContext) -> str:
     )
 
 
+DEMO_LOAD_SECONDS = 3
+"""The demo's load test is short; the stack's SLO holds all the same."""
+
+
 def stage_accept(ctx: DemoContext) -> str:
-    """QA: serve the staging endpoint (a real server process), run the acceptance suite on it."""
+    """QA: serve the staging endpoint (a real server process), run the acceptance suite on it,
+    then a short load test against staging's SLO; either failing blocks the promotion."""
     import subprocess
 
     from local.registry import LocalEndpoint
@@ -126,14 +131,37 @@ def stage_accept(ctx: DemoContext) -> str:
              "--expect-model", serving.resource_name],
             cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
         )  # fmt: skip
-    lines = result.stdout.strip().splitlines()
-    for line in lines:
-        if "latency over" in line:
-            say("  " + line.strip(". "))
-    say(f"  {lines[-1] if lines else result.stderr.strip()}")
-    if result.returncode != 0:
-        raise RuntimeError(f"the acceptance suite failed against staging:\n{result.stdout[-3000:]}")
-    return f"staging ({serving.resource_name}) accepted: {lines[-1].strip('= ')}"
+        lines = result.stdout.strip().splitlines()
+        for line in lines:
+            if "latency over" in line:
+                say("  " + line.strip(". "))
+        say(f"  {lines[-1] if lines else result.stderr.strip()}")
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"the acceptance suite failed against staging:\n{result.stdout[-3000:]}"
+            )
+        load = demo_load_test(server.url)
+    return f"staging ({serving.resource_name}) accepted: {lines[-1].strip('= ')}; {load}"
+
+
+def demo_load_test(url: str) -> str:
+    """A few seconds of locust against staging's SLO (Pulumi.staging.yaml); a breach raises."""
+    from loadtest.run import load_test
+    from stacks.config import PROJECT_ROOT, load_stack_file
+
+    slo = load_stack_file(PROJECT_ROOT / "Pulumi.staging.yaml").platform.serving.load_test
+    slo = slo.model_copy(update={"seconds": DEMO_LOAD_SECONDS})
+    say(f"load test: locust, {slo.users} users for {DEMO_LOAD_SECONDS} s, staging's SLO")
+    result = load_test(url, slo)
+    figures = (
+        f"p95 {result.p95_ms:.0f} ms, {result.rps:.1f} req/s, "
+        f"{result.failures}/{result.requests} failed"
+    )
+    say(f"  {figures}")
+    breaches = result.breaches(slo)
+    if breaches:
+        raise RuntimeError(f"the load test missed staging's SLO: {'; '.join(breaches)}")
+    return f"load test passed ({figures})"
 
 
 def stage_promote(ctx: DemoContext) -> str:

@@ -223,6 +223,20 @@ class WorkbenchConfig(StrictModel):
         return self
 
 
+class LoadTestConfig(StrictModel):
+    """The load test a serving endpoint passes before its model is promoted (`make loadtest`,
+    CD after each staging deploy, the demo's accept stage): locust, closed loop, one instance
+    per request."""
+
+    users: int = Field(default=4, ge=1, le=1000, description="concurrent clients")
+    seconds: float = Field(default=20, gt=0, le=600, description="how long the load lasts")
+    p95_ms: float = Field(default=1000, gt=0, description="SLO: 95th percentile latency, ms")
+    max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="SLO: share of requests failed (not 200)"
+    )
+    min_rps: float = Field(default=5, ge=0, description="SLO: requests per second served")
+
+
 class ServingConfig(StrictModel):
     """The stack's Vertex AI endpoint (staging endpoint in staging, production in prod)."""
 
@@ -252,6 +266,10 @@ class ServingConfig(StrictModel):
         ge=0,
         le=120,
         description="how long the canary serves beside the old version before taking all traffic",
+    )
+    load_test: LoadTestConfig = Field(
+        default_factory=LoadTestConfig,
+        description="the load test and its SLO, which the endpoint must pass before promotion",
     )
     model_readers: list[Member] = Field(
         default=[],
