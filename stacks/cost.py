@@ -295,22 +295,31 @@ _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 _CRON_YEAR = 2026  # any non-leap year: 365 days, the average month's share of 52 weeks
 
 
+def _cron_value(text: str, field: str) -> int:
+    """One value of a cron field: a number, or a month or weekday name (JAN, MON)."""
+    if text.isalpha() and text in _CRON_NAMES:
+        return _CRON_NAMES[text]
+    if text.isdigit():
+        return int(text)
+    raise PricingError(f"cron field {field!r}: {text!r} is neither a number nor a name")
+
+
 def _cron_field(text: str, low: int, high: int) -> set[int]:
+    """The values a cron field matches: `*`, `a`, `a-b`, each optionally `/step`, listed by `,`."""
     values: set[int] = set()
     for part in text.lower().split(","):
         span, _, step = part.partition("/")
+        if step and not step.isdigit():
+            raise PricingError(f"cron field {text!r}: step {step!r} is not a number")
         if span == "*":
             first, last = low, high
         else:
             first_text, _, last_text = span.partition("-")
-            first = _CRON_NAMES.get(first_text) if first_text.isalpha() else int(first_text)
-            last = (
-                (_CRON_NAMES.get(last_text) if last_text.isalpha() else int(last_text))
-                if (last_text)
-                else (high if step else first)
-            )
-            if first is None or last is None or not low <= first <= last <= high:
-                raise PricingError(f"cron field {text!r} is outside {low}-{high}")
+            first = _cron_value(first_text, text)
+            # `5/15` runs from 5 to the field's end; a lone `5` is just 5.
+            last = _cron_value(last_text, text) if last_text else (high if step else first)
+        if not low <= first <= last <= high:
+            raise PricingError(f"cron field {text!r} is outside {low}-{high}")
         values.update(range(first, last + 1, int(step) if step else 1))
     return values
 
