@@ -23,16 +23,18 @@ pulumi.export("region", config.region)
 pulumi.export("landing_bucket", platform.data_lake.landing.name)
 pulumi.export("quarantine_bucket", platform.data_lake.quarantine.name)
 pulumi.export("artifacts_bucket", platform.data_lake.artifacts.name)
+pulumi.export("models_bucket", platform.data_lake.models.name)
 pulumi.export("dataset", platform.warehouse.dataset.dataset_id)
 pulumi.export("curated_table", platform.warehouse.curated.table_id)
 pulumi.export("endpoint", platform.serving.endpoint.name)
 pulumi.export("ingestion_function", platform.ingestion.function.name)
 # CI submits pipeline runs as the runner; `make`/CI read these rather than rebuilding names.
 pulumi.export("pipeline_runner", platform.identities.pipeline_runner.email)
-pulumi.export("schedule_caller", platform.identities.schedule_caller.email)
 # What CI publishes (the pipeline image) and submits with (`python -m pipeline_src.submit`).
 pulumi.export("pipeline_image", platform.pipelines.image)
 pulumi.export("training_pipeline", platform.training_job)
+# Read by the stack this one deploys models from (its `serving.model_readers_from`).
+pulumi.export("model_readers", platform.model_readers)
 if platform.serving.promotion is not None:
     # The version prod serves once `pulumi up` has rolled it out (its registered copy across
     # projects): CD's acceptance run expects it (`make acceptance MODEL=…`).

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
-import subprocess
+import hashlib
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -145,25 +145,31 @@ CODE_PATHS = ("pipeline_src", "contracts", "requirements.txt")
 
 
 def code_version(root: Path = PROJECT_ROOT) -> str:
-    """The last commit that changed the pipeline's code (12 hex digits), for model labels.
+    """A digest of the pipeline's code (`src-<12 hex>`), for model labels and schedule parameters.
 
-    "-dirty" is added when that code has uncommitted changes; "unknown" outside a git checkout.
-    Only commits touching CODE_PATHS count, so a schedule's parameters change with the pipeline
-    and not with every commit to the repository.
+    The content of every file under CODE_PATHS (caches left out), never the git history: CI
+    checks out one commit (`fetch-depth: 1`), where `git log -- <paths>` names HEAD whatever
+    changed, so every merge would change both schedules. The same code gives the same version
+    in any checkout, shallow or not, committed or not.
     """
+    digest = hashlib.sha256()
+    for path in _code_files(root):
+        relative = path.relative_to(root).as_posix()
+        digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"src-{digest.hexdigest()[:12]}"
 
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args, "--", *CODE_PATHS],
-            cwd=root, capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
 
-    try:
-        commit = git("log", "-1", "--format=%H")[:12]
-        dirty = bool(git("status", "--porcelain"))
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{commit or 'unknown'}{'-dirty' if dirty else ''}"
+def _code_files(root: Path) -> list[Path]:
+    files = []
+    for name in CODE_PATHS:
+        path = root / name
+        candidates = [path] if path.is_file() else sorted(path.rglob("*"))
+        files += [
+            f
+            for f in candidates
+            if f.is_file() and "__pycache__" not in f.parts and f.suffix not in (".pyc", ".pyo")
+        ]
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:

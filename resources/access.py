@@ -40,7 +40,6 @@ class Grantee(StrEnum):
     INGESTION_TRIGGER = "ingestion_trigger"
     FUNCTION_BUILD = "function_build"
     PIPELINE_RUNNER = "pipeline_runner"
-    SCHEDULE_CALLER = "schedule_caller"
     WORKBENCH = "workbench"
     # CI/CD (resources/ci.py): the identities GitHub Actions jobs act as, and the jobs themselves.
     CI_DEPLOYER = "ci_deployer"
@@ -73,7 +72,6 @@ WORKLOADS = (
     Grantee.INGESTION_TRIGGER,
     Grantee.FUNCTION_BUILD,
     Grantee.PIPELINE_RUNNER,
-    Grantee.SCHEDULE_CALLER,
     Grantee.WORKBENCH,
 )
 _TITLES = {
@@ -87,7 +85,6 @@ _TITLES = {
     Grantee.INGESTION_TRIGGER: "Ingestion trigger (Eventarc)",
     Grantee.FUNCTION_BUILD: "Function build (Cloud Build)",
     Grantee.PIPELINE_RUNNER: "Pipeline runner (Vertex AI Pipelines)",
-    Grantee.SCHEDULE_CALLER: "Schedule caller (pipeline schedules)",
     Grantee.WORKBENCH: "Workbench instance",
     Grantee.CI_DEPLOYER: "CI deployer (`pulumi up` from GitHub Actions)",
     Grantee.CI_PREVIEWER: "CI previewer (`pulumi preview` on pull requests)",

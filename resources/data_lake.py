@@ -2,9 +2,14 @@
 
 - landing: the analysts' CSV uploads; versioned, so an overwritten upload is never lost.
 - quarantine: rejected files and their JSON reports; versioned and never expired.
-- artifacts: pipeline root, compiled templates and model artifacts; transient run data expires,
-  versioned so an overwritten model or template can be recovered until its copy expires.
-- access logs: who read, wrote or deleted what in the three buckets above (Cloud Storage usage
+- artifacts: pipeline root, compiled templates and function sources; transient run data expires,
+  versioned so an overwritten template can be recovered until its copy expires.
+- models: the registered model bundles, the one home of every model version's files. Readable
+  (listing included) by the identities of the project models are promoted to, unconditionally: a
+  condition on object names never holds for a listing, which IAM checks against the bucket. A
+  retention policy makes each bundle immutable: nothing is deleted or replaced before it is
+  `models_retention_days` old, and nothing ever expires it.
+- access logs: who read, wrote or deleted what in the four buckets above (Cloud Storage usage
   logs, written hourly by Google), kept `access_log_retention_days`.
 """
 
@@ -34,12 +39,15 @@ class DataLakeArgs:
     quarantine_bucket: str
     artifacts_bucket: str
     access_logs_bucket: str
+    models_bucket: str
     labels: Mapping[str, str]
     force_destroy: bool = False
     """Whether `pulumi destroy` may delete non-empty buckets (off where data matters)."""
     artifacts_retention_days: int = 30
     noncurrent_retention_days: int = 30
     access_log_retention_days: int = 365
+    models_retention_days: int = 30
+    """A model bundle can be neither deleted nor replaced before this age (0: no retention)."""
     kms_key: str | None = None
     members: Members = dataclasses.field(default_factory=dict)
     """Who plays each grantee of PERMISSIONS in this stack (resources/access.py)."""
@@ -54,7 +62,8 @@ class DataLake(PlatformComponent):
     TARGETS: ClassVar[dict[str, str]] = {
         "landing": "landing bucket",
         "quarantine": "quarantine bucket",
-        "artifacts": "artifacts bucket (pipeline root, model artifacts, function sources)",
+        "artifacts": "artifacts bucket (pipeline root, compiled templates, function sources)",
+        "models": "models bucket (registered model bundles)",
         "access_logs": "access-log bucket (usage logs of the buckets above)",
     }
     PERMISSIONS = (
@@ -80,13 +89,25 @@ class DataLake(PlatformComponent):
             Grantee.DATA_SCIENTISTS,
             "roles/storage.objectViewer",
             "artifacts",
-            "read pipeline outputs: datasets, models, evaluation reports",
+            "read pipeline outputs: datasets, evaluation reports",
+        ),
+        Permission(
+            Grantee.DATA_SCIENTISTS,
+            "roles/storage.objectViewer",
+            "models",
+            "load a registered model's bundle to analyse it",
         ),
         Permission(
             Grantee.QA,
             "roles/storage.objectViewer",
             "artifacts",
             "read the evaluation report of the model under test",
+        ),
+        Permission(
+            Grantee.QA,
+            "roles/storage.objectViewer",
+            "models",
+            "read the bundle (and its recorded evaluation) of the model under test",
         ),
         Permission(
             Grantee.ML_ENGINEERS,
@@ -106,6 +127,12 @@ class DataLake(PlatformComponent):
             "roles/storage.objectUser",
             "artifacts",
             "manage pipeline artifacts and clean up failed runs",
+        ),
+        Permission(
+            Grantee.ML_ENGINEERS,
+            "roles/storage.objectViewer",
+            "models",
+            "inspect registered bundles; the retention policy keeps them from being changed",
         ),
         Permission(
             Grantee.STAKEHOLDERS,
@@ -147,7 +174,7 @@ class DataLake(PlatformComponent):
             Grantee.PIPELINE_RUNNER,
             "roles/storage.objectUser",
             "artifacts",
-            "pipeline root: read and write run artifacts and models",
+            "pipeline root: read and write run artifacts",
             # Pipeline code must not be able to swap the function's source archive.
             condition=Condition(
                 title="not the function sources",
@@ -157,22 +184,31 @@ class DataLake(PlatformComponent):
             ),
         ),
         Permission(
+            Grantee.PIPELINE_RUNNER,
+            "roles/storage.objectUser",
+            "models",
+            "register a model (its bundle is copied here through Cloud Storage FUSE, which also "
+            "sets metadata) and load bundles: the gate's champion, the evaluated model; the "
+            "retention policy refuses any overwrite or deletion",
+        ),
+        Permission(
             Grantee.WORKBENCH,
             "roles/storage.objectViewer",
             "artifacts",
             "read pipeline artifacts from notebooks",
         ),
         Permission(
+            Grantee.WORKBENCH,
+            "roles/storage.objectViewer",
+            "models",
+            "load registered models from notebooks",
+        ),
+        Permission(
             Grantee.MODEL_READERS,
             "roles/storage.objectViewer",
-            "artifacts",
-            "the promoted version is re-registered in another project from its bundle here",
-            condition=Condition(
-                title="registered models only",
-                expression='resource.name.startsWith("projects/_/buckets/{artifacts_bucket}/'
-                'objects/models/")',
-                description="the model bundles under models/, nothing else",
-            ),
+            "models",
+            "the promoted version is re-registered in another project from its bundle here: "
+            "Vertex AI lists and reads the bundle's directory",
         ),
         Permission(
             Grantee.STORAGE_ANALYTICS,
@@ -193,7 +229,9 @@ class DataLake(PlatformComponent):
     quarantine: gcp.storage.Bucket
     """Rejected files, each with a JSON report beside it."""
     artifacts: gcp.storage.Bucket
-    """Pipeline root and model artifacts."""
+    """Pipeline root, compiled templates and function sources."""
+    models: gcp.storage.Bucket
+    """Registered model bundles (`models_uri`), immutable for their retention period."""
     access_logs: gcp.storage.Bucket
     """The data buckets' usage logs (never logged itself: it would log its own log writes)."""
 
@@ -242,6 +280,16 @@ class DataLake(PlatformComponent):
                 _noncurrent_expiry(args.noncurrent_retention_days),
             ],
         )
+        # Bundles are never expired (a promoted version is served from its bundle for as long as
+        # prod serves it); the retention policy keeps each from being replaced or deleted. Cloud
+        # Storage refuses versioning beside a retention policy, and with one nothing is replaced.
+        self.models = self._bucket(
+            f"{name}-models",
+            args,
+            args.models_bucket,
+            versioned=False,
+            retention_days=args.models_retention_days,
+        )
         self.bindings = self.grant(
             args.project,
             {**args.members, Grantee.STORAGE_ANALYTICS: [STORAGE_ANALYTICS]},
@@ -252,6 +300,7 @@ class DataLake(PlatformComponent):
                     ("quarantine", self.quarantine),
                     ("artifacts", self.artifacts),
                     ("access_logs", self.access_logs),
+                    ("models", self.models),
                 )
             },
             context={"artifacts_bucket": args.artifacts_bucket},
@@ -262,6 +311,7 @@ class DataLake(PlatformComponent):
                 "quarantine": self.quarantine.name,
                 "artifacts": self.artifacts.name,
                 "access_logs": self.access_logs.name,
+                "models": self.models.name,
             }
         )
 
@@ -274,6 +324,7 @@ class DataLake(PlatformComponent):
         versioned: bool,
         lifecycle_rules: list[dict] | None = None,
         logged: bool = True,
+        retention_days: int = 0,
     ) -> gcp.storage.Bucket:
         """A private bucket; `logged`: its usage logs go to the access-log bucket."""
         return gcp.storage.Bucket(
@@ -289,6 +340,10 @@ class DataLake(PlatformComponent):
                 {"log_bucket": self.access_logs.name, "log_object_prefix": bucket_name}
                 if logged
                 else None
+            ),
+            retention_policy=(
+                # Seconds, as a string (the provider's type for it).
+                {"retention_period": str(retention_days * 86400)} if retention_days else None
             ),
             force_destroy=args.force_destroy,
             encryption={"default_kms_key_name": args.kms_key} if args.kms_key else None,

@@ -7,8 +7,8 @@ ingestion. This component holds the grants on the accounts themselves (who may a
 the few roles that exist only at project level.
 
 Later components take the accounts from `Identities.accounts` (or the named attributes below), e.g.
-the pipelines' schedules run jobs as `identities.pipeline_runner` and are created by
-`identities.schedule_caller`.
+the pipelines' schedules run jobs as `identities.pipeline_runner`. A schedule has no identity of
+its own (no caller field): its runs are created with the authority of whoever deployed it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ PURPOSES: dict[Grantee, str] = {
     Grantee.INGESTION_TRIGGER: "delivers landing-bucket events (Eventarc) to the function",
     Grantee.FUNCTION_BUILD: "builds the ingestion function's image (Cloud Build)",
     Grantee.PIPELINE_RUNNER: "runs the Vertex AI pipelines' jobs (training and evaluation)",
-    Grantee.SCHEDULE_CALLER: "submits scheduled pipeline runs as the pipeline runner",
     Grantee.WORKBENCH: "runs the Workbench instance the data scientists explore from",
 }
 # Short workload names in account ids (<name>-<stack>, at most 30 characters).
@@ -38,7 +37,6 @@ ACCOUNT_NAMES: dict[Grantee, str] = {
     Grantee.INGESTION_TRIGGER: "ingest-trigger",
     Grantee.FUNCTION_BUILD: "fn-build",
     Grantee.PIPELINE_RUNNER: "pipelines",
-    Grantee.SCHEDULE_CALLER: "schedules",
     Grantee.WORKBENCH: "workbench",
 }
 
@@ -97,18 +95,6 @@ class Identities(PlatformComponent):
             "jobs and models live in the project)",
         ),
         Permission(
-            Grantee.SCHEDULE_CALLER,
-            ACT_AS,
-            _account_target(Grantee.PIPELINE_RUNNER),
-            "scheduled runs execute as the pipeline runner",
-        ),
-        Permission(
-            Grantee.SCHEDULE_CALLER,
-            "roles/aiplatform.user",
-            PROJECT,
-            "create pipeline jobs and schedules (project-level Vertex AI resources)",
-        ),
-        Permission(
             Grantee.WORKBENCH,
             ACT_AS,
             _account_target(Grantee.PIPELINE_RUNNER),
@@ -144,6 +130,21 @@ class Identities(PlatformComponent):
             PROJECT,
             "operate pipelines, models and endpoints",
         ),
+        # The documented way to publish the pipeline image by hand (pipeline_src/cloudbuild.yaml):
+        # `gcloud builds submit --service-account fn-build-STACK` creates a build (project-level)
+        # that runs as the build account (actAs on it).
+        Permission(
+            Grantee.ML_ENGINEERS,
+            "roles/cloudbuild.builds.editor",
+            PROJECT,
+            "submit the pipeline image's build (pipeline_src/cloudbuild.yaml)",
+        ),
+        Permission(
+            Grantee.ML_ENGINEERS,
+            ACT_AS,
+            _account_target(Grantee.FUNCTION_BUILD),
+            "run that build as the stack's build account, which may push to the repository",
+        ),
     )
 
     accounts: dict[Grantee, gcp.serviceaccount.Account]
@@ -156,8 +157,6 @@ class Identities(PlatformComponent):
     """Identity Cloud Build uses to build the function's image."""
     pipeline_runner: gcp.serviceaccount.Account
     """Identity every pipeline job runs as (`service_account` of a PipelineJob)."""
-    schedule_caller: gcp.serviceaccount.Account
-    """Identity that submits scheduled runs; may act as the pipeline runner, nothing else."""
     workbench: gcp.serviceaccount.Account | None
     """Identity of the Workbench instance; None when the stack has no Workbench."""
 
@@ -181,7 +180,6 @@ class Identities(PlatformComponent):
         self.ingestion_trigger = self.accounts[Grantee.INGESTION_TRIGGER]
         self.function_build = self.accounts[Grantee.FUNCTION_BUILD]
         self.pipeline_runner = self.accounts[Grantee.PIPELINE_RUNNER]
-        self.schedule_caller = self.accounts[Grantee.SCHEDULE_CALLER]
         self.workbench = self.accounts.get(Grantee.WORKBENCH)
 
         self.bindings = self.grant(

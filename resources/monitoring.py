@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumiverse_time as time
 
 from resources.access import PROJECT, Grantee, Members, Permission
 from resources.base import PlatformComponent
@@ -29,6 +30,11 @@ INGESTION_LOG_EVENT = "ingestion"
 EVALUATION_LOG_EVENT = "evaluation"
 """`jsonPayload.event` of the evaluation's decision line (pipeline_src/components/trigger.py):
 `{"event": "evaluation", "decision": "healthy|degraded|already_triggered", "triggered_run": …}`."""
+METRIC_VISIBILITY_WAIT = "10m"
+"""How long a new log-based metric is waited for before the alert policies on it are created.
+Monitoring only finds a new `logging.googleapis.com/user/…` metric minutes later: an alert
+created right after it fails with 404 "Cannot find metric(s)… it could take up to 10 minutes to
+become available" (hashicorp/terraform-provider-google#11102, open). Only creation waits."""
 PIPELINE_STATES = ("PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED")
 
 
@@ -172,6 +178,12 @@ class Monitoring(PlatformComponent):
             else None
         )
         outcomes_type = self.outcomes.name.apply(lambda n: f"logging.googleapis.com/user/{n}")
+        metrics = [m for m in (self.outcomes, self.pipeline_runs, self.evaluations) if m]
+        self.metrics_visible = time.Sleep(
+            f"{name}-metrics-visible",
+            create_duration=METRIC_VISIBILITY_WAIT,
+            opts=self.child(depends_on=metrics),
+        )
 
         self.channel = None
         channels: list[pulumi.Input[str]] = []
@@ -188,6 +200,8 @@ class Monitoring(PlatformComponent):
             channels = [self.channel.name]
 
         def policy(key: str, display: str, severity: str, docs: pulumi.Input[str], **spec) -> None:
+            # Every policy waits for the new metrics to be visible (those reading them need it;
+            # the others lose nothing on a first deploy, and nothing waits on later ones).
             self.alerts[key] = gcp.monitoring.AlertPolicy(
                 f"{name}-{key.replace('_', '-')}",
                 project=args.project,
@@ -196,7 +210,7 @@ class Monitoring(PlatformComponent):
                 notification_channels=channels,
                 documentation={"mime_type": "text/markdown", "content": docs},
                 user_labels=dict(args.labels),
-                opts=self.child(),
+                opts=self.child(depends_on=[self.metrics_visible]),
                 **spec,
             )
 

@@ -242,7 +242,10 @@ class Pipelines(PlatformComponent):
             display_name=pipeline.display_name,
             cron=f"TZ={settings.time_zone} {settings.cron}",
             desired_state="PAUSED" if settings.paused else "ACTIVE",
+            # Limits starting the scheduled requests only; the active-run limit is what keeps
+            # a second run from starting while one still runs (pipeline requests only).
             max_concurrent_run_count="1",
+            max_concurrent_active_run_count="1",
             allow_queueing=False,
             create_pipeline_job_request={
                 "parent": f"projects/{args.project}/locations/{args.region}",

@@ -43,6 +43,8 @@ import pulumi
 from pulumi import dynamic
 
 PROMOTED_ALIAS = "prod"
+DEFAULT_ALIAS = "default"
+"""The alias Vertex AI's Model Registry keeps on a model's default version."""
 _FULL_NAME = re.compile(
     r"^projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/models/(?P<model>[^/@]+)"
     r"@(?P<version>[0-9]+)$"
@@ -205,9 +207,22 @@ class VertexRegistry:
         except NotFound:
             parent = None
         if parent is not None:
-            for version in aiplatform.models.ModelRegistry(parent).list_versions():
+            registry = aiplatform.models.ModelRegistry(parent)
+            for version in registry.list_versions():
                 # The period ends the source's name: the copy of @1 is not the copy of @12.
                 if (version.version_description or "").startswith(f"{description}."):
+                    # A rollback reuses the copy: the alias and the default version move back
+                    # to it too (an alias names one version; adding it moves it), so `@prod`
+                    # and the default name what the endpoint serves.
+                    missing = [
+                        alias
+                        for alias in (PROMOTED_ALIAS, DEFAULT_ALIAS)
+                        if alias not in (getattr(version, "version_aliases", None) or [])
+                    ]
+                    if missing:
+                        registry.add_version_aliases(
+                            new_aliases=missing, version=version.version_id
+                        )
                     return f"{parent.resource_name}@{version.version_id}"
         original = aiplatform.Model(source)
         spec = original.gca_resource.container_spec
@@ -286,6 +301,14 @@ ROLLOUT_INPUTS = ("model", "canary_percent", "canary_minutes", "machine_type", "
                   "max_replicas")  # fmt: skip
 """Inputs whose change rolls out again (in place); a change of endpoint or project replaces."""
 REPLACING_INPUTS = ("project", "region", "endpoint", "model_id")
+
+
+# The state of every deployed `serving-promotion` holds this provider pickled BY REFERENCE
+# (dill pickles a class of an importable module by its path): update and delete unpickle
+# `resources.promotion.PromotionProvider` (pulumi/pulumi#7453). Moving or renaming this module
+# or class breaks existing stacks: if it must move, leave a shim here that re-exports it
+# (`from <new module> import PromotionProvider`) until every stack has been updated once.
+PROVIDER_PATH = "resources.promotion.PromotionProvider"
 
 
 class PromotionProvider(dynamic.ResourceProvider):

@@ -45,6 +45,8 @@ class ServingArgs:
     project: str
     region: str
     display_name: str
+    endpoint_id: str
+    """The endpoint's numeric id (`Naming.endpoint_id`): the API refuses any other form."""
     labels: Mapping[str, str]
     predictor_role_id: str
     """Id of the project custom role that may only call the endpoint (unique per stack)."""
@@ -114,9 +116,18 @@ class Serving(PlatformComponent):
     """The custom role granting read access to registered models only."""
     promotion: Promotion | None
     """The rollout of the configured model version (None when the config names none)."""
+    vertex_agent: gcp.projects.ServiceIdentity
+    """The project's Vertex AI service agent, created rather than assumed: it deploys models,
+    and another stack grants it the read of the models promoted here."""
 
     def __init__(self, name: str, args: ServingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(name, opts)
+        self.vertex_agent = gcp.projects.ServiceIdentity(
+            f"{name}-vertex-agent",
+            project=args.project,
+            service="aiplatform.googleapis.com",
+            opts=self.child(),
+        )
         logging = None
         if args.request_logging_dataset is not None:
             logging = {
@@ -128,6 +139,8 @@ class Serving(PlatformComponent):
             }
         self.endpoint = gcp.vertex.AiEndpoint(
             f"{name}-endpoint",
+            # Immutable: a new id replaces the endpoint (and what it serves).
+            name=args.endpoint_id,
             project=args.project,
             location=args.region,
             region=args.region,

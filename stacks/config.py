@@ -142,6 +142,13 @@ class DataLakeConfig(StrictModel):
         le=3650,
         description="how long the data buckets' access logs (who read or changed what) are kept",
     )
+    models_retention_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="age before which a registered model bundle can be neither deleted nor "
+        "replaced (the models bucket's retention policy; 0: none); bundles never expire",
+    )
 
 
 class WarehouseConfig(StrictModel):
@@ -277,6 +284,14 @@ class ServingConfig(StrictModel):
         "(its deployer, its Vertex AI service agent) or read the one it serves (its pipeline "
         "runner: the gate's champion, the evaluated model): read them in the registry, their "
         "bundles and the serving image",
+    )
+
+    model_readers_from: str | None = Field(
+        default=None,
+        pattern=r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$",
+        description="the stack (`organization/tabular-mlops/prod`) whose identities deploy this "
+        "stack's models, read from its `model_readers` output through a stack reference: it is "
+        "deployed first (docs/deploy.md); adds to `model_readers`",
     )
 
     @model_validator(mode="after")

@@ -522,6 +522,7 @@ FREE: dict[str, str] = {
     ),
     "gcp:billing/budget:Budget": "budgets are free",
     "pulumi:pulumi:StackReference": "reads another stack's outputs",
+    "time:index/sleep:Sleep": "a wait in `pulumi up`, no cloud resource",
 }
 """Types that cost nothing by themselves, each with the reason."""
 _IAM_BINDING = re.compile(r"(IamMember|IAMMember|IamBinding|IAMBinding)$")

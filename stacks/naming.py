@@ -90,6 +90,16 @@ class Naming:
         """'tabular-mlops staging', the start of every console name."""
         return f"{APP} {self.env}"
 
+    def endpoint_id(self) -> str:
+        """The Vertex AI endpoint's id: numeric, 10 digits, no leading zero, stable per stack.
+
+        The API takes the id from the create call (`endpointId`) and refuses anything but "numeric
+        with no leading zeros … at most 10 digits" (magic-modules vertexai/Endpoint.yaml); left
+        unset, pulumi-gcp would auto-name it `<logical name>-<7 hex>` and the create fails.
+        """
+        digest = int(hashlib.sha256(f"{self.project}/{self.env}/endpoint".encode()).hexdigest(), 16)
+        return str(10**9 + digest % (9 * 10**9))
+
     def model_id(self, dataset: str) -> str:
         """The Model Registry id of a dataset's model (1-63 lowercase characters)."""
         return self.resource(dataset)

@@ -7,6 +7,12 @@ and dependencies; the tests and the offline plan (`make plan`) read that same re
 Computed outputs that other resources consume (a service account's email, a bucket's name and url,
 a dataset's id…) are filled in by `PlatformMocks`, in one table, so inputs built from them carry
 realistic values instead of None. Data sources (invokes) answer with realistic values too.
+
+The mocks are no kinder than the provider: before a resource is "created", its inputs go through
+what pulumi-gcp's Check would do (auto-naming, the package's input types) and GCP's name rules
+(stacks/provider_rules.py); after the program, the whole stack is checked for what a first
+`pulumi up` hits (stacks/deploy_checks.py). Stacks live in an `Organisation`: the stacks deployed
+before, in order, which stack references read and whose members grants may name.
 """
 
 from __future__ import annotations
@@ -24,14 +30,32 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.config import set_all_config
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
+from stacks import deploy_checks, provider_rules
 from stacks.config import NAMESPACE, PROJECT_ROOT, stack_config_values
+from stacks.provider_rules import Finding, PlanError
+from stacks.provider_schema import SchemaCache
 
-PROJECT_NUMBER = "123456789012"
-GCS_SERVICE_AGENT = f"service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
-BQ_SERVICE_AGENT = f"bq-{PROJECT_NUMBER}@bigquery-encryption.iam.gserviceaccount.com"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
+def project_number(project: str) -> str:
+    """The project's number in the offline plan: 12 digits, stable per project id, so two
+    stacks' projects differ as they do in GCP (and no placeholder number is ever produced)."""
+    return str(10**11 + int(hashlib.sha256(project.encode()).hexdigest(), 16) % (9 * 10**11))
+
+
+def gcs_service_agent(project: str) -> str:
+    return f"service-{project_number(project)}@gs-project-accounts.iam.gserviceaccount.com"
+
+
+def bq_service_agent(project: str) -> str:
+    return f"bq-{project_number(project)}@bigquery-encryption.iam.gserviceaccount.com"
+
+
 # The service agent each API's `projects.ServiceIdentity` returns, by API.
 SERVICE_AGENT_DOMAINS = {
     "eventarc.googleapis.com": "gcp-sa-eventarc",
@@ -59,6 +83,8 @@ class ResourceRecord:
     retain_on_delete: bool = False
     """`pulumi destroy` leaves it in the cloud."""
     ignore_changes: list[str] = field(default_factory=list)
+    read: bool = False
+    """Read, not created (a stack reference)."""
 
     @property
     def is_component(self) -> bool:
@@ -72,6 +98,17 @@ class StackRecord:
     stack: str
     resources: list[ResourceRecord] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    """What the provider or GCP would refuse (errors) or may refuse (warnings)."""
+    project: str = ""
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
 
     def by_urn(self, urn: str) -> ResourceRecord | None:
         return next((r for r in self.resources if r.urn == urn), None)
@@ -115,15 +152,16 @@ def _resource_id(type_: str, name: str, inputs: dict[str, Any], project: str) ->
     return ids.get(type_, f"{name}-id")
 
 
-def _service_agent(service: str | None) -> str:
+def _service_agent(service: str | None, project: str) -> str:
     domain = SERVICE_AGENT_DOMAINS.get(service or "", f"gcp-sa-{(service or '').split('.')[0]}")
-    return f"service-{PROJECT_NUMBER}@{domain}.iam.gserviceaccount.com"
+    return f"service-{project_number(project)}@{domain}.iam.gserviceaccount.com"
 
 
 def _computed_outputs(type_: str, name: str, inputs: dict[str, Any], project: str) -> dict:
     """Outputs the provider would compute, for the resources whose outputs others consume."""
     region = inputs.get("region") or inputs.get("location") or "us-central1"
-    agent = _service_agent(inputs.get("service"))
+    agent = _service_agent(inputs.get("service"), project)
+    number = project_number(project)
     table: dict[str, dict[str, Any]] = {
         "gcp:serviceaccount/account:Account": {
             "email": f"{inputs.get('accountId')}@{project}.iam.gserviceaccount.com",
@@ -142,9 +180,6 @@ def _computed_outputs(type_: str, name: str, inputs: dict[str, Any], project: st
         "gcp:bigquery/table:Table": {
             "selfLink": f"projects/{project}/datasets/{inputs.get('datasetId')}"
             f"/tables/{inputs.get('tableId')}",
-        },
-        "gcp:vertex/aiEndpoint:AiEndpoint": {
-            "name": inputs.get("name") or "1234567890",
         },
         "gcp:cloudfunctionsv2/function:Function": {
             "url": f"https://{region}-{project}.cloudfunctions.net/{inputs.get('name')}",
@@ -173,11 +208,11 @@ def _computed_outputs(type_: str, name: str, inputs: dict[str, Any], project: st
             f"{int(hashlib.sha256(name.encode()).hexdigest()[:10], 16) % 10**12}",
         },
         "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": {
-            "name": f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
+            "name": f"projects/{number}/locations/global/workloadIdentityPools/"
             f"{inputs.get('workloadIdentityPoolId')}",
         },
         "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": {
-            "name": f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
+            "name": f"projects/{number}/locations/global/workloadIdentityPools/"
             f"{inputs.get('workloadIdentityPoolId')}/providers/"
             f"{inputs.get('workloadIdentityPoolProviderId')}",
         },
@@ -186,35 +221,56 @@ def _computed_outputs(type_: str, name: str, inputs: dict[str, Any], project: st
 
 
 class PlatformMocks(pulumi_mocks.Mocks):
-    """Stands in for the GCP provider: echoes inputs, fills computed outputs, answers invokes."""
+    """Stands in for the GCP provider: echoes inputs, fills computed outputs, answers invokes and
+    stack references (from the organisation's deployed stacks)."""
 
-    def __init__(self, project: str):
+    def __init__(self, project: str, organisation: Organisation | None = None):
         self.project = project
+        self.organisation = organisation or Organisation()
+        self.findings: list[Finding] = []
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
+        if args.typ == STACK_REFERENCE:
+            return self._stack_reference(args)
         outputs = _computed_outputs(args.typ, args.name, args.inputs, self.project)
         return _resource_id(args.typ, args.name, args.inputs, self.project), outputs
 
+    def _stack_reference(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
+        name = args.resource_id or args.inputs.get("name") or args.name
+        outputs = self.organisation.outputs_of(name)
+        if outputs is None:
+            finding = Finding(
+                args.name, "name",
+                f"stack {name} is not deployed in this organisation: deploy it first "
+                f"(deployed: {', '.join(self.organisation.deployed) or 'none'})",
+                deploy_checks.OTHER_STACK,
+            )  # fmt: skip
+            self.findings.append(finding)
+            self.organisation.unresolved.append(finding)
+            outputs = {}
+        return name, {"name": name, "outputs": outputs, "secretOutputNames": []}
+
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
         project = args.args.get("project") or self.project
+        number = project_number(project)
         answers = {
             "gcp:storage/getProjectServiceAccount:getProjectServiceAccount": {
-                "emailAddress": GCS_SERVICE_AGENT,
-                "member": f"serviceAccount:{GCS_SERVICE_AGENT}",
+                "emailAddress": gcs_service_agent(project),
+                "member": f"serviceAccount:{gcs_service_agent(project)}",
                 "project": project,
             },
             "gcp:bigquery/getDefaultServiceAccount:getDefaultServiceAccount": {
-                "email": BQ_SERVICE_AGENT,
-                "member": f"serviceAccount:{BQ_SERVICE_AGENT}",
+                "email": bq_service_agent(project),
+                "member": f"serviceAccount:{bq_service_agent(project)}",
                 "project": project,
             },
             "gcp:organizations/getProject:getProject": {
                 "projectId": project,
-                "number": PROJECT_NUMBER,
+                "number": number,
                 "name": project,
             },
             "gcp:projects/getProject:getProject": {
-                "projects": [{"projectId": project, "number": PROJECT_NUMBER}],
+                "projects": [{"projectId": project, "number": number}],
             },
         }
         if args.token not in answers:
@@ -225,38 +281,80 @@ class PlatformMocks(pulumi_mocks.Mocks):
         return answers[args.token]
 
 
-class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """A mock monitor that also keeps parent and dependencies, which MockResourceArgs drops."""
+class ProviderCheck:
+    """What the provider does with a resource's inputs before creating it: auto-names, checks
+    them against the package's types, and GCP's name rules."""
 
-    def __init__(self, mocks: pulumi_mocks.Mocks, record: StackRecord):
+    def __init__(self, stack: str, schemas: SchemaCache):
+        self.stack, self.schemas = stack, schemas
+
+    def __call__(self, token: str, name: str, inputs: dict) -> tuple[dict, list[Finding]]:
+        schema = self.schemas.schema(token)
+        inputs, findings = provider_rules.autoname(token, name, self.stack, inputs, schema)
+        plain = _plain(inputs)
+        if schema is not None:
+            findings += provider_rules.check_inputs(name, plain, schema)
+        findings += provider_rules.check_names(token, name, plain)
+        return inputs, findings
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A mock monitor that checks inputs as the provider would, and keeps parent and
+    dependencies, which MockResourceArgs drops."""
+
+    def __init__(self, mocks: PlatformMocks, record: StackRecord, check: ProviderCheck):
         super().__init__(mocks)
-        self.record = record
+        self.record, self.check = record, check
 
     def RegisterResource(self, request):
-        response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
-            return response
+            return super().RegisterResource(request)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        _ensure_event_loop()
         inputs = rpc.deserialize_properties(request.object)
+        if request.custom:
+            inputs, findings = self.check(request.type, request.name, inputs)
+            self.record.findings += findings
+        id_, state = self.mocks.new_resource(
+            pulumi_mocks.MockResourceArgs(
+                typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
+                resource_id=request.importId, custom=request.custom or False,
+            )
+        )  # fmt: skip
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_, state)
+        self._remember(request, urn, inputs, state)
+        state_proto = _sync_await(rpc.serialize_properties(state, {}))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=state_proto)
+
+    def ReadResource(self, request):
+        response = super().ReadResource(request)
         registration = self.resources.get(response.urn)
+        inputs = rpc.deserialize_properties(request.properties)
+        self._remember(request, response.urn, inputs, registration.state, read=True)
+        return response
+
+    def _remember(self, request, urn: str, inputs: dict, state: dict, read: bool = False) -> None:
         self.record.resources.append(
             ResourceRecord(
                 type=request.type,
                 name=request.name,
-                urn=response.urn,
-                custom=bool(request.custom),
+                urn=urn,
+                custom=True if read else bool(request.custom),
                 inputs=_plain(inputs),
-                outputs=_plain(registration.state) if registration else {},
+                outputs=_plain(state or {}),
                 parent_urn=request.parent,
                 dependencies=list(request.dependencies),
                 property_dependencies={
                     key: list(deps.urns) for key, deps in request.propertyDependencies.items()
-                },
-                protect=bool(request.protect),
-                retain_on_delete=bool(request.retainOnDelete),
-                ignore_changes=list(request.ignoreChanges),
+                }
+                if not read
+                else {},
+                protect=bool(getattr(request, "protect", False)),
+                retain_on_delete=bool(getattr(request, "retainOnDelete", False)),
+                ignore_changes=list(getattr(request, "ignoreChanges", [])),
+                read=read,
             )
         )
-        return response
 
 
 def _plain(value: Any) -> Any:
@@ -278,27 +376,137 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
+class Organisation:
+    """The stacks deployed so far in one organisation, in deploy order, for stack references
+    and for the members one stack grants to another's identities.
+
+    `resolve=True` (the plan of a stack on its own): a stack the planned one references is
+    deployed first, from its committed stack file, as the documented order does. `resolve=False`
+    (a fresh organisation): only what was deployed before exists.
+    """
+
+    def __init__(self, resolve: bool = True, root: Path = PROJECT_ROOT):
+        self.resolve, self.root = resolve, root
+        self.deployed: dict[str, StackRecord] = {}
+        self.unresolved: list[Finding] = []
+        """References to stacks not deployed (what a program reading them fails on)."""
+        self._projects: dict[str, str] | None = None
+
+    def deploy(self, record: StackRecord) -> None:
+        self.deployed[record.stack] = record
+
+    def outputs_of(self, reference: str) -> dict[str, Any] | None:
+        record = self.deployed.get(stack_of_reference(reference))
+        return None if record is None else _unsecret_outputs(record.outputs)
+
+    def projects(self) -> dict[str, str]:
+        """Project id -> stack, of every committed stack file (the organisation's stacks)."""
+        if self._projects is None:
+            self._projects = {}
+            for path in sorted(self.root.glob("Pulumi.*.yaml")):
+                stack = path.name.split(".")[1]
+                project = stack_config_values(stack, self.root).get(f"{NAMESPACE}:project")
+                if project:
+                    self._projects[str(project)] = stack
+        return self._projects
+
+    def project_of(self, stack: str) -> str:
+        record = self.deployed.get(stack)
+        if record is not None and record.project:
+            return record.project
+        return next((p for p, s in self.projects().items() if s == stack), "")
+
+    @staticmethod
+    def number(project: str) -> str:
+        return project_number(project)
+
+    def _deployed_in(self, project: str) -> StackRecord | None:
+        return next((r for r in self.deployed.values() if r.project == project), None)
+
+    def check_foreign_account(
+        self, grant: str, member: str, project: str, account_id: str
+    ) -> list[Finding]:
+        record = self._deployed_in(project)
+        if record is not None:
+            declared = {a.inputs.get("accountId") for a in record.of_type(deploy_checks.ACCOUNT)}
+            if account_id in declared:
+                return []
+            message = f"{member}: stack {record.stack} declares no account {account_id}"
+            return [Finding(grant, "member", message, deploy_checks.OTHER_STACK)]
+        return self._not_deployed(grant, member, self.projects().get(project), project)
+
+    def check_foreign_agent(self, grant: str, member: str, number: str) -> list[Finding]:
+        record = next(
+            (r for r in self.deployed.values() if project_number(r.project) == number), None
+        )
+        if record is not None:
+            agents = {
+                s.outputs.get("member") for s in record.of_type(deploy_checks.SERVICE_IDENTITY)
+            }
+            if member in agents:
+                return []
+            message = f"{member}: stack {record.stack} does not create this service agent"
+            return [Finding(grant, "member", message, deploy_checks.OTHER_STACK)]
+        projects = {project_number(p): (p, s) for p, s in self.projects().items()}
+        project, stack = projects.get(number, (f"number {number}", None))
+        return self._not_deployed(grant, member, stack, project)
+
+    def _not_deployed(
+        self, grant: str, member: str, stack: str | None, project: str
+    ) -> list[Finding]:
+        if stack is None:
+            message = f"{member}: project {project} belongs to no stack here; cannot be checked"
+            return [Finding(grant, "member", message, deploy_checks.UNKNOWN_PROJECT)]
+        message = (
+            f"{member} belongs to stack {stack} ({project}), not deployed before this one: "
+            f"deploy {stack} first and read it from {stack}'s outputs (a StackReference)"
+        )
+        return [Finding(grant, "member", message, deploy_checks.OTHER_STACK)]
+
+
+def stack_of_reference(reference: str) -> str:
+    """`organization/tabular-mlops/prod` (or `prod`) -> `prod`."""
+    return reference.rsplit("/", 1)[-1]
+
+
+def _unsecret_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v["secret"] if isinstance(v, dict) and set(v) == {"secret"} else v
+        for k, v in outputs.items()
+    }
+
+
+_SCHEMAS = SchemaCache()
+
+
 @contextlib.contextmanager
 def mocked_stack(
-    stack: str, config: dict[str, Any], project: str, mocks: pulumi_mocks.Mocks | None = None
+    stack: str,
+    config: dict[str, Any],
+    project: str,
+    organisation: Organisation | None = None,
+    mocks: PlatformMocks | None = None,
 ) -> Iterator[StackRecord]:
     """Point Pulumi's runtime at recording mocks for one stack, and reset its globals after.
 
     Config is passed as Pulumi passes it: full keys, structured values as JSON text. `mocks`
     replaces PlatformMocks for another program (the bootstrap's, with GitHub resources).
     """
-    record = StackRecord(stack=stack)
+    record = StackRecord(stack=stack, project=project)
     settings.reset_options(project="tabular-mlops", stack=stack, preview=True)
     set_all_config({key: _as_pulumi_value(value) for key, value in config.items()})
-    monitor = RecordingMonitor(mocks or PlatformMocks(project=project), record)
+    mocks = mocks or PlatformMocks(project=project, organisation=organisation)
+    monitor = RecordingMonitor(mocks, record, ProviderCheck(stack, _SCHEMAS))
     pulumi.runtime.set_mocks(
         monitor.mocks, project="tabular-mlops", stack=stack, preview=True, monitor=monitor
     )
     try:
         yield record
     finally:
+        record.findings += mocks.findings
         settings.reset_options()
         set_all_config({})
+        _SCHEMAS.save()
 
 
 def _as_pulumi_value(value: Any) -> str:
@@ -313,13 +521,15 @@ def declare(
     stack: str = "test",
     project: str = "test-project",
     config: dict[str, Any] | None = None,
-    mocks: pulumi_mocks.Mocks | None = None,
+    organisation: Organisation | None = None,
+    mocks: PlatformMocks | None = None,
 ) -> StackRecord:
     """Run `fn` (anything that declares resources) under the recording mocks; wait for it all.
 
-    Errors raised by `fn`, or inside an output's apply, propagate.
+    Errors raised by `fn`, or inside an output's apply, propagate. What the provider would refuse
+    is in the record's `findings` (`run_program` raises on it).
     """
-    with mocked_stack(stack, config or {}, project, mocks) as record:
+    with mocked_stack(stack, config or {}, project, organisation, mocks) as record:
         stack_resource = settings.get_root_resource()
         _sync_await(run_pulumi_func(fn))
         record.outputs = _sync_await(_stack_outputs(stack_resource))
@@ -330,24 +540,57 @@ def run_program(
     stack: str,
     config: dict[str, Any] | None = None,
     program: Path | None = None,
-    mocks: pulumi_mocks.Mocks | None = None,
+    mocks: PlatformMocks | None = None,
+    *,
+    organisation: Organisation | None = None,
+    check: bool = True,
 ) -> StackRecord:
     """Run the program (`__main__.py`) for one stack under the mocks; return what it declared.
 
     Without `config`, the committed `Pulumi.<stack>.yaml` is used, as `pulumi preview` would.
-    Errors in the program (an invalid config among them) propagate.
+    The stack is deployed into `organisation` (a new one resolving references by default).
+    Errors in the program (an invalid config among them) propagate; with `check`, so does a
+    `PlanError` listing what the provider or GCP would refuse.
     """
     config = stack_config_values(stack) if config is None else config
     program = program or PROJECT_ROOT / "__main__.py"
     project = str(config.get(f"{NAMESPACE}:project", "offline-project"))
+    organisation = organisation if organisation is not None else Organisation()
+    organisation.unresolved = []
+    if organisation.resolve:
+        for other in referenced_stacks(config):
+            if other != stack and other not in organisation.deployed:
+                run_program(other, organisation=organisation, check=check)
     with _working_directory(program.parent):
-        return declare(
-            lambda: runpy.run_path(str(program), run_name="__main__"),
-            stack=stack,
-            project=project,
-            config=config,
-            mocks=mocks,
-        )
+        try:
+            record = declare(
+                lambda: runpy.run_path(str(program), run_name="__main__"),
+                stack=stack,
+                project=project,
+                config=config,
+                organisation=organisation,
+                mocks=mocks,
+            )
+        except Exception as error:
+            # A reference to a stack not deployed fails inside the program: say why.
+            if organisation.unresolved:
+                raise PlanError(stack, organisation.unresolved) from error
+            raise
+    record.findings += deploy_checks.check_record(record, organisation)
+    if check and record.errors:
+        raise PlanError(stack, record.errors)
+    organisation.deploy(record)
+    return record
+
+
+def referenced_stacks(config: dict[str, Any]) -> list[str]:
+    """The stacks a stack's config reads through stack references (deployed before it)."""
+    from stacks.config import _decode
+
+    platform = _decode(config.get(f"{NAMESPACE}:platform")) or {}
+    serving = platform.get("serving") or {} if isinstance(platform, dict) else {}
+    reference = serving.get("model_readers_from") if isinstance(serving, dict) else None
+    return [stack_of_reference(reference)] if reference else []
 
 
 async def _stack_outputs(stack_resource: Any) -> dict[str, Any]:

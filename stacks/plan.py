@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import textwrap
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +34,15 @@ from stacks.config import (
     stack_config_values,
     stack_file_name,
 )
-from stacks.offline import ResourceRecord, StackRecord, run_program
+from stacks.offline import (
+    Organisation,
+    ResourceRecord,
+    StackRecord,
+    referenced_stacks,
+    run_program,
+)
 from stacks.prices import PricingError
+from stacks.provider_rules import PlanError
 
 # The settings a reviewer looks at first, per resource type (dotted paths into the inputs).
 # Types not listed show their scalar inputs.
@@ -443,7 +448,12 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
             if stack in args.stack:
                 _print_stack(record, path, elapsed, estimates[stack], full=args.full)
+                for warning in record.warnings:  # what GCP may refuse (unverified rules)
+                    print(f"  {warning}", file=sys.stderr)
     except pulumi.RunError as error:  # what __main__.py raises for a bad config
+        print(error, file=sys.stderr)
+        return 2
+    except PlanError as error:  # what the provider or GCP would refuse on `pulumi up`
         print(error, file=sys.stderr)
         return 2
     except (ConfigError, ContractError) as error:
@@ -505,27 +515,41 @@ def _unreadable_stack_files(stacks: list[str]) -> str:
     return "\n".join(problems)
 
 
-def _timed_run(stack: str) -> tuple[StackRecord, float]:
-    started = time.perf_counter()
-    record = run_program(stack)
-    return record, time.perf_counter() - started
-
-
 def run_programs(stacks: list[str]) -> dict[str, tuple[StackRecord, float]]:
-    """Each stack's record and seconds, in order. Two or more stacks run in parallel processes:
-    most of a run is importing pulumi-gcp, which one process cannot spread over cores."""
+    """Each stack's record and seconds, in the order asked. They are planned in one process and
+    one organisation, in deploy order: a stack another reads (a stack reference) first, so the
+    reading stack sees its outputs, and no stack is planned twice."""
+    organisation = Organisation()
     unique = list(dict.fromkeys(stacks))
-    if len(unique) == 1:
-        return {unique[0]: _timed_run(unique[0])}
-    workers = min(len(unique), os.cpu_count() or 1)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return dict(zip(unique, pool.map(_timed_run, unique), strict=True))
+    done: dict[str, tuple[StackRecord, float]] = {}
+    for stack in _deploy_order(unique):
+        started = time.perf_counter()
+        record = run_program(stack, organisation=organisation)
+        done[stack] = (record, time.perf_counter() - started)
+    return {stack: done[stack] for stack in unique}
+
+
+def _deploy_order(stacks: list[str]) -> list[str]:
+    """`stacks`, each after the stacks it references (those of the list)."""
+    ordered: list[str] = []
+
+    def visit(stack: str, path: tuple[str, ...]) -> None:
+        if stack in ordered or stack in path:
+            return
+        for other in referenced_stacks(stack_config_values(stack)):
+            if other in stacks:
+                visit(other, (*path, stack))
+        ordered.append(stack)
+
+    for stack in stacks:
+        visit(stack, ())
+    return ordered
 
 
 def _print_output(stack: str, name: str) -> int:
     try:
         outputs = run_program(stack).outputs
-    except pulumi.RunError as error:
+    except (pulumi.RunError, PlanError) as error:
         print(error, file=sys.stderr)
         return 2
     if name not in outputs:

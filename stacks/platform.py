@@ -8,6 +8,7 @@ there is no `if stack == "prod"` here.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,9 @@ class Platform:
     training_job: dict[str, Any]
     """Where and with what a training run executes: `pipeline_src.submit`'s job file."""
     monitoring: Monitoring
+    model_readers: dict[str, pulumi.Output[str]]
+    """This stack's identities that deploy another stack's models (READER_ROLES): exported as
+    `model_readers`, read by that stack through a stack reference."""
     workbench: Workbench | None
     encryption: Encryption | None
     ci: CiIdentity | None
@@ -195,8 +199,9 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         after(Identities, *([ci] if ci else [])),
     )
     members: Members = {**people, **identities.members}
-    if platform.serving.model_readers:
-        members[Grantee.MODEL_READERS] = list(platform.serving.model_readers)
+    readers = _model_readers(platform.serving)
+    if readers:
+        members[Grantee.MODEL_READERS] = readers
     if workbench_on:
         members[Grantee.WORKBENCH_OWNER] = [f"user:{platform.workbench.owner}"]
 
@@ -209,11 +214,13 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             quarantine_bucket=naming.bucket("quarantine"),
             artifacts_bucket=naming.bucket("artifacts"),
             access_logs_bucket=naming.bucket("access-logs"),
+            models_bucket=naming.bucket("models"),
             labels=labels,
             force_destroy=platform.data_lake.force_destroy,
             artifacts_retention_days=platform.data_lake.artifacts_retention_days,
             noncurrent_retention_days=platform.data_lake.noncurrent_retention_days,
             access_log_retention_days=platform.data_lake.access_log_retention_days,
+            models_retention_days=platform.data_lake.models_retention_days,
             kms_key=kms_key,
             members=members,
         ),
@@ -281,6 +288,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             project=project,
             region=region,
             display_name=naming.display_name("endpoint"),
+            endpoint_id=naming.endpoint_id(),
             labels=labels,
             predictor_role_id=naming.role_id(PREDICTOR),
             model_reader_role_id=naming.role_id(MODEL_READER),
@@ -327,7 +335,9 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         ),
         "model_id": naming.model_id(contract.name),
         "model_display_name": naming.display_name(f"{contract.name} model"),
-        "models_uri": pulumi.Output.concat("gs://", data_lake.artifacts.name, "/models"),
+        # The models bucket: one home for every bundle, readable by the project models are
+        # promoted to (listing included).
+        "models_uri": pulumi.Output.concat("gs://", data_lake.models.name),
         # One image for the components and for serving: what train pickles, serving unpickles.
         "serving_image": image,
         "serving_machine_type": platform.serving.machine_type,
@@ -457,8 +467,18 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         ),
         after(Monitoring),
     )
-    budget = _budget(config, naming, monitoring, ci_on, after(Budget)) if budget_on else None
+    budget = None
+    if budget_on:
+        # Its grant to the CI deployer waits for that account (IAM refuses a member not created).
+        budget_opts = after(Budget, *([ci] if ci is not None else []))
+        budget = _budget(config, naming, monitoring, ci_on, budget_opts)
+    offered = {
+        "pipeline_runner": identities.pipeline_runner.member,
+        "vertex_agent": serving.vertex_agent.member,
+        **({"deployer": ci.deployer.member} if ci is not None else {}),
+    }
     return Platform(
+        model_readers=offered,
         naming=naming,
         contract=contract,
         services=services,
@@ -500,6 +520,37 @@ def _budget(
         ),
         opts,
     )
+
+
+READER_ROLES = ("deployer", "pipeline_runner", "vertex_agent")
+"""Who in the stack models are promoted to reads them: its deployer and Vertex AI agent
+re-register a version (registry, bundle, image), its runner loads the served one's bundle."""
+MODEL_READERS_OUTPUT = "model_readers"
+
+
+def _model_readers(serving: ServingConfig) -> dict[str, pulumi.Input[str]]:
+    """The members that read this stack's models: those the config lists, and the identities
+    the stack models are promoted to exports (`model_readers_from`, a stack reference: the
+    members exist once that stack is deployed, and no one types them by hand)."""
+    readers: dict[str, pulumi.Input[str]] = {
+        hashlib.sha256(member.encode()).hexdigest()[:8]: member for member in serving.model_readers
+    }
+    source = serving.model_readers_from
+    if source:
+        reference = pulumi.StackReference(f"{source.rsplit('/', 1)[-1]}-stack", stack_name=source)
+        offered = reference.get_output(MODEL_READERS_OUTPUT)
+        for role in READER_ROLES:
+            readers[role] = offered.apply(lambda found, role=role: _offered(found, role, source))
+    return readers
+
+
+def _offered(found: Any, role: str, source: str) -> str:
+    if not isinstance(found, dict) or not found.get(role):
+        raise ConfigError(
+            f"stack {source} exports no {MODEL_READERS_OUTPUT}.{role}: deploy it first "
+            "(docs/deploy.md)"
+        )
+    return found[role]
 
 
 def _rollout(

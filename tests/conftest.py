@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.offline import StackRecord, declare, run_program
+from stacks.offline import Organisation, StackRecord, declare, run_program
 
 STACKS = ("staging", "prod")
 
@@ -47,8 +47,13 @@ def pulumi_mocks():
 
 @pytest.fixture(scope="session")
 def stack_records() -> dict[str, StackRecord]:
-    """The committed stacks' offline plans, computed once per test session."""
-    return {stack: run_program(stack) for stack in STACKS}
+    """The committed stacks' offline plans, computed once per test session, deployed into one
+    organisation in the documented order (prod's identities first: staging reads them)."""
+    organisation = Organisation()
+    planned = {
+        stack: run_program(stack, organisation=organisation) for stack in ("prod", "staging")
+    }
+    return {stack: planned[stack] for stack in STACKS}
 
 
 @pytest.fixture(params=STACKS)

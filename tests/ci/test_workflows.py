@@ -261,3 +261,33 @@ def test_every_action_input_exists(path):
         assert action in ACTION_INPUTS, f"{path.name}: add {action}'s inputs to ACTION_INPUTS"
         unknown = set(step.get("with", {})) - ACTION_INPUTS[action]
         assert not unknown, f"{path.name}: job {job}: {action} has no input {sorted(unknown)}"
+
+
+def test_one_publisher_per_image_at_a_time():
+    """Every job that publishes a stack's pipeline image is in one concurrency group per stack:
+    the tag is immutable, so two jobs building it at once would see the second push refused."""
+    groups: dict[str, set[str]] = {}
+    for path in WORKFLOWS:
+        for job, spec in load(path)["jobs"].items():
+            for step in spec["steps"]:
+                if "publish-image" not in step.get("run", ""):
+                    continue
+                for words in commands(step["run"]):
+                    if words[:2] == ["make", "publish-image"]:
+                        stack = next(w.split("=", 1)[1] for w in words if w.startswith("STACK="))
+                        group = (spec.get("concurrency") or {}).get("group", f"{path.name}:{job}")
+                        groups.setdefault(stack, set()).add(group)
+    assert groups, "no job publishes an image"
+    for stack, found in groups.items():
+        assert len(found) == 1, f"{stack}'s image is published from several groups: {found}"
+
+
+def test_the_prod_job_outlives_its_rollout():
+    """The rollout runs inside `pulumi up`: two deployments (up to 30 min each on Vertex AI)
+    around the canary period, plus the build, the up itself and the acceptance suite (30 min)."""
+    from stacks.config import load_stack_file
+
+    canary = load_stack_file(ROOT / "Pulumi.prod.yaml").platform.serving.canary_minutes
+    jobs = load(ROOT / ".github/workflows/deploy.yml")["jobs"]
+    needed = canary + 2 * 30 + 30
+    assert jobs["prod"]["timeout-minutes"] >= needed, f"prod job needs >= {needed} min"

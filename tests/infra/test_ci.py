@@ -10,7 +10,7 @@ import pytest
 from resources.access import BASIC_ROLES
 from resources.ci import DEPLOYER_PERMISSIONS, PREVIEWER_PERMISSIONS, CiIdentity
 from stacks.config import PROJECT_ROOT, ConfigError, parse_stack_config, stack_config_values
-from stacks.offline import PROJECT_NUMBER, run_program
+from stacks.offline import project_number, run_program
 from tests.infra.records import bindings, held_by
 
 ENVIRONMENTS = {"staging": "staging", "prod": "production"}
@@ -25,7 +25,7 @@ def member(record, account: str) -> str:
 
 def pool(record) -> str:
     return (
-        f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
+        f"projects/{project_number(record.project)}/locations/global/workloadIdentityPools/"
         f"tabular-mlops-{record.stack}-github"
     )
 

@@ -10,7 +10,7 @@ import pytest
 
 from stacks import cost
 from stacks.config import ConfigError, CostConfig, parse_stack_config, stack_config_values
-from stacks.offline import run_program
+from stacks.offline import project_number, run_program
 from stacks.plan import to_json
 from stacks.prices import PricingError, load_prices
 
@@ -185,7 +185,7 @@ def test_the_budget_alerts_the_stack_channel_at_its_thresholds_and_on_forecast(s
         ("CURRENT_SPEND", 1.0),
         ("FORECASTED_SPEND", 1.0),
     }
-    assert inputs["budgetFilter"]["projects"] == ["projects/123456789012"]
+    assert inputs["budgetFilter"]["projects"] == [f"projects/{project_number(record.project)}"]
     # CI's deployer may maintain the budget: the one grant on the billing account.
     (grant,) = record.of_type("gcp:billing/accountIamMember:AccountIamMember")
     assert grant.inputs["role"] == "roles/billing.costsManager"

@@ -170,18 +170,14 @@ def test_function_accounts_hold_only_what_they_need(stack_record):
     assert "gcf-v2-sources-" in conditioned.inputs["condition"]["expression"]
 
 
-def test_schedule_caller_may_only_submit_runs_as_the_runner(stack_record):
-    project = config_of(stack_record).project
-    runner = f"pipelines-{stack_record.stack}@{project}.iam.gserviceaccount.com"
-    caller = f"serviceAccount:schedules-{stack_record.stack}@{project}.iam.gserviceaccount.com"
-    assert held_by(stack_record, caller) == {
-        ("projects", "roles/aiplatform.user", "project"),
-        (
-            "serviceaccount",
-            "roles/iam.serviceAccountUser",
-            f"projects/{project}/serviceAccounts/{runner}",
-        ),
+def test_no_account_is_created_that_nothing_runs_as(stack_record):
+    """A schedule has no caller field (its runs are created with the deployer's authority and run
+    as the pipeline runner): a 'schedule caller' account would hold grants for nothing."""
+    accounts = {
+        r.inputs["accountId"] for r in custom(stack_record, "gcp:serviceaccount/account:Account")
     }
+    assert not any(account.startswith("schedules-") for account in accounts)
+    assert "schedule_caller" not in stack_record.outputs
 
 
 def test_workbench_is_private_shielded_and_stops_when_idle(stack_record):

@@ -15,7 +15,7 @@ from stacks.config import (
     parse_stack_config,
     stack_config_values,
 )
-from stacks.offline import BQ_SERVICE_AGENT, GCS_SERVICE_AGENT, PROJECT_NUMBER, run_program
+from stacks.offline import bq_service_agent, gcs_service_agent, project_number, run_program
 from tests.infra.records import assert_waits_for_apis
 
 KEY = "projects/acme-security/locations/europe-west4/keyRings/ml/cryptoKeys/data"
@@ -55,13 +55,15 @@ def test_cmek_agents_may_use_the_key_before_anything_is_encrypted(cmek_record):
         for g in cmek_record.of_type("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
         if cmek_record.parent(g).type == "tabular-mlops:kms:Encryption"
     ]
+    project = cmek_record.project
+    number = project_number(project)
     assert {g.inputs["member"] for g in grants} == {
-        f"serviceAccount:{GCS_SERVICE_AGENT}",
-        f"serviceAccount:{BQ_SERVICE_AGENT}",
-        f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-aiplatform.iam.gserviceaccount.com",
-        f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-artifactregistry.iam.gserviceaccount.com",
-        f"serviceAccount:service-{PROJECT_NUMBER}@gcf-admin-robot.iam.gserviceaccount.com",
-        f"serviceAccount:service-{PROJECT_NUMBER}@compute-system.iam.gserviceaccount.com",
+        f"serviceAccount:{gcs_service_agent(project)}",
+        f"serviceAccount:{bq_service_agent(project)}",
+        f"serviceAccount:service-{number}@gcp-sa-aiplatform.iam.gserviceaccount.com",
+        f"serviceAccount:service-{number}@gcp-sa-artifactregistry.iam.gserviceaccount.com",
+        f"serviceAccount:service-{number}@gcf-admin-robot.iam.gserviceaccount.com",
+        f"serviceAccount:service-{number}@compute-system.iam.gserviceaccount.com",
     }
     assert all(g.inputs["cryptoKeyId"] == KEY and g.retain_on_delete for g in grants)
     grant_urns = {g.urn for g in grants}
@@ -141,7 +143,6 @@ def test_identities_expose_every_workload_account(pulumi_mocks):
                     Grantee.INGESTION: "ingest-t",
                     Grantee.INGESTION_TRIGGER: "trig-t",
                     Grantee.FUNCTION_BUILD: "build-t",
-                    Grantee.SCHEDULE_CALLER: "sched-t",
                 },
                 display_prefix="t",
                 members={},
@@ -151,7 +152,7 @@ def test_identities_expose_every_workload_account(pulumi_mocks):
     record = pulumi_mocks(declare)
     identities = created["identities"]
     assert identities.workbench is None
-    assert set(identities.accounts) == set(identities.members) and len(identities.accounts) == 5
+    assert set(identities.accounts) == set(identities.members) and len(identities.accounts) == 4
     assert identities.accounts[Grantee.PIPELINE_RUNNER] is identities.pipeline_runner
     accounts = record.of_type("gcp:serviceaccount/account:Account")
     assert {r.inputs["accountId"] for r in accounts} == {
@@ -159,7 +160,6 @@ def test_identities_expose_every_workload_account(pulumi_mocks):
         "ingest-t",
         "trig-t",
         "build-t",
-        "sched-t",
     }
 
 

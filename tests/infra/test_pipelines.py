@@ -122,8 +122,8 @@ def test_prod_runs_may_read_the_staging_bundle_of_the_model_prod_serves(stack_re
     runner = f"serviceAccount:pipelines-prod@{prod.project}.iam.gserviceaccount.com"
     assert schedule_job(stack_records["prod"])["serviceAccount"] == runner.split(":", 1)[1]
     staging = stack_records["staging"]
-    artifacts = staging.named("data-lake-artifacts").inputs["name"]
-    assert ("storage", "roles/storage.objectViewer", artifacts) in held_by(staging, runner)
+    models = staging.named("data-lake-models").inputs["name"]
+    assert ("storage", "roles/storage.objectViewer", models) in held_by(staging, runner)
 
 
 def test_ci_can_submit_with_the_exported_job(stack_record):

@@ -37,6 +37,7 @@ class FakeVertex:
         self.endpoint_exists = True
         self.tampered: dict[str, str] = {}  # bundle uri -> its digest now
         self.verified: list[str] = []
+        self.aliases: dict[str, str] = {}  # alias -> versioned name (an alias names one version)
         for name in (STAGING_V1, STAGING_V2):
             self.add(name, uri=f"gs://staging-artifacts/models/{name[-1]}")
 
@@ -82,6 +83,10 @@ class FakeVertex:
             name = parent_model or f"projects/{project}/locations/{location}/models/{model_id}"
             version = 1 + sum(1 for v in world.models if v.split("@")[0] == name)
             world.add(f"{name}@{version}", fields["artifact_uri"], fields["version_description"])
+            for alias in fields.get("version_aliases") or []:
+                world.aliases[alias] = f"{name}@{version}"
+            if fields.get("is_default_version"):
+                world.aliases["default"] = f"{name}@{version}"
             return world.models[f"{name}@{version}"]
 
         model.upload = upload
@@ -90,11 +95,21 @@ class FakeVertex:
             def __init__(self, parent):
                 self.parent = parent
 
+            def add_version_aliases(self, new_aliases, version):
+                world.log.append(("aliases", version, tuple(new_aliases)))
+                for alias in new_aliases:
+                    world.aliases[alias] = f"{self.parent.resource_name}@{version}"
+
             def list_versions(self):
-                return [
+                versions = [
                     m for v, m in world.models.items()
                     if v.split("@")[0] == self.parent.resource_name
                 ]  # fmt: skip
+                for m in versions:
+                    m.version_aliases = [
+                        a for a, v in world.aliases.items() if v == m.versioned_resource_name
+                    ]
+                return versions
 
         return SimpleNamespace(
             init=lambda **kw: world.log.append(("init", kw)),
@@ -235,10 +250,12 @@ def test_rollback_is_the_reverted_config_and_reuses_the_registered_copy(vertex):
     rolled_back = provider.update(created.id, updated.outs, props(STAGING_V1))
     assert len(vertex.uploads) == 2, "the copy of @1 made at create is found, not uploaded again"
     assert [entry[0] for entry in vertex.log if entry[0] != "init"] == [
-        "deploy", "traffic", "undeploy",
+        "aliases", "deploy", "traffic", "undeploy",
     ]  # fmt: skip
     assert vertex.split() == {f"{PROD}@1": 100}
     assert rolled_back.outs["served_model"] == f"{PROD}@1"
+    # `@prod` and the default version name what serves, not the version rolled back from.
+    assert vertex.aliases == {"prod": f"{PROD}@1", "default": f"{PROD}@1"}
 
 
 def test_the_copy_of_one_version_is_not_taken_for_another_whose_number_it_begins(vertex):
@@ -331,6 +348,17 @@ def test_the_provider_pickles_as_pulumi_serializes_it():
     assert type(pickle.loads(pickle.dumps(provider))) is PromotionProvider
 
 
+def test_the_pickled_provider_names_the_module_deployed_states_unpickle():
+    """Deployed states hold the provider by reference (pulumi/pulumi#7453): the path in the pickle
+    is the one update and delete import, so it must not move without a shim."""
+    from resources.promotion import PROVIDER_PATH
+
+    module, _, name = PROVIDER_PATH.rpartition(".")
+    pickled = base64.b64decode(serialize_provider(PromotionProvider()))
+    assert module.encode() in pickled and name.encode() in pickled
+    assert getattr(__import__(module, fromlist=[name]), name) is PromotionProvider
+
+
 def test_the_canary_period_waits_before_full_traffic():
     events = []
 
@@ -391,7 +419,10 @@ def test_staging_lets_prod_read_its_models_and_nothing_else(stack_records):
     # Three readers: prod's deployer, its Vertex AI agent and its pipeline runner.
     assert [role for _, role in roles].count("roles/storage.objectViewer") == 3
     bucket = [r for r in readers if r.inputs["role"] == "roles/storage.objectViewer"]
-    assert all("objects/models/" in r.inputs["condition"]["expression"] for r in bucket)
+    # The whole models bucket, unconditionally: a condition on object names never lets a
+    # member list the bundle's directory (IAM checks a listing against the bucket).
+    models = record.named("data-lake-models").inputs["name"]
+    assert all(r.inputs["bucket"] == models and not r.inputs.get("condition") for r in bucket)
     assert {t for t, _ in roles} == {"BucketIAMMember", "RepositoryIamMember", "IAMMember"}
     project_roles = {r.inputs["role"] for r in readers if r.type.endswith("iAMMember:IAMMember")}
     assert project_roles == {"projects/acme-mlops-staging/roles/tabular_mlops_staging_modelReader"}

@@ -58,15 +58,9 @@ def test_flags_replace_every_example_value_and_both_stacks_plan(stack_dir, capsy
     assert prod["ci"]["state_bucket"] == "corp-ml-prod-pulumi-state"
     assert prod["serving"]["model"] is None  # nothing promoted yet
     serving = _config(stack_dir, "staging")["tabular-mlops:platform"]["serving"]
-    # Prod's identities: typed from prod's project, unless staging reads them from prod's outputs.
-    assert (
-        serving["model_readers"] == []
-        if serving.get("model_readers_from")
-        else [
-            "serviceAccount:deployer-prod@corp-ml-prod.iam.gserviceaccount.com",
-            "serviceAccount:pipelines-prod@corp-ml-prod.iam.gserviceaccount.com",
-        ]
-    )
+    # Prod's identities come from prod's outputs (a stack reference), never typed.
+    assert serving["model_readers"] == []
+    assert serving["model_readers_from"] == "organization/tabular-mlops/prod"
     out = capsys.readouterr().out
     assert "Pulumi.prod.yaml: project: acme-mlops-prod -> corp-ml-prod" in out
     assert "make doctor" in out
@@ -128,7 +122,7 @@ def test_asking_offers_what_the_files_hold(stack_dir):
 def test_the_secrets_provider_follows_the_key_until_secrets_exist(stack_dir, capsys):
     staging = stack_dir / "Pulumi.staging.yaml"
     example = "gcpkms://projects/acme-ops/locations/europe-west4/keyRings/pulumi/cryptoKeys/stacks"
-    staging.write_text(f"secretsprovider: {example}\n" + staging.read_text())
+    assert f"secretsprovider: {example}\n" in staging.read_text()  # the committed example
     assert init.main(_argv(FLAGS, stack_dir)) == 0
     key = "projects/corp-ml-prod/locations/europe-west1/keyRings/pulumi/cryptoKeys/stacks"
     assert yaml.safe_load(staging.read_text())["secretsprovider"] == f"gcpkms://{key}"

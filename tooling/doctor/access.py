@@ -186,6 +186,13 @@ def members(ctx: Context) -> list[Finding]:
     created = {r.outputs.get("email") for r in ctx.plan.of_type(ACCOUNT_TYPE)}
     named = {m for ms in platform.access.model_dump().values() for m in ms}
     named |= set(platform.serving.model_readers)
+    # And every member the plan grants: those read from another stack's outputs included
+    # (staging's `model_readers_from`: prod's deployer, runner and Vertex AI agent).
+    named |= {
+        str(r.inputs["member"])
+        for r in ctx.plan.resources
+        if r.type.lower().endswith("iammember") and r.inputs.get("member")
+    }
     emails = sorted(m.split(":", 1)[1] for m in named if m.startswith("serviceAccount:"))
     findings = []
     for email in (e for e in emails if e not in created and not _is_service_agent(e)):
