@@ -4,8 +4,8 @@
     python -m bootstrap.plan --wired      # once the stacks exist: + the Actions variables
 
 Runs bootstrap/__main__.py under the platform's recording mocks (stacks/offline.py), with answers
-for what only GitHub or the state backend know: user and team ids, and the stacks' outputs read
-through stack references (here: the stacks' own offline plans).
+for what only GitHub knows (user and team ids); the stacks' outputs it reads through stack
+references are those of the stacks' own offline plans, deployed before it.
 """
 
 from __future__ import annotations
@@ -13,17 +13,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from pulumi.runtime import mocks as pulumi_mocks
 
-from stacks.offline import PlatformMocks, StackRecord, run_program
+from stacks.offline import Organisation, PlatformMocks, StackRecord, run_program
 
 PROGRAM = Path(__file__).resolve().parent / "__main__.py"
 NAMESPACE = "tabular-mlops-bootstrap"
-STACK_REFERENCE = "pulumi:pulumi:StackReference"
+# The platform's stacks in their deploy order: prod's identities first, staging reads them.
+STACKS_ORDER = ("prod", "staging")
 
 
 def _github_id(name: str) -> str:
@@ -32,18 +31,8 @@ def _github_id(name: str) -> str:
 
 
 class BootstrapMocks(PlatformMocks):
-    """PlatformMocks plus GitHub's data sources and the platform stacks' outputs."""
-
-    def __init__(self, project: str, stack_outputs: Mapping[str, Mapping[str, Any]]):
-        super().__init__(project)
-        self.stack_outputs = stack_outputs
-
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
-        if args.typ == STACK_REFERENCE:
-            stack = args.inputs["name"].rsplit("/", 1)[-1]
-            outputs = dict(self.stack_outputs.get(stack, {}))
-            return args.inputs["name"], {**args.inputs, "outputs": outputs}
-        return super().new_resource(args)
+    """PlatformMocks (stack references answered from the organisation's deployed stacks) plus
+    GitHub's data sources: users and teams by name, with stable numeric ids."""
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
         if args.token == "github:index/getUser:getUser":
@@ -55,18 +44,22 @@ class BootstrapMocks(PlatformMocks):
         return super().call(args)
 
 
-def plan(
-    wired: bool = False, stack_outputs: Mapping[str, Mapping[str, Any]] | None = None
-) -> StackRecord:
-    """The bootstrap's plan; `wired` reads the stacks' outputs (their offline plans by default)."""
-    if wired and stack_outputs is None:
-        stack_outputs = {stack: run_program(stack).outputs for stack in ("staging", "prod")}
+def plan(wired: bool = False, organisation: Organisation | None = None) -> StackRecord:
+    """The bootstrap's plan, deployed into `organisation`. `wired` reads the stacks' outputs
+    through stack references: by default both committed stacks, deployed in the documented order
+    (prod, then staging); a stack not deployed fails the plan, as it fails `pulumi up`."""
+    if organisation is None:
+        organisation = Organisation()
+        for stack in STACKS_ORDER if wired else ():
+            run_program(stack, organisation=organisation)
     config = {
         f"{NAMESPACE}:wire_stacks": wired,
         f"{NAMESPACE}:stacks_project": "organization/tabular-mlops",
     }
-    mocks = BootstrapMocks("bootstrap", stack_outputs or {})
-    return run_program("bootstrap", config=config, program=PROGRAM, mocks=mocks)
+    mocks = BootstrapMocks("bootstrap", organisation)
+    return run_program(
+        "bootstrap", config=config, program=PROGRAM, mocks=mocks, organisation=organisation
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from bootstrap import plan as bootstrap_plan
 from bootstrap.settings import from_stacks, required_checks
 from stacks import github_variables
 from stacks.config import PROJECT_ROOT, ConfigError, load_stack_file, stack_file_name
-from stacks.offline import StackRecord
+from stacks.offline import Organisation, run_program
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
@@ -23,17 +23,6 @@ ENV_VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariab
 
 def _configs():
     return {s: load_stack_file(PROJECT_ROOT / stack_file_name(s)) for s in github_variables.STACKS}
-
-
-@pytest.fixture(scope="module")
-def first_run() -> StackRecord:
-    return bootstrap_plan.plan(wired=False)
-
-
-@pytest.fixture(scope="module")
-def wired(stack_records) -> StackRecord:
-    outputs = {stack: record.outputs for stack, record in stack_records.items()}
-    return bootstrap_plan.plan(wired=True, stack_outputs=outputs)
 
 
 def test_the_state_bucket_is_private_versioned_and_protected(first_run):
@@ -127,3 +116,20 @@ def test_required_checks_follow_the_pull_request_workflow_and_its_matrix(tmp_pat
     )
     (tmp_path / "push.yml").write_text("on: push\njobs:\n  c: {name: deploy}\n")
     assert required_checks(tmp_path) == ["a", "check 1", "check 2"]
+
+
+def test_a_fresh_organisation_bootstraps_deploys_then_wires_the_variables():
+    """The documented order: the bootstrap (state, key, environments), prod's identities, staging,
+    then the bootstrap again reading both; wiring before the stacks exist fails the plan."""
+    with pytest.raises(Exception, match="not deployed"):
+        bootstrap_plan.plan(wired=True, organisation=Organisation(resolve=False))
+    organisation = Organisation(resolve=False)
+    first = bootstrap_plan.plan(wired=False, organisation=organisation)
+    assert first.of_type(ENVIRONMENT) and not first.of_type(REPO_VARIABLE)
+    values = yaml.safe_load((PROJECT_ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8"))
+    values["config"]["tabular-mlops:platform"]["serving"]["model"] = None
+    prod = run_program("prod", config=values["config"], organisation=organisation)
+    run_program("staging", organisation=organisation)
+    wired = bootstrap_plan.plan(wired=True, organisation=organisation)
+    values = {r.inputs["variableName"]: r.inputs["value"] for r in wired.of_type(REPO_VARIABLE)}
+    assert values["PROD_PREVIEWER_SERVICE_ACCOUNT"] == prod.outputs["ci_previewer_service_account"]

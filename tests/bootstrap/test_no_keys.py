@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from bootstrap import plan as bootstrap_plan
-
 KEY_TYPES = {
     "gcp:serviceaccount/key:Key",
     "gcp:storage/hmacKey:HmacKey",
@@ -20,14 +18,9 @@ KEY_TYPES = {
 }
 
 
-@pytest.fixture(scope="module")
-def every_plan(stack_records):
-    outputs = {stack: record.outputs for stack, record in stack_records.items()}
-    return {
-        **stack_records,
-        "bootstrap": bootstrap_plan.plan(wired=False),
-        "bootstrap (wired)": bootstrap_plan.plan(wired=True, stack_outputs=outputs),
-    }
+@pytest.fixture
+def every_plan(stack_records, first_run, wired):
+    return {**stack_records, "bootstrap": first_run, "bootstrap (wired)": wired}
 
 
 def test_no_plan_creates_a_key(every_plan):
