@@ -13,9 +13,13 @@ three ways, each a server process of its own with one compute thread per predict
 - fastapi:  a plain FastAPI/uvicorn app doing the minimum for the same model: a sync endpoint,
             pandas frame from the instances, predict_proba, the same response shape, no checks;
 
-and measures the floor in-process: the model's `predict_proba` on a ready frame, thread limits
-set once. A closed-loop load generator (asyncio, one kept-alive connection per worker) sends
-single-instance and 100-instance requests; a request without an answer in 30 s counts as lost.
+and measures in-process, beside each single-client cell: the floor (the model's `predict_proba`
+on a ready frame, thread limits set once) and "ours in-process" (a request's bytes through the
+server's `answer_predict`: what our code adds, without HTTP). A closed-loop load generator
+(asyncio, one kept-alive connection per worker) sends single-instance and 100-instance requests;
+a request without an answer in 30 s counts as lost.
+Latencies count requests started after a 1 s warm-up: a row of "-" means none of them finished
+within the cell (the first wave took longer), not that requests were lost.
 Prints the table, the ratios the serving issue sets as targets and the cost per million
 predictions on the prod stack's machine type.
 """
@@ -205,18 +209,33 @@ async def load(server: str, url: str, instances: int, concurrency: int, seconds:
 # --- the floor -------------------------------------------------------------------------------
 
 
-def floor_cell(model, instances: int, seconds: float) -> Cell:
-    """predict_proba on a ready frame, in this process, for as long as a server's cell: the
-    floor, thread limits set once (OMP_NUM_THREADS, set before the model's libraries load)."""
-    frame = model.inputs([INSTANCE] * instances)
-    cell = Cell("floor", instances, 1, [], 0, 0, seconds)
+def in_process_cell(name: str, call, instances: int, seconds: float) -> Cell:
+    """`call()` in a loop in this process, for as long as a server's cell."""
+    cell = Cell(name, instances, 1, [], 0, 0, seconds)
     warm_until = time.perf_counter() + 1.0
     until = warm_until + seconds
     while (started := time.perf_counter()) < until:
-        model.pipeline.predict_proba(frame)
+        call()
         if started >= warm_until:
             cell.latencies.append(time.perf_counter() - started)
     return cell
+
+
+def in_process_cells(model_dir: Path, instances: int, seconds: float) -> list[Cell]:
+    """The floor: predict_proba on a ready frame, thread limits set once (OMP_NUM_THREADS, set
+    before the model's libraries load); and ours without HTTP: the request's bytes through
+    `answer_predict` (JSON, the contract's checks, the frame, predict_proba, the answer's JSON)."""
+    from pipeline_src.serving.server import ModelSource, answer_predict
+
+    source = ModelSource(model_dir)
+    frame = source.model.inputs([INSTANCE] * instances)
+    body = json.dumps({"instances": [INSTANCE] * instances}).encode()
+    return [
+        in_process_cell("floor", lambda: source.model.pipeline.predict_proba(frame), instances,
+                        seconds),
+        in_process_cell("ours in-process", lambda: answer_predict(source, body), instances,
+                        seconds),
+    ]  # fmt: skip
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -236,15 +255,12 @@ def default_model_dir() -> Path:
 def measure(kinds: list[str], model_dir: Path, seconds: float) -> list[Cell]:
     """Every cell for every server, the servers taking turns cell by cell (and the floor before
     each single-client cell), so a change in the shared machine's load hits them alike."""
-    from pipeline_src.serving.contract import LoadedModel
-
-    model = LoadedModel.load(model_dir)
     cells = []
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as scratch:
         servers = {kind: start(kind, model_dir, Path(scratch)) for kind in kinds}
         try:
             for instances, concurrency in CELLS:
-                turn = [floor_cell(model, instances, seconds)] if concurrency == 1 else []
+                turn = in_process_cells(model_dir, instances, seconds) if concurrency == 1 else []
                 for kind, (_, url) in servers.items():
                     turn.append(asyncio.run(load(kind, url, instances, concurrency, seconds)))
                 for cell in turn:
@@ -266,7 +282,7 @@ def summarise(cells: list[Cell]) -> None:
     floor1, _ = find("floor", 1, 1)
     _, floor_rate = find("floor", 100, 1)
     print()
-    for kind in sorted({c.server for c in cells} - {"floor"}):
+    for kind in sorted({c.server for c in cells} - {"floor"}, key=str.lower):
         single, _ = find(kind, 1, 1)
         _, rate = find(kind, 100, 1)
         print(f"{kind}: 1 instance, 1 client: p50 {single / floor1:.2f}x the floor's; 100 "
