@@ -46,12 +46,8 @@ SERVERS = ("ours", "previous", "fastapi")
 CELLS = ((1, 1), (1, 8), (1, 128), (100, 1), (100, 8))
 """(instances per request, concurrent clients)."""
 TIMEOUT_SECONDS = 30.0
-NODE_HOUR_USD = 0.2405
-PRICE_SOURCE = (
-    "Vertex AI online prediction, n1-standard-4 node hour in europe-west4, USD 0.2405 "
-    "(https://cloud.google.com/vertex-ai/pricing, list price as in the project's price table "
-    "read 2026-12-07; us-central1 lists 0.2185)"
-)
+PRICES = PROJECT_ROOT / "tooling" / "prices" / "gcp.yaml"
+"""The project's price table: the node hour of prod's serving machine type is read from it."""
 INSTANCE = {"island": "Dream", "bill_length_mm": 46.5, "bill_depth_mm": 17.9,
             "flipper_length_mm": 192, "body_mass_g": 3500, "sex": "female"}  # fmt: skip
 TABLE_HEAD = (
@@ -288,13 +284,29 @@ def summarise(cells: list[Cell]) -> None:
         print(f"{kind}: 1 instance, 1 client: p50 {single / floor1:.2f}x the floor's; 100 "
               f"instances, 1 client: the floor's throughput / {floor_rate / rate:.2f}")  # fmt: skip
     if any(c.server == "ours" for c in cells):
+        price, source = node_hour_price()
         print(f"\ncost per million predictions, ours at 8 clients, one server process per node "
-              f"({PRICE_SOURCE}):")  # fmt: skip
+              f"({source}):")  # fmt: skip
         for instances in (1, 100):
             _, per_second = find("ours", instances, 8)
-            usd = NODE_HOUR_USD / (per_second * 3600) * 1e6
+            usd = price / (per_second * 3600) * 1e6
             print(f"  {instances}-instance requests: {per_second:.0f} predictions/s "
                   f"-> USD {usd:.3f}")  # fmt: skip
+
+
+def node_hour_price(machine_type: str = "n1-standard-4", region: str = "europe-west4"):
+    """(USD per node hour, where the figure comes from) for Vertex AI online prediction."""
+    import yaml
+
+    table = yaml.safe_load(PRICES.read_text(encoding="utf-8"))
+    row = next(r for r in table["prices"] if r["key"] == f"vertex-prediction/{machine_type}"
+               and r["region"] == region)  # fmt: skip
+    source = table["sources"][row["source"]]
+    return row["usd"], (
+        f"Vertex AI online prediction, {machine_type} node hour in {region}: USD {row['usd']} "
+        f"from {PRICES.relative_to(PROJECT_ROOT)} (source {source}, read {table['read']}, "
+        f"certainty {row['certainty']})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
