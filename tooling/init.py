@@ -122,6 +122,13 @@ QUESTIONS = (
         default=_secrets_key,
     ),
     Question(
+        "billing-account",
+        "billing account of prod's budget (XXXXXX-XXXXXX-XXXXXX; empty: no budget)",
+        "platform.cost.budget.billing_account",
+        ("prod",),
+        required=False,
+    ),
+    Question(
         "prod-kms-key",
         "Cloud KMS key encrypting prod's data (CMEK, in the region; empty: Google-managed keys)",
         "platform.kms_key",
@@ -136,10 +143,17 @@ class InitError(ValueError):
     """What `make init` cannot do, one line per problem."""
 
 
+NONE = ""
+"""An optional answer given as empty (or `-` when asked): the key is set to null."""
+
+
 def _parse(question: Question, raw: str) -> Any:
     if question.kind == "list":
         return [item for item in raw.replace(",", " ").split() if item]
-    return raw.strip() or None
+    value = raw.strip()
+    if value in ("", "-"):
+        return None if question.required else NONE
+    return value
 
 
 def _current(question: Question, documents: dict[str, Any]) -> Any:
@@ -227,10 +241,13 @@ def apply(answers: dict[str, Any], documents: dict[str, Any]) -> list[str]:
 
     for question in QUESTIONS:
         value = answers[question.name]
-        if value is None:
-            continue
         for stack in question.stacks:
-            if stack_files.get(documents[stack], question.path) is not None or value:
+            current = stack_files.get(documents[stack], question.path)
+            if value is None and not question.required and stack_files.is_example(current):
+                put(stack, question.path, None)  # an example must not survive unanswered
+            elif value == NONE:
+                put(stack, question.path, None)
+            elif value is not None and (current is not None or value):
                 put(stack, question.path, value)
     put("staging", "platform.serving.model_readers", _model_readers(answers, documents["staging"]))
     if stack_files.is_example(stack_files.get(documents["prod"], "platform.serving.model")):
@@ -258,17 +275,32 @@ def validate(documents: dict[str, Any]) -> None:
         raise InitError("\n".join(problems))
 
 
-REVIEW = """\
-Review before the first deploy:
-  - every member under access: must exist (IAM refuses unknown groups and users);
-  - Pulumi.staging.yaml serving.model_readers: add prod's Vertex AI service agent
-    (serviceAccount:service-<prod project number>@gcp-sa-aiplatform.iam.gserviceaccount.com);
-  - sizes and schedules (serving, ingestion, pipelines) are the example's: docs/configuration.md;
-  - then: make doctor STACK=prod && make doctor STACK=staging (docs/deploy-setup.md)."""
+def review(documents: dict[str, Any]) -> list[str]:
+    """What a person must still look at: what no answer could settle."""
+    lines = [
+        "Review before the first deploy:",
+        "  - every member under access: must exist (IAM refuses unknown groups and users);",
+    ]
+    if not stack_files.get(documents["staging"], "platform.serving.model_readers_from"):
+        lines += [
+            "  - Pulumi.staging.yaml serving.model_readers: add prod's Vertex AI service agent",
+            "    (serviceAccount:service-<prod project number>@gcp-sa-aiplatform.iam"
+            ".gserviceaccount.com);",
+        ]
+    if stack_files.get(documents["prod"], "platform.cost.budget.billing_account"):
+        lines.append("  - prod's budget amount (cost.budget.monthly_usd) is the example's;")
+    return [
+        *lines,
+        "  - sizes and schedules (serving, ingestion, pipelines) are the example's: "
+        "docs/configuration.md;",
+        "  - then: make doctor STACK=prod && make doctor STACK=staging (docs/deploy-setup.md).",
+    ]
 
 
-def run(given: dict[str, str], root: Path, ask: Callable[[str], str] | None) -> list[str]:
-    """Gather, apply, validate and write; the changes made."""
+def run(
+    given: dict[str, str], root: Path, ask: Callable[[str], str] | None
+) -> tuple[list[str], list[str]]:
+    """Gather, apply, validate and write; the changes made, and what to review."""
     paths = {stack: root / stack_file_name(stack) for stack in STACKS}
     documents = {}
     for stack, path in paths.items():
@@ -283,7 +315,7 @@ def run(given: dict[str, str], root: Path, ask: Callable[[str], str] | None) -> 
         text = stack_files.dump(documents[stack])
         if text != path.read_text(encoding="utf-8"):
             path.write_text(text, encoding="utf-8")
-    return changes
+    return changes, review(documents)
 
 
 def _arguments() -> argparse.ArgumentParser:
@@ -308,23 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     interactive = not args.no_input and sys.stdin.isatty()  # flags given are not asked again
     try:
-        changes = run(given, args.dir, input if interactive else None)
+        changes, to_review = run(given, args.dir, input if interactive else None)
     except (InitError, ValueError) as error:
         print(f"make init: {error}", file=sys.stderr)
         return 2
+    wrap = {"subsequent_indent": "    ", "break_long_words": False, "break_on_hyphens": False}
     for change in changes or ["the stack files already hold these values"]:
-        print(
-            "\n".join(
-                textwrap.wrap(
-                    change,
-                    100,
-                    subsequent_indent="    ",
-                    break_long_words=False,
-                    break_on_hyphens=False,
-                )
-            )
-        )
-    print(REVIEW)
+        print("\n".join(textwrap.wrap(change, 100, **wrap)))
+    print("\n".join(to_review))
     return 0
 
 

@@ -18,7 +18,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from stacks.config import NAMESPACE
 
 # Values the committed stack files carry as examples: none may survive `make init`.
-EXAMPLE_MARKERS = ("acme", "example.com", "example.org", "123456789012")
+EXAMPLE_MARKERS = ("acme", "example.com", "example.org", "123456789012", "012345-6789AB-CDEF01")
 
 
 def _yaml() -> YAML:

@@ -131,3 +131,16 @@ def test_the_secrets_provider_follows_the_key_until_secrets_exist(stack_dir, cap
     capsys.readouterr()
     assert init.main(_argv({"secrets-key": key.replace("stacks", "other")}, stack_dir)) == 2
     assert "pulumi stack change-secrets-provider -s staging" in capsys.readouterr().err
+
+
+def test_optional_answers_set_a_value_or_none_and_no_example_survives(stack_dir):
+    flags = {**FLAGS, "billing-account": "01AB23-45CD67-89EF01", "prod-kms-key": ""}
+    assert init.main(_argv(flags, stack_dir)) == 0
+    prod = _config(stack_dir, "prod")["tabular-mlops:platform"]
+    assert prod["cost"]["budget"]["billing_account"] == "01AB23-45CD67-89EF01"
+    assert prod["kms_key"] is None  # Google-managed keys, as answered
+    assert init.main(_argv({"billing-account": ""}, stack_dir)) == 0
+    assert (
+        _config(stack_dir, "prod")["tabular-mlops:platform"]["cost"]["budget"]["billing_account"]
+        is None
+    )
