@@ -285,3 +285,38 @@ def test_checks_follow_the_signature_of_any_contract():
         "instances[1].member: expected true or false, got 1",
         "instances[1].score: expected a number, got true",
     ]
+
+
+def test_a_canary_swap_under_load_answers_every_request(env, sample_model_dir):
+    """Requests keep flowing while a new version is deployed beside the old one at 10%, then
+    takes all traffic, then the old one is undeployed: each is answered 200, by either version."""
+    registry = LocalModelRegistry(env.registry_dir)
+    first = registry.upload(env.model_id, sample_model_dir, display_name="m")
+    second = registry.upload(env.model_id, sample_model_dir, display_name="m")
+    endpoint = LocalEndpoint(env.endpoints_dir, "prod")
+    endpoint.deploy(first)
+    answers: list[tuple[int, str]] = []
+    after: list[str] = []  # one request per client once the old version is gone
+    swapped = threading.Event()
+
+    def load(client: HttpEndpointClient) -> None:
+        while not swapped.is_set() or len(answers) < 20:
+            reply = predict(client, [PENGUIN])
+            answers.append((reply.status, reply.body.get("modelVersionId", "")))
+        after.append(predict(client, [PENGUIN]).body.get("modelVersionId", ""))
+
+    with running(EndpointSource(endpoint)) as client:
+        clients = [HttpEndpointClient(client.target) for _ in range(4)]
+        threads = [threading.Thread(target=load, args=(c,)) for c in clients]
+        for thread in threads:
+            thread.start()
+        canary = endpoint.deploy(second, traffic_percentage=10)
+        endpoint.set_traffic({"1": 0, canary.id: 100})
+        endpoint.undeploy("1")
+        swapped.set()
+        for thread in threads:
+            thread.join(timeout=120)
+        for c in clients:
+            c.close()
+    assert answers and all(status == 200 for status, _ in answers)
+    assert after == ["2"] * 4  # once the old version is undeployed, only the new one answers
