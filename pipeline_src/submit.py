@@ -50,6 +50,8 @@ class TrainingJob:
     """`https://REGION-kfp.pkg.dev/PROJECT/REPOSITORY`, where `--publish` uploads the template."""
     limits: dict[str, dict[str, Any]] = field(default_factory=dict)
     """CPU, memory and accelerator per task, from the stack's config (pipeline_src/sizing.py)."""
+    network: str | None = None
+    """The VPC network runs are peered with (a stack with `serving.private_network`)."""
 
     @classmethod
     def from_file(cls, path: Path) -> TrainingJob:
@@ -156,7 +158,9 @@ def submit(
         template = publish(job, Path(template), version, client=client)
         say(f"published {template}")
     pipeline_job = build_job(job, template, credentials=credentials)
-    pipeline_job.submit(service_account=job.service_account)
+    # On a stack that serves privately, runs join the network the endpoint is on.
+    network = {"network": job.network} if job.network else {}
+    pipeline_job.submit(service_account=job.service_account, **network)
     say(f"submitted {pipeline_job.resource_name}")
     if wait:
         pipeline_job.wait()  # raises if the run fails

@@ -34,6 +34,8 @@ WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
 
 # Targets of the deployer's grants that only some stacks have.
 WORKBENCH_PROJECT = "project_with_workbench"
+NETWORK_PROJECT = "project_with_network"
+PRIVATE_SERVING_PROJECT = "project_with_private_serving"
 CMEK_KEY = "cmek_key"
 STATE_BUCKET = "state_bucket"
 SECRETS_KEY = "secrets_key"
@@ -88,10 +90,17 @@ DEPLOYER_PERMISSIONS = (
     _deploys("roles/monitoring.admin", "alert policies, the notification channel, the dashboard"),
     _deploys("roles/logging.configWriter", "the log-based metrics the alerts read"),
     _deploys("roles/notebooks.admin", "the Workbench instance", WORKBENCH_PROJECT),
-    _deploys("roles/compute.networkAdmin", "the Workbench network and NAT", WORKBENCH_PROJECT),
-    # The network admin role excludes firewall rules; the security admin role has them.
     _deploys(
-        "roles/compute.securityAdmin", "the Workbench network's firewall rules", WORKBENCH_PROJECT
+        "roles/compute.networkAdmin",
+        "the stack's networks (Workbench's, private serving's), NAT, the reserved services range",
+        NETWORK_PROJECT,
+    ),
+    # The network admin role excludes firewall rules; the security admin role has them.
+    _deploys("roles/compute.securityAdmin", "the networks' firewall rules", NETWORK_PROJECT),
+    _deploys(
+        "roles/servicenetworking.networksAdmin",
+        "peer the private serving network with Google's services",
+        PRIVATE_SERVING_PROJECT,
     ),
     _deploys("roles/cloudkms.admin", "the service agents' grants on the CMEK key", CMEK_KEY),
     _deploys(
@@ -147,6 +156,7 @@ class CiIdentityArgs:
     cmek_key: str | None = None
     """The platform's CMEK key, on which the deployer grants the service agents."""
     workbench: bool = False
+    private_serving: bool = False
     project_roles: tuple[str, ...] = ()
     """The project-level roles the deployer may grant and revoke (everyone's but CI's own)."""
 
@@ -166,6 +176,8 @@ class CiIdentity(PlatformComponent):
         "deployer_account": "CI deployer service account",
         "previewer_account": "CI previewer service account",
         WORKBENCH_PROJECT: "the stack's project (stacks with Workbench)",
+        NETWORK_PROJECT: "the stack's project (stacks with Workbench or private serving)",
+        PRIVATE_SERVING_PROJECT: "the stack's project (stacks with `serving.private_network`)",
         CMEK_KEY: "the CMEK key (stacks with `kms_key`)",
         STATE_BUCKET: "Pulumi state bucket (`ci.state_bucket`)",
         SECRETS_KEY: "Pulumi secrets key (`ci.secrets_key`)",
@@ -262,6 +274,12 @@ class CiIdentity(PlatformComponent):
         }
         if args.workbench:
             binders[WORKBENCH_PROJECT] = binder(self, gcp.projects.IAMMember, project=args.project)
+        if args.workbench or args.private_serving:
+            binders[NETWORK_PROJECT] = binder(self, gcp.projects.IAMMember, project=args.project)
+        if args.private_serving:
+            binders[PRIVATE_SERVING_PROJECT] = binder(
+                self, gcp.projects.IAMMember, project=args.project
+            )
         if args.cmek_key:
             binders[CMEK_KEY] = binder(
                 self, gcp.kms.CryptoKeyIAMMember, crypto_key_id=args.cmek_key

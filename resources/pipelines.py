@@ -79,6 +79,9 @@ class PipelinesArgs:
     evaluation: ScheduledPipeline | None = None
     """The continuous evaluation pipeline and its schedule, if the stack runs one."""
     kms_key: str | None = None
+    network: pulumi.Input[str] | None = None
+    """Runs' jobs are peered with this network (`projects/<number>/global/networks/<name>`),
+    where the private endpoint is; None: Google's own network."""
     members: Members = dataclasses.field(default_factory=dict)
     """Who plays each grantee of PERMISSIONS in this stack (resources/access.py)."""
 
@@ -263,6 +266,7 @@ class Pipelines(PlatformComponent):
                     "service_account": args.runner_email,
                     "labels": dict(pipeline.run_labels),
                     "encryption_spec": {"kms_key_name": args.kms_key} if args.kms_key else None,
+                    "network": args.network,
                 },
             },
             opts=self.child(),

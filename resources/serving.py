@@ -58,6 +58,9 @@ class ServingArgs:
     request_logging_dataset: pulumi.Input[str] | None = None
     """`bq://project.dataset` to log requests and responses to; no logging when None."""
     logging_sampling_rate: float = 1.0
+    network: pulumi.Input[str] | None = None
+    """`projects/<number>/global/networks/<name>`: serve on a private endpoint peered with this
+    network (resources/network.py), no public predict route. None: the public route (IAM)."""
     members: Members = dataclasses.field(default_factory=dict)
     """Who plays each grantee of PERMISSIONS in this stack (resources/access.py)."""
 
@@ -149,6 +152,7 @@ class Serving(PlatformComponent):
             labels=dict(args.labels),
             encryption_spec={"kms_key_name": args.kms_key} if args.kms_key else None,
             predict_request_response_logging_config=logging,
+            network=args.network,
             # Deployments own the traffic split; re-applying it from here would wipe it.
             opts=self.child(ignore_changes=["trafficSplit"]),
         )

@@ -278,6 +278,13 @@ class ServingConfig(StrictModel):
         default_factory=LoadTestConfig,
         description="the load test and its SLO, which the endpoint must pass before promotion",
     )
+    private_network: bool = Field(
+        default=False,
+        description="serve on a private endpoint peered with the stack's own VPC network (no "
+        "public predict route) and run the pipelines on that network; a peered endpoint serves "
+        "one model, so canary_percent must be 0; QA's acceptance run must come from inside the "
+        "network (docs/security.md)",
+    )
     model_readers: list[Member] = Field(
         default=[],
         description="identities of another stack's project that deploy this stack's models "
@@ -678,6 +685,14 @@ def _location_problems(config: StackConfig) -> list[tuple[str, str]]:
     if serving.canary_minutes and not serving.canary_percent:
         problems.append(
             ("platform.serving.canary_minutes", "a canary period needs canary_percent > 0")
+        )
+    if serving.private_network and serving.canary_percent:
+        problems.append(
+            (
+                "platform.serving.canary_percent",
+                "a private (VPC-peered) endpoint has no traffic split, so no canary: set 0 "
+                "with private_network",
+            )
         )
     return problems
 

@@ -512,6 +512,8 @@ FREE: dict[str, str] = {
     "gcp:storage/bucketObject:BucketObject": "priced on the buckets (cost.storage_gb)",
     "gcp:compute/network:Network": "VPC networks are free",
     "gcp:compute/subnetwork:Subnetwork": "subnets are free (flow logs: Cloud Logging, not priced)",
+    "gcp:compute/globalAddress:GlobalAddress": "an internal range reserved for peering is free",
+    "gcp:servicenetworking/connection:Connection": "private services access peering is free",
     "gcp:compute/firewall:Firewall": "firewall rules are free (logs: Cloud Logging, not priced)",
     "gcp:compute/router:Router": "a Cloud Router without BGP sessions is free; NAT is priced",
     "gcp:logging/metric:Metric": "log-based metrics fall in Monitoring's free allotment",

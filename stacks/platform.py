@@ -30,6 +30,7 @@ from resources.encryption import Encryption, EncryptionArgs, agent_apis
 from resources.identities import ACCOUNT_NAMES, WORKLOADS, Identities, IdentitiesArgs
 from resources.ingestion import FunctionSettings, Ingestion, IngestionArgs, function_source
 from resources.monitoring import Monitoring, MonitoringArgs
+from resources.network import PrivateNetwork, PrivateNetworkArgs
 from resources.pipelines import Pipelines, PipelinesArgs, ScheduledPipeline, ScheduleSettings
 from resources.services import ProjectServices, ProjectServicesArgs
 from resources.serving import MODEL_READER, PREDICTOR, RolloutSettings, Serving, ServingArgs
@@ -89,6 +90,8 @@ class Platform:
     encryption: Encryption | None
     ci: CiIdentity | None
     budget: Budget | None
+    private_network: PrivateNetwork | None
+    """The network the endpoint and the pipelines' runs are on (`serving.private_network`)."""
 
 
 def build_platform(config: StackConfig, stack: str) -> Platform:
@@ -115,6 +118,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         *([Encryption] if kms_key else []),
         *([CiIdentity] if ci_on else []),
         *([Budget] if budget_on else []),
+        *([PrivateNetwork] if platform.serving.private_network else []),
     ]
     # The CI accounts' KMS calls (the secrets provider, the grants on its key) need the API in
     # the project the accounts live in, wherever the key is.
@@ -165,6 +169,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             secrets_key=settings.secrets_key,
             cmek_key=kms_key,
             workbench=workbench_on,
+            private_serving=platform.serving.private_network,
             project_roles=project_roles(
                 declared,
                 {
@@ -282,6 +287,15 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         # dataset come first.
         after(Ingestion, data_lake, warehouse),
     )
+    private = None
+    if platform.serving.private_network:
+        private = PrivateNetwork(
+            "private-network",
+            PrivateNetworkArgs(project, naming.resource("serving"), labels),
+            after(PrivateNetwork),
+        )
+    # The network the endpoint serves on and the pipelines' runs join; None: Google's own.
+    vertex_network = private.vertex_network if private else None
     serving = Serving(
         "serving",
         ServingArgs(
@@ -300,9 +314,11 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
                 else None
             ),
             logging_sampling_rate=platform.serving.logging_sampling_rate,
+            network=vertex_network,
             members=members,
         ),
-        after(Serving),
+        # A private endpoint is created on a network already peered with Vertex AI.
+        after(Serving, *([private] if private else [])),
     )
     training = platform.pipelines.training
     repository_id = naming.resource("pipelines")
@@ -409,10 +425,11 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
                 run_labels={**labels, "managed-by": "evaluation-pipeline"},
             ),
             kms_key=kms_key,
+            network=vertex_network,
             members=members,
         ),
         # Runs read and write what the runner is granted in the data lake and the warehouse.
-        after(Pipelines, identities, data_lake, warehouse),
+        after(Pipelines, identities, data_lake, warehouse, *([private] if private else [])),
     )
     training_job = {
         "project": project,
@@ -426,6 +443,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         "template_registry": pipelines.template_registry,
         # CI compiles the same sized pipeline the schedule runs.
         "limits": training_limits,
+        "network": vertex_network,
     }
     workbench = None
     if workbench_on:
@@ -494,6 +512,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         encryption=encryption,
         ci=ci,
         budget=budget,
+        private_network=private,
     )
 
 

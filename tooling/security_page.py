@@ -43,6 +43,31 @@ its output: the provider, and the dynamic resource that rolls out prod's model.
   neither owner nor editor, nor itself anything. Its service-account administration cannot be
   narrowed further in GCP (the reason is below).
 
+## Private serving (`serving.private_network: true`)
+
+The example stacks serve on Vertex AI's public predict route, authorised by IAM. With
+`serving.private_network: true` a stack serves privately instead (`resources/network.py`):
+
+- **What it creates.** The stack's own VPC network (no subnet, an explicit logged deny of every
+  inbound connection), a /20 range reserved for Google's services, and the Service Networking
+  peering that hands the range to them. The endpoint is created on that network, with no public
+  predict route; both pipelines' schedules and `make submit` runs join the network. The CI
+  deployer additionally holds `roles/servicenetworking.networksAdmin` (and the network and
+  firewall roles Workbench also needs).
+- **What it gives up.** A VPC-peered endpoint has no traffic split (google-cloud-aiplatform's
+  `PrivateEndpoint` refuses one), so there is no canary: the config refuses `canary_percent`
+  above 0 with it, and a promoted version takes all traffic at once. A Private Service Connect
+  endpoint keeps the split; this option does not build one.
+- **What QA's acceptance run then needs.** To run inside the network: predictions go to the
+  endpoint's private address, which only the peered network reaches, and peering is not
+  transitive, so a runner on another network peered with this one cannot reach it either. Add a
+  subnet to the serving network and run the suite from a VM there, for instance a self-hosted
+  GitHub Actions runner registered for the `production` environment (the deploy workflow's
+  acceptance job then runs on it: `runs-on: [self-hosted, <its label>]`); outbound traffic is
+  allowed, the network's own rule denies inbound only. `make acceptance ENDPOINT=projects/…`
+  works unchanged there: the client sees the endpoint's network and calls its private route.
+  The load test likewise runs from inside the network.
+
 ## Accepted findings
 
 Each group below is one reason, and the findings it covers (check id, resource's address in the

@@ -128,6 +128,11 @@ class VertexEndpointClient:
 
         self.target = endpoint
         self._endpoint = aiplatform.Endpoint(endpoint, location=match.group(1))
+        if getattr(self._endpoint, "network", None):
+            # A private endpoint (a stack with `serving.private_network`) has no public predict
+            # route: its predictions go to its private address, reachable from the peered network
+            # only (docs/security.md says where QA's run must then come from).
+            self._endpoint = aiplatform.PrivateEndpoint(endpoint, location=match.group(1))
 
     def health(self) -> Reply:
         """200 when the endpoint has a deployed model taking traffic, 503 otherwise."""

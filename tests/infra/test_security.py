@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
+import pulumi
+import pytest
+
 from resources.access import PROJECT
 from resources.ci import DEPLOYER_PERMISSIONS
-from stacks.config import PROJECT_ROOT, load_stack_file
+from stacks.config import PROJECT_ROOT, load_stack_file, stack_config_values
+from stacks.offline import PROJECT_NUMBER, run_program
 
 
 def test_workbench_network_denies_by_default_and_logs(stack_records):
@@ -49,3 +55,54 @@ def test_the_deployer_may_grant_only_the_platforms_own_project_roles(stack_recor
     own = [p.role for p in DEPLOYER_PERMISSIONS if p.target == PROJECT]
     for role in ("roles/owner", "roles/editor", *own):
         assert f"'{role}'" not in expression
+
+
+def _private_prod(**serving) -> dict:
+    config = copy.deepcopy(stack_config_values("prod"))
+    settings = {"private_network": True, "canary_percent": 0, "canary_minutes": 0, **serving}
+    config["tabular-mlops:platform"]["serving"].update(settings)
+    return config
+
+
+def test_private_serving_puts_the_endpoint_and_the_runs_on_a_peered_network():
+    record = run_program("prod", config=_private_prod())
+    network = record.named("private-network-network").inputs["name"]
+    vertex_network = f"projects/{PROJECT_NUMBER}/global/networks/{network}"
+    assert record.named("serving-endpoint").inputs["network"] == vertex_network
+    for schedule in record.of_type("gcp:colab/schedule:Schedule"):
+        job = schedule.inputs["createPipelineJobRequest"]["pipelineJob"]
+        assert job["network"] == vertex_network, schedule.name
+    assert record.outputs["training_pipeline"]["network"] == vertex_network
+    peering = record.named("private-network-peering").inputs
+    reserved = record.named("private-network-services-range").inputs
+    assert peering["reservedPeeringRanges"] == [reserved["name"]]
+    assert reserved["purpose"] == "VPC_PEERING"
+    # The endpoint waits for the peering: a private endpoint on an unpeered network fails.
+    endpoint = record.named("serving-endpoint")
+    assert record.named("private-network-peering").urn in record.depends_on(endpoint) | {
+        urn for dep in record.depends_on(endpoint) for urn in _children(record, dep)
+    }
+    deployer_roles = {
+        r.inputs["role"]
+        for r in record.of_type("gcp:projects/iAMMember:IAMMember")
+        if "ci-deployer" in r.name
+    }
+    assert {
+        "roles/servicenetworking.networksAdmin",
+        "roles/compute.securityAdmin",
+    } <= deployer_roles
+
+
+def _children(record, urn: str) -> set[str]:
+    """Every resource under the component `urn` (a dependency on it waits for all of them)."""
+    return {r.urn for r in record.resources if urn in {a.urn for a in record.ancestors(r)}}
+
+
+def test_the_public_example_stacks_have_no_private_network(stack_record):
+    assert stack_record.of_type("tabular-mlops:network:PrivateNetwork") == []
+    assert stack_record.named("serving-endpoint").inputs.get("network") is None
+
+
+def test_a_private_endpoint_refuses_a_canary():
+    with pytest.raises(pulumi.RunError, match=r"serving.canary_percent: a private .* no canary"):
+        run_program("prod", config=_private_prod(canary_percent=10))

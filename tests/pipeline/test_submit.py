@@ -42,6 +42,19 @@ def job(contract) -> TrainingJob:
     )
 
 
+def test_a_stack_serving_privately_submits_its_runs_on_its_network(monkeypatch, tmp_path, job):
+    from google.cloud import aiplatform
+
+    calls = []
+    monkeypatch.setattr(aiplatform.PipelineJob, "submit", lambda self, **kw: calls.append(kw))
+    monkeypatch.setattr(aiplatform.PipelineJob, "resource_name", "projects/p/pipelineJobs/j")
+    monkeypatch.setattr(submit_module, "code_version", lambda: "0123456789ab")
+    network = "projects/123456789012/global/networks/tabular-mlops-staging-serving"
+    private = TrainingJob(**{**job.__dict__, "network": network})
+    submit(private, out_dir=tmp_path, say=lambda _: None, credentials=AnonymousCredentials())
+    assert calls == [{"service_account": job.service_account, "network": network}]
+
+
 def test_submit_compiles_this_checkout_and_submits_as_the_runner(monkeypatch, tmp_path, job):
     from google.cloud import aiplatform
 

@@ -252,6 +252,30 @@ def test_the_vertex_transport_sends_the_same_bytes_and_reads_the_served_model(mo
     assert calls[-1][1] == b'{"instances": [' + client_module.json.dumps(PENGUIN).encode() + b"]}"
 
 
+def test_a_private_endpoint_is_called_on_its_private_route(monkeypatch):
+    """An endpoint on a peered network has no public predict route: the SDK's PrivateEndpoint
+    sends its predictions to the private address."""
+    opened = []
+
+    class FakeEndpoint:
+        def __init__(self, name, location):
+            opened.append(("public", name))
+            self.network = "projects/123/global/networks/serving"
+
+    class FakePrivateEndpoint(FakeEndpoint):
+        def __init__(self, name, location):
+            opened.append(("private", name))
+
+    from google.cloud import aiplatform
+
+    monkeypatch.setattr(aiplatform, "Endpoint", FakeEndpoint)
+    monkeypatch.setattr(aiplatform, "PrivateEndpoint", FakePrivateEndpoint)
+    name = "projects/p/locations/europe-west4/endpoints/123"
+    client = endpoint_client(name)
+    assert opened == [("public", name), ("private", name)]
+    assert isinstance(client._endpoint, FakePrivateEndpoint)
+
+
 @pytest.mark.parametrize(
     "target, message",
     [

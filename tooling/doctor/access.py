@@ -5,7 +5,13 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from resources.access import PROJECT
-from resources.ci import CMEK_KEY, DEPLOYER_PERMISSIONS, WORKBENCH_PROJECT
+from resources.ci import (
+    CMEK_KEY,
+    DEPLOYER_PERMISSIONS,
+    NETWORK_PROJECT,
+    PRIVATE_SERVING_PROJECT,
+    WORKBENCH_PROJECT,
+)
 from tooling.doctor.api import TOKENINFO, ApiError
 from tooling.doctor.core import FAIL, OK, WARN, Context, Finding, member_of, unreadable
 
@@ -92,11 +98,13 @@ def project(ctx: Context) -> list[Finding]:
 def _roles_needed(ctx: Context) -> dict[str, list[str]]:
     """The deployer's roles (resources/ci.py, docs/deploy.md) this stack needs, by where."""
     platform = ctx.config.platform
+    project = f"{CRM}/v1/projects/{ctx.project}:testIamPermissions"
+    private = platform.serving.private_network
     targets = {
-        PROJECT: f"{CRM}/v1/projects/{ctx.project}:testIamPermissions",
-        WORKBENCH_PROJECT: f"{CRM}/v1/projects/{ctx.project}:testIamPermissions"
-        if platform.workbench.enabled
-        else None,
+        PROJECT: project,
+        WORKBENCH_PROJECT: project if platform.workbench.enabled else None,
+        NETWORK_PROJECT: project if platform.workbench.enabled or private else None,
+        PRIVATE_SERVING_PROJECT: project if private else None,
         CMEK_KEY: f"{KMS}/{platform.kms_key}:testIamPermissions" if platform.kms_key else None,
     }
     needed: dict[str, list[str]] = {}
