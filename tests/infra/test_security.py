@@ -10,7 +10,7 @@ import pytest
 from resources.access import PROJECT
 from resources.ci import DEPLOYER_PERMISSIONS
 from stacks.config import PROJECT_ROOT, load_stack_file, stack_config_values
-from stacks.offline import PROJECT_NUMBER, run_program
+from stacks.offline import project_number, run_program
 
 
 def test_workbench_network_denies_by_default_and_logs(stack_records):
@@ -67,7 +67,7 @@ def _private_prod(**serving) -> dict:
 def test_private_serving_puts_the_endpoint_and_the_runs_on_a_peered_network():
     record = run_program("prod", config=_private_prod())
     network = record.named("private-network-network").inputs["name"]
-    vertex_network = f"projects/{PROJECT_NUMBER}/global/networks/{network}"
+    vertex_network = f"projects/{project_number('acme-mlops-prod')}/global/networks/{network}"
     assert record.named("serving-endpoint").inputs["network"] == vertex_network
     for schedule in record.of_type("gcp:colab/schedule:Schedule"):
         job = schedule.inputs["createPipelineJobRequest"]["pipelineJob"]
