@@ -86,7 +86,14 @@ class Delivery(pulumi.ComponentResource):
     def _child(self, **options) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, **options)
 
-    def _environment(self, name, args, env: Environment, child, invoke):
+    def _environment(
+        self,
+        name: str,
+        args: DeliveryArgs,
+        env: Environment,
+        child: pulumi.ResourceOptions,
+        invoke: pulumi.InvokeOptions,
+    ) -> github.RepositoryEnvironment:
         environment = github.RepositoryEnvironment(
             f"{name}-{env.name}",
             repository=args.repository,
@@ -107,7 +114,9 @@ class Delivery(pulumi.ComponentResource):
         )
         return environment
 
-    def _variable(self, name, repository: str, variable: Variable, child) -> None:
+    def _variable(
+        self, name: str, repository: str, variable: Variable, child: pulumi.ResourceOptions
+    ) -> None:
         if variable.environment is None:
             github.ActionsVariable(
                 f"{name}-{variable.name.lower()}",
