@@ -15,6 +15,7 @@ traffic from the built-in Cloud Run and Vertex AI metrics.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -150,7 +151,7 @@ class Monitoring(PlatformComponent):
         # The evaluation's verdicts, counted by decision: the retraining alert and the
         # dashboard read the same structured line of the decide step.
         evaluation_verdicts = (
-            f'resource.type="ml_job" AND jsonPayload.event="{EVALUATION_LOG_EVENT}"'
+            f'resource.type="ml_job" AND {structured_field("event", EVALUATION_LOG_EVENT)}'
         )
         self.evaluations = (
             gcp.logging.Metric(
@@ -350,7 +351,8 @@ class Monitoring(PlatformComponent):
                         "display_name": "the evaluation decided: degraded",
                         # The decide step's structured stdout line (a Vertex AI custom job log).
                         "condition_matched_log": {
-                            "filter": f'{evaluation_verdicts} AND jsonPayload.decision="degraded"'
+                            "filter": f"{evaluation_verdicts} AND "
+                            f"{structured_field('decision', 'degraded')}"
                         },
                     }
                 ],
@@ -379,6 +381,21 @@ class Monitoring(PlatformComponent):
                 "channel": self.channel.name if self.channel else None,
             }
         )
+
+
+def structured_field(field: str, value: str) -> str:
+    """A log filter matching `"field": "value"` of a component's JSON stdout line, however
+    Cloud Logging stored it.
+
+    Cloud Run parses a JSON stdout line into `jsonPayload` (documented for Cloud Run). For Vertex
+    AI custom jobs (`ml_job`, where pipeline components run) no page read here confirms it; the
+    line may arrive as `jsonPayload.message` or `textPayload` instead. The filter matches all
+    three; what `json.dumps` prints (`"field": "value"`) is the text matched.
+    """
+    text = json.dumps({field: value})[1:-1].replace('"', '\\"')
+    return (
+        f'(jsonPayload.{field}="{value}" OR jsonPayload.message:"{text}" OR textPayload:"{text}")'
+    )
 
 
 def _pipeline_ended(states: tuple[str, ...]) -> str:

@@ -8,6 +8,7 @@ concurrency, the ML engineers' Cloud Build path, the stack files' secrets provid
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -150,3 +151,18 @@ def test_stack_files_name_the_kms_secrets_provider(stack):
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
     key = load_stack_file(path).platform.ci.secrets_key
     assert document.get("secretsprovider") == f"gcpkms://{key}"
+
+
+def test_evaluation_alerts_match_the_decision_line_however_vertex_stores_it(stack_record):
+    """D11: Cloud Run's JSON stdout becomes jsonPayload (documented); for Vertex AI custom jobs
+    that is not confirmed, so the filters also match the line kept as text."""
+    printed = json.dumps({"event": "evaluation", "decision": "degraded"})  # as trigger prints
+    metric = stack_record.named("monitoring-evaluations").inputs["filter"]
+    alert = stack_record.named("monitoring-retraining-triggered").inputs["conditions"][0]
+    degraded = alert["conditionMatchedLog"]["filter"]
+    for text in ('"event": "evaluation"', '"decision": "degraded"'):
+        assert text in printed
+        escaped = text.replace('"', '\\"')
+        for where in ("jsonPayload.message", "textPayload"):
+            assert f'{where}:"{escaped}"' in (degraded if "decision" in text else metric)
+    assert 'jsonPayload.event="evaluation"' in metric
