@@ -61,15 +61,17 @@ format: $(READY) ## apply ruff's fixes and formatting
 
 # CONTRACT=path: the data contract of every local command (default: the staging stack's).
 CONTRACT_ARG = $(if $(CONTRACT),--contract '$(CONTRACT)')
+# PARAMS="name=value …": training pipeline arguments (make pipeline, make demo's train stage).
+PARAM_ARGS = $(foreach p,$(PARAMS),--param '$(p)')
 
 demo: $(READY) $(LOCUST_READY) ## the lifecycle locally, stage by stage (starts from an empty .local/; KEEP=1 keeps it) [CONTRACT=…]
-	$(PY) -m local.demo $(CONTRACT_ARG) $(if $(KEEP),--keep)
+	$(PY) -m local.demo $(CONTRACT_ARG) $(PARAM_ARGS) $(if $(KEEP),--keep)
 
 index: $(READY) ## regenerate .local/index.html, the lifecycle page (every run does it too)
 	$(PY) -m local.lifecycle $(CONTRACT_ARG)
 
 pipeline: $(READY) ## the training pipeline, locally (kfp.local) on the local warehouse
-	$(PY) -m pipeline_src.run_local $(CONTRACT_ARG)
+	$(PY) -m pipeline_src.run_local $(CONTRACT_ARG) $(PARAM_ARGS)
 
 evaluate: $(READY) ## the evaluation pipeline, locally: judge the served model on new batches, retrain if degraded
 	$(PY) -m pipeline_src.run_local_evaluation $(CONTRACT_ARG)

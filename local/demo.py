@@ -13,7 +13,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from local.environment import (
@@ -32,6 +32,8 @@ class DemoStopped(Exception):
 class DemoContext:
     env: LocalEnvironment
     fast: bool
+    training: dict = field(default_factory=dict)
+    """Training pipeline arguments of the train stage (`--param`, e.g. a dataset's own bar)."""
 
 
 def say(message: str) -> None:
@@ -90,14 +92,14 @@ def stage_train(ctx: DemoContext) -> str:
     """Training pipeline on kfp.local: train, report, gate, register, deploy to local staging."""
     from pipeline_src.run_local import run, summary
 
-    outcome = run(ctx.env, say=say)
+    outcome = run(ctx.env, say=say, **ctx.training)
     for line in summary(outcome):
         say(line)
     if outcome.serving is None:
         raise DemoStopped(
             f"the gate deployed nothing ({outcome.reason}), and the later stages need a model on "
-            "staging; to train this dataset with a bar of its own: python -m "
-            f"pipeline_src.run_local --contract {ctx.env.contract_path} --param min_accuracy=0.85"
+            "staging; for a dataset with a bar of its own: make demo "
+            f"CONTRACT={ctx.env.contract_path} PARAMS=min_accuracy=0.85"
         )
     model, baseline = outcome.evaluation["model"], outcome.evaluation["baseline"]
     return (
@@ -128,7 +130,8 @@ def stage_accept(ctx: DemoContext) -> str:
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "tests/acceptance", "-q", "-s",
              "-p", "no:cacheprovider", "--endpoint", server.url,
-             "--expect-model", serving.resource_name],
+             "--expect-model", serving.resource_name,
+             "--contract", str(ctx.env.contract_path)],
             cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
         )  # fmt: skip
         lines = result.stdout.strip().splitlines()
@@ -299,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="local state folder")
     parser.add_argument("--fast", action="store_true", help="small data, short output")
     parser.add_argument("--keep", action="store_true", help="keep state from an earlier run")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="a training pipeline argument of the train stage (min_accuracy=0.85)",
+    )  # fmt: skip
     add_contract_argument(parser)
     args = parser.parse_args(argv)
 
@@ -307,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resetting {_shown(args.root)}/ (earlier runs' state): make demo KEEP=1 keeps it")
         shutil.rmtree(args.root)
     env = LocalEnvironment(root=args.root, contract_path=contract_path_of(args)).ensure()
-    ctx = DemoContext(env=env, fast=args.fast)
+    from pipeline_src.run_local import parse_params
+
+    ctx = DemoContext(env=env, fast=args.fast, training=parse_params(args.param))
     print(
         f"tabular-mlops local lifecycle — state in {args.root}, contract {env.contract_path.name}"
     )
