@@ -20,8 +20,14 @@ CHECKOV_READY := $(CHECKOV_VENV)/.ready
         test-pipeline compile publish-image submit ci-variables serve acceptance promote init doctor \
         compliance bootstrap plan-bootstrap stack-init destroy ingest contract generate loadtest
 
+# Descriptions wrap under their command, so the list fits 100 columns.
 help: ## list the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ \
+	    n = split($$2, words, " "); line = sprintf("  make %-14s", $$1); width = length(line); \
+	    for (i = 1; i <= n; i++) { \
+	        if (width + 1 + length(words[i]) > 100) { print line; line = sprintf("%21s", ""); width = 21 } \
+	        line = line " " words[i]; width += 1 + length(words[i]) } \
+	    print line }'
 
 venv: $(READY) ## create .venv from requirements.txt (done by every target that needs it)
 
@@ -31,13 +37,27 @@ PYTHON_VERSION_CHECK = $(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(
   else "tabular-mlops needs Python >= 3.11, found %d.%d (%s): install a newer one and run make \
 again with PYTHON=python3.11 (or newer)" % (v[0], v[1], sys.executable))'
 
+# uv downloads and installs the pinned environment far faster than pip (docs/install.md has the
+# figures; compiling the bytecode costs both alike); it is itself a wheel from the same registry,
+# installed into the venv by pip, so a machine needs nothing but Python and make. uv reads no pip.conf: where a package mirror is
+# configured only there, INSTALLER=pip installs with pip alone (so does a failed uv install).
+UV_VERSION := 0.13.8
+INSTALLER  ?= uv
+PIP_INSTALL = $(BIN)/pip install --disable-pip-version-check --progress-bar on -r requirements.txt
+
 $(READY): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "no $(PYTHON) on PATH: install Python >= 3.11, \
 	or name one with PYTHON=…" >&2; exit 2; }
 	@$(PYTHON_VERSION_CHECK)
-	@echo "==> creating $(VENV) from requirements.txt (about 2 minutes the first time)"
+	@echo "==> creating $(VENV) from requirements.txt with $(INSTALLER) (a few minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check --progress-bar on -r requirements.txt
+ifeq ($(INSTALLER),uv)
+	$(BIN)/pip install --disable-pip-version-check --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip install --python $(PY) --compile-bytecode -r requirements.txt || \
+	  { echo "==> uv could not install the environment; installing with pip" >&2; $(PIP_INSTALL); }
+else
+	$(PIP_INSTALL)
+endif
 	@touch $@
 
 $(CHECKOV_READY): tooling/requirements-checkov.txt

@@ -57,6 +57,9 @@ class MonitoringArgs:
     the retraining it starts get alerts of their own."""
     members: Members = dataclasses.field(default_factory=dict)
     """Who plays each grantee of PERMISSIONS in this stack (resources/access.py)."""
+    lifecycle_page: pulumi.Input[str] | None = None
+    """URL of the lifecycle page (every ingestion, training run and evaluation), linked from the
+    dashboard."""
 
 
 class Monitoring(PlatformComponent):
@@ -540,11 +543,21 @@ def _dashboard(
         "title": "About this dashboard",
         "text": {
             "format": "MARKDOWN",
-            "content": (
+            "content": pulumi.Output.concat(
                 "Uploads are checked against the data contract: **LOADED** files are in BigQuery, "
                 "**REJECTED** ones in the quarantine bucket with a report "
                 "(`ingestion_log` table for details). Pipelines train and evaluate the model; "
-                "the endpoint serves it."
+                "the endpoint serves it.",
+                *(
+                    [
+                        " Every ingestion, training run and evaluation, newest first, with their "
+                        "reports: [the lifecycle page](",
+                        args.lifecycle_page,
+                        ").",
+                    ]
+                    if args.lifecycle_page is not None
+                    else []
+                ),
             ),
         },
     }

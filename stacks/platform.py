@@ -20,6 +20,7 @@ from contracts.tables import EVALUATIONS, INGESTION_LOG, MODEL_METRICS
 from pipeline_src.compile import code_version, compile_spec, typed_arguments
 from pipeline_src.evaluation import evaluation_pipeline
 from pipeline_src.image import image_uri, registry_path
+from pipeline_src.lifecycle_page import PAGE_OBJECT
 from pipeline_src.training import CANDIDATE_ALIAS, TUNABLE
 from resources.access import PERSONAS, Grantee, Members, project_roles
 from resources.base import PlatformComponent
@@ -482,6 +483,10 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             quarantine_alert_threshold=platform.monitoring.quarantine_alert_threshold,
             evaluation_pipeline=evaluation_pipeline.name,
             members=members,
+            # The page the pipelines write to the artifacts bucket (stakeholders read it).
+            lifecycle_page=pulumi.Output.concat(
+                "https://storage.cloud.google.com/", data_lake.artifacts.name, "/", PAGE_OBJECT
+            ),
         ),
         after(Monitoring),
     )

@@ -85,7 +85,7 @@ def history_plots(history, min_accuracy: float, categorical: list, out_dir: str)
             axes.axhline(limit, color="#c44e52", ls=":", label=f"significant ({limit})")
             axes.set_title(f"Drift per evaluation, {title}", fontsize=11)
             axes.set_ylabel(title.split(": ")[1], fontsize=10)
-            axes.legend(loc="upper left", fontsize=9, ncol=2)
+            axes.legend(loc="best", fontsize=9, ncol=2)  # not over the points
             label_steps(axes)
         figure.tight_layout()
         paths["drift_over_time"] = os.path.join(out_dir, "drift_over_time.png")

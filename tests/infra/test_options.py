@@ -186,3 +186,15 @@ def test_cross_section_mistakes_name_the_key_to_change(change, message):
     with pytest.raises(ConfigError) as caught:
         parse_stack_config(_staging(**change), source="Pulumi.staging.yaml")
     assert f"Pulumi.staging.yaml: {message}" in str(caught.value)
+
+
+def test_the_dashboard_links_the_lifecycle_page_in_the_artifacts_bucket(stack_record):
+    """Stakeholders (readers of the artifacts bucket) open one page from their dashboard."""
+    import json
+
+    from pipeline_src.lifecycle_page import PAGE_OBJECT
+
+    dashboard = json.loads(stack_record.named("monitoring-dashboard").inputs["dashboardJson"])
+    about = dashboard["mosaicLayout"]["tiles"][0]["widget"]["text"]["content"]
+    bucket = stack_record.outputs["artifacts_bucket"]
+    assert f"(https://storage.cloud.google.com/{bucket}/{PAGE_OBJECT})" in about
