@@ -283,3 +283,21 @@ def test_reviewers_must_exist_where_the_bootstrap_looks_them_up(reviewers, expec
     ctx = Context("prod", config, StackRecord(stack="prod"), RecordedApi(RECORDED))
     failed = [f for f in github.repository(ctx) if f.status == FAIL]
     assert expected in failed[0].message and failed[0].fix
+
+
+@pytest.mark.parametrize(
+    ("email", "agent"),
+    [
+        ("service-823809912300@gcf-admin-robot.iam.gserviceaccount.com", True),
+        ("service-823809912300@gcp-sa-aiplatform.iam.gserviceaccount.com", True),
+        ("service-823809912300@gs-project-accounts.iam.gserviceaccount.com", True),
+        ("bq-823809912300@bigquery-encryption.iam.gserviceaccount.com", True),
+        ("823809912300@cloudbuild.gserviceaccount.com", True),
+        ("deployer-prod@acme-mlops-prod.iam.gserviceaccount.com", False),
+        ("pipelines-prod@acme-mlops-prod.iam.gserviceaccount.com", False),
+    ],
+)
+def test_google_managed_agents_are_told_from_the_projects_own_accounts(email, agent):
+    from tooling.doctor.access import _is_service_agent
+
+    assert _is_service_agent(email) is agent

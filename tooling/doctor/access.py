@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 from resources.access import PROJECT
@@ -35,8 +36,6 @@ SECRETS_PERMISSIONS = (
 )
 BUDGET_PERMISSIONS = ("billing.budgets.create", "billing.budgets.get")
 ACCOUNT_TYPE = "gcp:serviceaccount/account:Account"
-# Domains of Google-managed service agents besides gcp-sa-*.
-AGENT_DOMAINS = ("gs-project-accounts", "bigquery-encryption", "cloudservices", "cloudbuild")
 
 
 def identity(ctx: Context) -> list[Finding]:
@@ -179,9 +178,10 @@ def _role_findings(
 
 
 def _is_service_agent(email: str) -> bool:
-    """Google-managed accounts (service-N@gcp-sa-…, …@gs-project-accounts…): not readable here."""
-    domain = email.split("@", 1)[1]
-    return domain.startswith("gcp-sa-") or domain.split(".")[0] in AGENT_DOMAINS
+    """Google-managed accounts (service-N@gcp-sa-…, service-N@gcf-admin-robot…, bq-N@…, N@…):
+    Google creates them with the APIs, and their projects are not readable here."""
+    local, domain = email.split("@", 1)
+    return bool(re.fullmatch(r"(service-|bq-)?[0-9]+", local)) or domain.startswith("gcp-sa-")
 
 
 def members(ctx: Context) -> list[Finding]:
