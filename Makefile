@@ -96,6 +96,10 @@ pipeline: $(READY) ## the training pipeline, locally (kfp.local) on the local wa
 evaluate: $(READY) ## the evaluation pipeline, locally: judge the served model on new batches, retrain if degraded
 	$(PY) -m pipeline_src.run_local_evaluation $(CONTRACT_ARG)
 
+.PHONY: bench-training
+bench-training: $(READY) ## training pipeline time and peak memory at 10k, 100k, 1M rows (~5 min idle)
+	$(PY) -m benchmarks.training_growth $(if $(ROWS),--rows $(ROWS))
+
 .PHONY: bench-ingest
 bench-ingest: $(READY) ## ingestion throughput and peak memory vs the alternatives: make bench-ingest SIZE=1GB
 	$(PY) -m benchmarks.ingest_throughput --size $(or $(SIZE),1GB) $(CONTRACT_ARG)

@@ -7,7 +7,8 @@ row, with at least:
     {"event": "ingestion", "status": "LOADED|REJECTED|DUPLICATE|FAILED", "rows_loaded": 342, ...}
 
 (`INGESTION_LOG_EVENT` and the ingestion_log table's `status` values; an object outside the
-landing prefix, or not a CSV, gets a line with status IGNORED and no log row). Pipeline runs
+landing prefix, or not a CSV, gets a line with status IGNORED and no log row; a generation gone
+before it was read, an IGNORED line and row). Pipeline runs
 come from the state changes Vertex AI Pipelines logs for every job; function errors and endpoint
 traffic from the built-in Cloud Run and Vertex AI metrics.
 """

@@ -385,7 +385,7 @@ class TrainingConfig(StrictModel):
     resources: dict[TrainingTask, TaskResources] = Field(
         default={},
         description="CPU, memory and accelerator per task, e.g. {train: {cpu: 8, memory_gb: "
-        "32}} (sizes by table: docs/training-resources.md); unset tasks get the default machine",
+        "32}} (sizes by table: docs/scaling.md); unset tasks get the default machine",
     )
 
 

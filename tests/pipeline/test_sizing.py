@@ -90,3 +90,19 @@ def test_the_stack_config_types_and_bounds_each_setting():
         training["resources"] = bad
         with pytest.raises(ConfigError, match=expected.replace(".", r"\.")):
             parse_stack_config(values, source="Pulumi.prod.yaml")
+
+
+def test_the_growth_benchmark_extrapolates_along_fixed_plus_per_row_cost(capsys):
+    from benchmarks.training_growth import report, rows_fitting
+
+    small = {"rows": 100_000, "pipeline_s": 30.0, "peak_task_mb": 400, "tasks": {"train": 9.0},
+             "ingest_s": 1.0}  # fmt: skip
+    large = {**small, "rows": 1_000_000, "pipeline_s": 180.0, "peak_task_mb": 2_200}
+    # 2 MB per 1,000 rows on top of 200 MB: 16 GB is reached at (16,384 - 200) / 0.002 rows.
+    assert rows_fitting(small, large, 16) == 8_092_000
+    report([small, large])
+    out = capsys.readouterr().out
+    assert "extrapolated to 10,000,000 rows: pipeline 28 min, largest task 19.7 GB" in out
+    assert "a task outgrows e2-standard-4 (default) at about 8,092,000 rows" in out
+    flat = {**large, "peak_task_mb": 400}
+    assert rows_fitting(small, flat, 16) is None  # no growth measured: no claim
