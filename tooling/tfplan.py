@@ -136,12 +136,19 @@ def _terraform_name(name: str) -> str:
     return name if _NAME.match(name) else "_" + re.sub(r"[^A-Za-z0-9_-]", "_", name)
 
 
-def _planned(resource: ResourceRecord, terraform: TerraformType, address: str) -> dict[str, Any]:
+def _identity(terraform: TerraformType, address: str) -> dict[str, Any]:
+    """What every entry of a Terraform plan says about the resource it is about."""
     return {
         "address": address,
         "mode": "managed",
         "type": terraform.name,
         "name": address.split(".", 1)[1],
+    }
+
+
+def _planned(resource: ResourceRecord, terraform: TerraformType, address: str) -> dict[str, Any]:
+    return {
+        **_identity(terraform, address),
         "provider_name": TERRAFORM_PROVIDER,
         "schema_version": 0,
         "values": terraform_values(resource.inputs, terraform.blocks),
@@ -151,10 +158,7 @@ def _planned(resource: ResourceRecord, terraform: TerraformType, address: str) -
 
 def _change(resource: ResourceRecord, terraform: TerraformType, address: str) -> dict[str, Any]:
     return {
-        "address": address,
-        "mode": "managed",
-        "type": terraform.name,
-        "name": address.split(".", 1)[1],
+        **_identity(terraform, address),
         "provider_name": TERRAFORM_PROVIDER,
         "change": {
             "actions": ["create"],
@@ -177,10 +181,7 @@ def _configured(
         if references:
             expressions[argument_name(key, terraform.blocks)] = {"references": references}
     return {
-        "address": address,
-        "mode": "managed",
-        "type": terraform.name,
-        "name": address.split(".", 1)[1],
+        **_identity(terraform, address),
         "provider_config_key": "google",
         "expressions": expressions,
         "schema_version": 0,
