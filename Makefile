@@ -16,7 +16,7 @@ CHECKOV_VENV  := .venv-checkov
 CHECKOV_READY := $(CHECKOV_VENV)/.ready
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint format demo index pipeline evaluate plan plan-diff cost-diff docs lock clean \
+.PHONY: help venv test lint format demo index pipeline evaluate score plan plan-diff cost-diff docs lock clean \
         test-pipeline compile publish-image submit ci-variables serve acceptance promote init doctor \
         compliance bootstrap plan-bootstrap stack-init destroy ingest contract generate loadtest
 
@@ -99,6 +99,10 @@ evaluate: $(READY) ## the evaluation pipeline, locally: judge the served model o
 .PHONY: bench-training
 bench-training: $(READY) ## training pipeline time and peak memory at 10k, 100k, 1M rows (~5 min idle)
 	$(PY) -m benchmarks.training_growth $(if $(ROWS),--rows $(ROWS))
+
+score: $(READY) ## the scoring pipeline, locally: the served model scores ROWS=1000 generated rows (or SOURCE=table|SELECT, NEW=1: unscored batches) into the predictions table
+	$(PY) -m pipeline_src.run_local_scoring $(CONTRACT_ARG) \
+	  $(if $(NEW),--param source=,$(if $(SOURCE),--param "source=$(SOURCE)",--param generate=$(or $(ROWS),1000)))
 
 .PHONY: bench-ingest
 bench-ingest: $(READY) ## ingestion throughput and peak memory vs the alternatives: make bench-ingest SIZE=1GB

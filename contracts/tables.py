@@ -104,4 +104,28 @@ EVALUATIONS = PlatformTable(
     partition_field="evaluated_at",
 )
 
-PLATFORM_TABLES: tuple[PlatformTable, ...] = (INGESTION_LOG, MODEL_METRICS, EVALUATIONS)
+PREDICTIONS = PlatformTable(
+    table_id="predictions",
+    description="Batch predictions of the served model for analysts: one row per scored row and "
+    "scoring run, append-only, each traceable to the model version that made it.",
+    schema=(
+        _f("scoring_run_id", "STRING", "the scoring pipeline run that wrote the row", "REQUIRED"),
+        _f(
+            "model_version", "STRING", "registry version that predicted (model@version)", "REQUIRED"
+        ),
+        _f("row_key", "STRING", "JSON of the contract's key columns of the scored row, if any"),
+        _f("source_uri", "STRING", "gs:// URI of the uploaded file the row came from, if ingested"),
+        _f("source_generation", "INT64", "Cloud Storage generation of that file"),
+        _f("source_batch_id", "STRING", "ingestion batch (span) of the row, if ingested"),
+        _f("source_row", "INT64", "the row's position in the run's input (0-based)", "REQUIRED"),
+        _f("predicted_class", "STRING", "the class with the highest probability", "REQUIRED"),
+        _f("probabilities", "STRING", "JSON map of class to probability", "REQUIRED"),
+        _f("scored_at", "TIMESTAMP", "when the run scored the rows", "REQUIRED"),
+    ),
+    partition_field="scored_at",
+    clustering=("model_version",),
+)
+
+PLATFORM_TABLES: tuple[PlatformTable, ...] = (
+    INGESTION_LOG, MODEL_METRICS, EVALUATIONS, PREDICTIONS,
+)  # fmt: skip

@@ -1,7 +1,7 @@
 """Compile the training pipeline to the spec Vertex AI runs, with the stack's pipeline image.
 
     python -m pipeline_src.compile --image REGION-docker.pkg.dev/PROJECT/REPO/pipeline:TAG \
-        [--pipeline training|evaluation] [--out build/training-pipeline.yaml]
+        [--pipeline training|evaluation|scoring] [--out build/training-pipeline.yaml]
 
 The spec is deterministic: the same code and image give byte-identical output (keys sorted, no
 timestamps), so the schedule Pulumi creates changes exactly when the pipeline's code does. The
@@ -179,11 +179,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", required=True, help="the pipeline image, with a pinned tag")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the spec goes")
     parser.add_argument(
-        "--pipeline", choices=("training", "evaluation"), default="training", help="which one"
+        "--pipeline",
+        choices=("training", "evaluation", "scoring"),
+        default="training",
+        help="which one",
     )
     args = parser.parse_args(argv)
     if args.pipeline == "evaluation":
         from pipeline_src.evaluation import evaluation_pipeline as pipeline
+    elif args.pipeline == "scoring":
+        from pipeline_src.scoring import scoring_pipeline as pipeline
     else:
         pipeline = training_pipeline
     print(write_spec(args.image, args.out, pipeline))

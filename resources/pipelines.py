@@ -14,7 +14,9 @@ The spec carries the stack's typed parameters (contract, gate, hyperparameters, 
 defaults; the schedule passes only string parameters, which is all the provider's
 `parameter_values` (a map of strings) can carry faithfully.
 
-The continuous evaluation pipeline has its own schedule, on the same terms. Its spec carries the
+The continuous evaluation pipeline and the batch scoring pipeline (pipeline_src/scoring.py: the
+served model's predictions of new rows, appended to the warehouse's predictions table) have their
+own schedules, on the same terms. Its spec carries the
 compiled training spec (as a default) so that a retraining it starts runs exactly the training
 code deployed beside it, with the training schedule's parameters; it runs as the pipeline runner
 too, which may start jobs as itself (resources/identities.py).
@@ -45,7 +47,7 @@ class ScheduleSettings:
 
 @dataclass(frozen=True)
 class ScheduledPipeline:
-    """A second pipeline run on a schedule (the continuous evaluation)."""
+    """Another pipeline run on a schedule (the continuous evaluation, the batch scoring)."""
 
     display_name: str
     spec: Mapping[str, Any]
@@ -78,6 +80,8 @@ class PipelinesArgs:
     """Labels of the pipeline jobs the schedule creates."""
     evaluation: ScheduledPipeline | None = None
     """The continuous evaluation pipeline and its schedule, if the stack runs one."""
+    scoring: ScheduledPipeline | None = None
+    """The batch scoring pipeline and its schedule, if the stack runs one."""
     kms_key: str | None = None
     network: pulumi.Input[str] | None = None
     """Runs' jobs are peered with this network (`projects/<number>/global/networks/<name>`),
@@ -87,7 +91,7 @@ class PipelinesArgs:
 
 
 class Pipelines(PlatformComponent):
-    """The pipeline image repository and the training and evaluation schedules."""
+    """The pipeline image repository and the training, evaluation and scoring schedules."""
 
     TYPE = "tabular-mlops:vertex:Pipelines"
     APIS = ("artifactregistry.googleapis.com", "aiplatform.googleapis.com")
@@ -151,6 +155,8 @@ class Pipelines(PlatformComponent):
     """Runs the training pipeline on the configured cron (created paused unless configured)."""
     evaluation_schedule: gcp.colab.Schedule | None
     """Runs the continuous evaluation on its cron (created paused unless configured)."""
+    scoring_schedule: gcp.colab.Schedule | None
+    """Runs the batch scoring on its cron (created paused unless configured)."""
 
     def __init__(self, name: str, args: PipelinesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(name, opts)
@@ -221,6 +227,10 @@ class Pipelines(PlatformComponent):
             if args.evaluation
             else None
         )
+        # One scoring run at a time too: two would both score the same unscored batches.
+        self.scoring_schedule = (
+            self._schedule(f"{name}-scoring-schedule", args, args.scoring) if args.scoring else None
+        )
         self.register_outputs(
             {
                 "repository": self.repository.name,
@@ -230,6 +240,7 @@ class Pipelines(PlatformComponent):
                 "evaluation_schedule": (
                     self.evaluation_schedule.id if self.evaluation_schedule else None
                 ),
+                "scoring_schedule": self.scoring_schedule.id if self.scoring_schedule else None,
             }
         )
 

@@ -16,7 +16,13 @@ import pulumi
 import pulumi_gcp as gcp
 
 from contracts import PARTITION_COLUMN, DataContract
-from contracts.tables import EVALUATIONS, INGESTION_LOG, MODEL_METRICS, PLATFORM_TABLES
+from contracts.tables import (
+    EVALUATIONS,
+    INGESTION_LOG,
+    MODEL_METRICS,
+    PLATFORM_TABLES,
+    PREDICTIONS,
+)
 from resources.access import PROJECT, Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
 
@@ -52,6 +58,7 @@ class Warehouse(PlatformComponent):
         INGESTION_LOG.table_id: f"`{INGESTION_LOG.table_id}` table",
         MODEL_METRICS.table_id: f"`{MODEL_METRICS.table_id}` table",
         EVALUATIONS.table_id: f"`{EVALUATIONS.table_id}` table",
+        PREDICTIONS.table_id: f"`{PREDICTIONS.table_id}` table",
     }
     PERMISSIONS = (
         Permission(
@@ -59,6 +66,12 @@ class Warehouse(PlatformComponent):
             "roles/bigquery.dataViewer",
             INGESTION_LOG.table_id,
             "see the outcome of every upload: loaded rows or the rejection reason",
+        ),
+        Permission(
+            Grantee.DATA_ANALYSTS,
+            "roles/bigquery.dataViewer",
+            PREDICTIONS.table_id,
+            "read the served model's batch predictions of new rows (the scoring pipeline's)",
         ),
         Permission(Grantee.DATA_ANALYSTS, JOB_USER, PROJECT, "query (jobs run in the project)"),
         Permission(
@@ -124,7 +137,8 @@ class Warehouse(PlatformComponent):
             Grantee.PIPELINE_RUNNER,
             "roles/bigquery.dataEditor",
             "dataset",
-            "snapshot the curated table, write model metrics and evaluations",
+            "snapshot the curated table, write model metrics, evaluations and predictions "
+            "(append-only: the scoring pipeline inserts, never updates)",
         ),
         Permission(Grantee.PIPELINE_RUNNER, JOB_USER, PROJECT, "run query and extract jobs"),
         Permission(

@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -328,6 +329,8 @@ EvaluationTask = Literal[
     "evaluation_report",
 ]  # fmt: skip
 """The evaluation pipeline's tasks (pipeline_src/evaluation.py COMPONENTS)."""
+ScoringTask = Literal["select_rows", "score_rows"]
+"""The scoring pipeline's tasks (pipeline_src/scoring.py COMPONENTS)."""
 Accelerator = Literal[
     "NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P100",
     "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "NVIDIA_H100_80GB",
@@ -406,11 +409,46 @@ class EvaluationConfig(StrictModel):
     )
 
 
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){1,2}$")
+
+
+class ScoringConfig(StrictModel):
+    """Batch scoring: the served model predicts new rows into the predictions table."""
+
+    schedule: ScheduleConfig = ScheduleConfig(cron="0 5 * * *")
+    source: str = Field(
+        default="",
+        description="the rows to score: a table (dataset.table or project.dataset.table) or a "
+        "SELECT; empty: every ingested batch no scoring run has scored yet",
+    )
+    machine_type: str = Field(
+        default="n1-standard-2", description="machine type of the batch prediction job"
+    )
+    replica_count: int = Field(
+        default=1, ge=1, le=100, description="machines the batch prediction job runs on"
+    )
+    resources: dict[ScoringTask, TaskResources] = Field(
+        default={}, description="CPU, memory and accelerator per task of the scoring pipeline"
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, source: str) -> str:
+        text = source.strip()
+        if text and not _TABLE_NAME.match(text) and not re.match(r"(?i)(select|with)\b", text):
+            raise ValueError(
+                f"source {source!r} is neither a table (dataset.table) nor a query starting "
+                "with SELECT or WITH"
+            )
+        return text
+
+
 class PipelinesConfig(StrictModel):
     """Vertex AI pipelines and their schedules."""
 
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    scoring: ScoringConfig = ScoringConfig()
 
 
 class MonitoringConfig(StrictModel):

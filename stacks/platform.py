@@ -16,11 +16,12 @@ import pulumi
 import pulumi_gcp as gcp
 
 from contracts import DataContract, load_contract
-from contracts.tables import EVALUATIONS, INGESTION_LOG, MODEL_METRICS
+from contracts.tables import EVALUATIONS, INGESTION_LOG, MODEL_METRICS, PREDICTIONS
 from pipeline_src.compile import code_version, compile_spec, typed_arguments
 from pipeline_src.evaluation import evaluation_pipeline
 from pipeline_src.image import image_uri, registry_path
 from pipeline_src.lifecycle_page import PAGE_OBJECT
+from pipeline_src.scoring import scoring_pipeline
 from pipeline_src.training import CANDIDATE_ALIAS, TUNABLE
 from resources.access import PERSONAS, Grantee, Members, project_roles
 from resources.base import PlatformComponent
@@ -41,6 +42,7 @@ from stacks.config import (
     NAMESPACE,
     PROJECT_ROOT,
     ConfigError,
+    ScoringConfig,
     ServingConfig,
     StackConfig,
     stack_file_name,
@@ -425,6 +427,28 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
                 ),
                 run_labels={**labels, "managed-by": "evaluation-pipeline"},
             ),
+            scoring=_scoring(
+                platform.pipelines.scoring,
+                image,
+                typed_parameters["contract"],
+                {
+                    k: string_parameters[k]
+                    for k in (
+                        "project",
+                        "location",
+                        "bq_location",
+                        "dataset",
+                        "table",
+                        "endpoint",
+                        "model_id",
+                    )
+                },
+                predictions_table=warehouse.tables[PREDICTIONS.table_id].table_id,
+                runner_email=identities.pipeline_runner.email,
+                kms_key=kms_key or "",
+                display_name=naming.display_name("scoring pipeline"),
+                run_labels={**labels, "managed-by": "scoring-pipeline"},
+            ),
             kms_key=kms_key,
             network=vertex_network,
             members=members,
@@ -518,6 +542,53 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         ci=ci,
         budget=budget,
         private_network=private,
+    )
+
+
+def _scoring(
+    scoring: ScoringConfig,
+    image: str,
+    contract: dict[str, Any],
+    where: dict[str, pulumi.Input[str]],
+    *,
+    predictions_table: pulumi.Input[str],
+    runner_email: pulumi.Input[str],
+    kms_key: str,
+    display_name: str,
+    run_labels: dict[str, str],
+) -> ScheduledPipeline:
+    """The batch scoring pipeline on its schedule: the stack's endpoint's model (prod: the
+    promoted version) scores `scoring.source` into the predictions table, its batch job sized
+    by the stack (machine type and replicas, in the spec as defaults)."""
+    spec = compile_spec(
+        image,
+        defaults={
+            "contract": contract,
+            "prediction_replica_count": scoring.replica_count,
+        },
+        pipeline=scoring_pipeline,
+        limits={task: r.limits() for task, r in scoring.resources.items()},
+    )
+    parameters = {
+        **where,
+        # Each stack scores with the model its own endpoint serves: no fallback endpoint.
+        "fallback_endpoint": "",
+        "source": scoring.source,
+        "predictions_table": predictions_table,
+        "prediction_machine_type": scoring.machine_type,
+        "prediction_service_account": runner_email,
+        "kms_key": kms_key,
+    }
+    return ScheduledPipeline(
+        display_name=display_name,
+        spec=spec,
+        parameters=parameters,
+        schedule=ScheduleSettings(
+            cron=scoring.schedule.cron,
+            time_zone=scoring.schedule.time_zone,
+            paused=scoring.schedule.paused,
+        ),
+        run_labels=run_labels,
     )
 
 

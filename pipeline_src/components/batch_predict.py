@@ -20,15 +20,19 @@ from pipeline_src.components.common import (
 from pipeline_src.serving.integrity import bundle_digest, verify_bundle
 
 
-def predict_local(artifact_dir: str, digest: str, frame, spec: dict) -> list:
-    """Predictions ({"class", "probabilities"}) of the bundle in `artifact_dir` for `frame`, once
-    its digest matches `digest`, the one recorded at its registration."""
+def load_bundle(artifact_dir: str, digest: str):
+    """The model of the bundle in `artifact_dir`, unpickled only once its digest matches
+    `digest`, the one recorded at its registration."""
     import os
 
     import joblib
 
     verify_bundle(artifact_dir, digest)
-    model = joblib.load(os.path.join(artifact_dir, "model.joblib"))
+    return joblib.load(os.path.join(artifact_dir, "model.joblib"))
+
+
+def predict_frame(model, frame, spec: dict) -> list:
+    """Predictions ({"class", "probabilities"}) of a loaded model for `frame`."""
     with compute_threads(len(frame)):
         probabilities = model.predict_proba(model_inputs(frame, spec))
     classes = [str(c) for c in model.classes_]
@@ -37,6 +41,11 @@ def predict_local(artifact_dir: str, digest: str, frame, spec: dict) -> list:
          "probabilities": {c: float(p) for c, p in zip(classes, row, strict=True)}}
         for row in probabilities
     ]  # fmt: skip
+
+
+def predict_local(artifact_dir: str, digest: str, frame, spec: dict) -> list:
+    """Predictions of the bundle in `artifact_dir` for `frame`, once its digest is checked."""
+    return predict_frame(load_bundle(artifact_dir, digest), frame, spec)
 
 
 def instances(frame, spec: dict) -> list:
@@ -73,6 +82,8 @@ def predict_vertex(
     machine_type: str,
     service_account: str,
     kms_key: str = "",
+    replica_count: int = 1,
+    job_prefix: str = "evaluation",
 ) -> list:
     """Predictions of a Vertex AI batch prediction job of `model`, in the rows' order.
 
@@ -95,14 +106,14 @@ def predict_vertex(
             out.write(json.dumps(instance) + "\n")
     aiplatform.init(project=project, location=location)
     job = aiplatform.Model(model).batch_predict(
-        job_display_name=f"evaluation-{os.path.basename(folder_uri.rstrip('/'))}"[:128],
+        job_display_name=f"{job_prefix}-{os.path.basename(folder_uri.rstrip('/'))}"[:128],
         gcs_source=f"{folder_uri.rstrip('/')}/instances.jsonl",
         gcs_destination_prefix=f"{folder_uri.rstrip('/')}/output",
         instances_format="jsonl",
         predictions_format="jsonl",
         machine_type=machine_type,
-        starting_replica_count=1,
-        max_replica_count=1,
+        starting_replica_count=replica_count,
+        max_replica_count=replica_count,
         service_account=service_account or None,
         encryption_spec_key_name=kms_key or None,
         sync=True,
@@ -138,6 +149,8 @@ def predict_vertex(
         model_inputs,
         read_json,
         gcs_fuse_path,
+        load_bundle,
+        predict_frame,
         predict_local,
         instances,
         instance_key,

@@ -162,9 +162,13 @@ def test_compiling_is_deterministic_across_processes(tmp_path):
 
 @pytest.mark.parametrize(
     ("pipeline", "name"),
-    [("training", "tabular-mlops-training"), ("evaluation", "tabular-mlops-evaluation")],
+    [
+        ("training", "tabular-mlops-training"),
+        ("evaluation", "tabular-mlops-evaluation"),
+        ("scoring", "tabular-mlops-scoring"),
+    ],
 )
-def test_the_compile_command_writes_either_pipeline_for_an_image(tmp_path, pipeline, name):
+def test_the_compile_command_writes_each_pipeline_for_an_image(tmp_path, pipeline, name):
     """What `make compile` (and CI) runs for each stack's image."""
     import yaml
 
