@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from local.console import fit
 from local.environment import (
     DEFAULT_ROOT,
     LocalEnvironment,
@@ -37,7 +38,7 @@ class DemoContext:
 
 
 def say(message: str) -> None:
-    print(f"  {message}", flush=True)
+    print(fit(message, "  "), flush=True)
 
 
 def stage_plan(ctx: DemoContext) -> str:
@@ -316,20 +317,27 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.root.exists() and not args.keep and any(args.root.iterdir()):
         # Each demo tells the whole story from an empty platform; say so, and how to keep it.
-        print(f"resetting {_shown(args.root)}/ (earlier runs' state): make demo KEEP=1 keeps it")
+        print(
+            fit(
+                f"resetting {_shown(args.root)}/ (earlier runs' state): make demo KEEP=1 keeps it",
+                "",
+            )
+        )
         shutil.rmtree(args.root)
     env = LocalEnvironment(root=args.root, contract_path=contract_path_of(args)).ensure()
     from pipeline_src.run_local import parse_params
 
     ctx = DemoContext(env=env, fast=args.fast, training=parse_params(args.param))
-    print(
+    title = (
         f"tabular-mlops local lifecycle — state in {args.root}, contract {env.contract_path.name}"
     )
+    print(fit(title, ""))
     report = []
     started = time.perf_counter()
     stopped = None
     for number, (name, stage) in enumerate(STAGES, start=1):
-        print(f"\n[{number}/{len(STAGES)}] {name}: {(stage.__doc__ or '').strip()}", flush=True)
+        heading = f"[{number}/{len(STAGES)}] {name}: {(stage.__doc__ or '').strip()}"
+        print("\n" + fit(heading, ""), flush=True)
         stage_started = time.perf_counter()
         try:
             summary = stage(ctx)
@@ -339,9 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         report.append((name, summary, time.perf_counter() - stage_started))
     print("\n=== report")
     for name, summary, seconds in report:
-        print(f"  {name:<10} {summary}  ({seconds:.1f} s)")
+        print(fit(f"{name:<10} {summary}  ({seconds:.1f} s)", "  "))
     elapsed = time.perf_counter() - started
-    print(f"  {stopped} ({elapsed:.1f} s)" if stopped else f"  total {elapsed:.1f} s")
+    print(fit(f"{stopped} ({elapsed:.1f} s)" if stopped else f"total {elapsed:.1f} s", "  "))
     print(where_to_look(env))
     return 1 if stopped else 0
 
@@ -374,7 +382,7 @@ def where_to_look(env: LocalEnvironment) -> str:
         "  make plan STACK=prod            the cloud resources, offline",
         "  docs/deploy.md                  deploy to your own GCP projects",
     ]
-    return "\n".join(lines)
+    return "\n".join(fit(line, "") if line.strip() else line for line in lines)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from local.console import fit
 from local.environment import (
     DEFAULT_ROOT,
     LocalEnvironment,
@@ -345,7 +346,7 @@ def command_line(
     print(f"{title}, locally (kfp.local) — state in {args.root}", flush=True)
 
     def say(message: str) -> None:
-        print(f"  {message}", flush=True)
+        print(fit(message, "  "), flush=True)
 
     try:
         outcome = run(env, say=say, **parse_params(args.param))
