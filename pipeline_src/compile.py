@@ -16,11 +16,14 @@ import argparse
 import copy
 import functools
 import hashlib
+import json
+import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import kfp
 import yaml
 from kfp import compiler
 
@@ -58,16 +61,43 @@ def compile_spec(
     return spec
 
 
+SPEC_CACHE = PROJECT_ROOT / "build" / "compiled-specs"
+"""Compiled specs kept between runs, keyed by the code version (a digest of the pipeline's code),
+kfp's version, the pipeline and its limits: the offline plan compiles only what changed."""
+
+
 @functools.cache
 def _compiled(pipeline: Any, limits: tuple) -> dict[str, Any]:
     """kfp's compilation, once per process and set of limits (a stack plan compiles for each
-    stack's image; stacks sized alike share one compilation). Always called with both arguments
-    positionally: the cache keys on how it is called."""
+    stack's image; stacks sized alike share one compilation), and once per code version on disk.
+    Always called with both arguments positionally: the cache keys on how it is called."""
+    key = json.dumps([_code_key(), kfp.__version__, pipeline.name, limits])
+    path = SPEC_CACHE / f"{pipeline.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
     sized = sized_pipeline(pipeline, {task: dict(values) for task, values in limits})
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "spec.yaml"
-        compiler.Compiler().compile(sized, str(path))
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        compiled = Path(scratch) / "spec.yaml"
+        compiler.Compiler().compile(sized, str(compiled))
+        spec = yaml.load(compiled.read_text(encoding="utf-8"), Loader=_LOADER)
+    try:  # best effort: a read-only checkout only compiles every time
+        SPEC_CACHE.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(spec), encoding="utf-8")
+        os.replace(partial, path)
+    except OSError:
+        pass
+    return spec
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when the wheel has it
+
+
+@functools.cache
+def _code_key() -> str:
+    return code_version()
 
 
 def _frozen(limits: Limits) -> tuple:

@@ -75,8 +75,10 @@ WRITER_CANNOT_LIST = Rule(
 CONDITION_UNREAD = Rule("bucket-condition-evaluated", "stacks/iam_conditions.py subset", "possible")
 
 _ACCOUNT = re.compile(r"serviceAccount:(?P<id>[^@]+)@(?P<project>[^.]+)\.iam\.gserviceaccount\.com")
+# Google-managed service agents: service-N@… (gcp-sa-*, gs-project-accounts, …), bq-N@… .
 _AGENT = re.compile(
-    r"serviceAccount:service-(?P<number>\d+)@(?P<domain>[a-z0-9-]+)\.iam\.gserviceaccount\.com"
+    r"serviceAccount:(?:service|bq)-(?P<number>\d+)@(?P<domain>[a-z0-9-]+)"
+    r"\.iam\.gserviceaccount\.com"
 )
 _USER_METRIC = re.compile(r"logging\.googleapis\.com/user/(?P<name>[^\"\s]+)")
 

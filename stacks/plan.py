@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import textwrap
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +36,7 @@ from stacks.config import (
     stack_config_values,
     stack_file_name,
 )
-from stacks.offline import (
-    Organisation,
-    ResourceRecord,
-    StackRecord,
-    referenced_stacks,
-    run_program,
-)
+from stacks.offline import ResourceRecord, StackRecord, run_program
 from stacks.prices import PricingError
 from stacks.provider_rules import PlanError
 
@@ -515,35 +511,23 @@ def _unreadable_stack_files(stacks: list[str]) -> str:
     return "\n".join(problems)
 
 
+def _timed_run(stack: str) -> tuple[StackRecord, float]:
+    started = time.perf_counter()
+    record = run_program(stack)
+    return record, time.perf_counter() - started
+
+
 def run_programs(stacks: list[str]) -> dict[str, tuple[StackRecord, float]]:
-    """Each stack's record and seconds, in the order asked. They are planned in one process and
-    one organisation, in deploy order: a stack another reads (a stack reference) first, so the
-    reading stack sees its outputs, and no stack is planned twice."""
-    organisation = Organisation()
+    """Each stack's record and seconds, in order. Two or more stacks run in parallel processes:
+    most of a run is importing pulumi-gcp, which one process cannot spread over cores. A stack
+    that reads another's outputs deploys that one first in its own organisation (its plan reused
+    from an earlier run of the same code when there is one: stacks/plan_cache.py)."""
     unique = list(dict.fromkeys(stacks))
-    done: dict[str, tuple[StackRecord, float]] = {}
-    for stack in _deploy_order(unique):
-        started = time.perf_counter()
-        record = run_program(stack, organisation=organisation)
-        done[stack] = (record, time.perf_counter() - started)
-    return {stack: done[stack] for stack in unique}
-
-
-def _deploy_order(stacks: list[str]) -> list[str]:
-    """`stacks`, each after the stacks it references (those of the list)."""
-    ordered: list[str] = []
-
-    def visit(stack: str, path: tuple[str, ...]) -> None:
-        if stack in ordered or stack in path:
-            return
-        for other in referenced_stacks(stack_config_values(stack)):
-            if other in stacks:
-                visit(other, (*path, stack))
-        ordered.append(stack)
-
-    for stack in stacks:
-        visit(stack, ())
-    return ordered
+    if len(unique) == 1:
+        return {unique[0]: _timed_run(unique[0])}
+    workers = min(len(unique), os.cpu_count() or 1)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(unique, pool.map(_timed_run, unique), strict=True))
 
 
 def _print_output(stack: str, name: str) -> int:
