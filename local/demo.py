@@ -109,13 +109,13 @@ def stage_train(ctx: DemoContext) -> str:
     )
 
 
-DEMO_LOAD_SECONDS = 3
-"""The demo's load test is short; the stack's SLO holds all the same."""
+DEMO_LOAD_SECONDS = 2
+"""The demo's load test is short (the demo's budget); the stack's SLO holds all the same, and
+either the acceptance suite or the load test failing stops the demo before the promotion."""
 
 
 def stage_accept(ctx: DemoContext) -> str:
-    """QA: serve the staging endpoint (a real server process), run the acceptance suite on it,
-    then a short load test against staging's SLO; either failing blocks the promotion."""
+    """QA: serve staging (a real server process), run the acceptance suite, then a load test."""
     import subprocess
 
     from local.registry import LocalEndpoint
