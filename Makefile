@@ -16,7 +16,7 @@ CHECKOV_VENV  := .venv-checkov
 CHECKOV_READY := $(CHECKOV_VENV)/.ready
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint format demo index pipeline evaluate score plan plan-diff cost-diff docs lock clean \
+.PHONY: help venv test lint format demo index pipeline evaluate score plan plan-fresh plan-diff cost-diff docs lock clean \
         test-pipeline compile publish-image submit ci-variables serve acceptance promote init doctor \
         compliance bootstrap plan-bootstrap stack-init destroy ingest contract generate loadtest
 
@@ -210,6 +210,9 @@ stack-init: ## create a stack whose secrets use the bootstrap's key: make stack-
 
 plan: $(READY) ## offline plan of one stack and its monthly cost estimate: make plan STACK=prod [FULL=1]
 	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD) $(if $(FULL),--full)
+
+plan-fresh: $(READY) ## both stacks planned from nothing in first-deploy order (docs/first-deploy.md)
+	$(PY) -m stacks.fresh
 
 plan-diff: $(READY) ## what differs between the staging and prod plans, and what it costs
 	$(PY) -m stacks.plan --diff staging prod --out-dir $(BUILD)

@@ -19,9 +19,11 @@ from pipeline_src.compile import CODE_PATHS, code_version
 from resources.monitoring import METRIC_VISIBILITY_WAIT
 from stacks.config import PROJECT_ROOT, load_stack_file
 from stacks.deploy_checks import METRIC_WAIT, check_record, closure
+from stacks.fresh import plan_fresh
 from stacks.iam_conditions import Request, holds
 from stacks.naming import Naming
-from stacks.offline import Organisation, run_program
+from stacks.offline import Organisation
+from stacks.provider_rules import PlanError
 from tests.infra.records import held_by
 
 
@@ -74,16 +76,11 @@ def test_staging_reads_its_model_readers_from_prods_outputs(stack_records):
 def test_a_fresh_organisation_deploys_in_the_documented_order():
     """D3: prod's identities first (no model yet), then staging, then prod with its model; in
     the other order staging's reference to prod fails the plan."""
-    with pytest.raises(Exception, match="not deployed"):
-        run_program("staging", organisation=Organisation(resolve=False))
-    organisation = Organisation(resolve=False)
-    values = yaml.safe_load((PROJECT_ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8"))
-    values = values["config"]
-    values["tabular-mlops:platform"]["serving"]["model"] = None
-    first = run_program("prod", config=values, organisation=organisation)
+    with pytest.raises(PlanError, match="not deployed"):
+        plan_fresh((("staging", "first"), ("prod", "then")))
+    first, staging, promoted = plan_fresh()
     assert not first.of_type("pulumi-python:dynamic/vertex:Promotion")
-    run_program("staging", organisation=organisation)
-    promoted = run_program("prod", organisation=organisation)
+    assert staging.of_type("pulumi:pulumi:StackReference")
     assert promoted.of_type("pulumi-python:dynamic/vertex:Promotion")
 
 
