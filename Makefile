@@ -18,11 +18,12 @@ CHECKOV_READY := $(CHECKOV_VENV)/.ready
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint format demo index pipeline evaluate score plan plan-fresh plan-diff cost-diff docs lock clean \
         test-pipeline compile publish-image submit ci-variables serve acceptance promote init doctor \
-        compliance bootstrap plan-bootstrap stack-init destroy ingest contract generate loadtest
+        compliance bootstrap plan-bootstrap stack-init destroy ingest contract generate loadtest \
+        e2e e2e-sweep
 
 # Descriptions wrap under their command, so the list fits 100 columns.
 help: ## list the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ \
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ \
 	    n = split($$2, words, " "); line = sprintf("  make %-14s", $$1); width = length(line); \
 	    for (i = 1; i <= n; i++) { \
 	        if (width + 1 + length(words[i]) > 100) { print line; line = sprintf("%21s", ""); width = 21 } \
@@ -200,6 +201,16 @@ bootstrap: $(READY) ## state bucket, secrets key, GitHub environments/protection
 
 destroy: $(READY) ## tear a stack down in order (staging, prod, bootstrap), saying what stays: make destroy STACK=staging [DRY_RUN=1]
 	$(PY) -m tooling.destroy --stack $(STACK) --bootstrap-backend '$(BOOTSTRAP_BACKEND)' $(if $(DRY_RUN),--dry-run)
+
+# A real run on a sandbox project (docs/e2e.md): the Pulumi CLI logged in to a state backend and
+# Google credentials; its throwaway stack is destroyed and removed whatever happens.
+e2e: $(READY) ## a throwaway stack, the lifecycle on it, then destroy: make e2e PROJECT=sandbox [REGION=…] | LOCAL=1 (the stand-ins)
+	$(if $(LOCAL),,$(NEEDS_PULUMI))
+	$(PY) -m tooling.e2e $(if $(LOCAL),--local,--project '$(PROJECT)') $(if $(REGION),--region '$(REGION)')
+
+e2e-sweep: $(READY) ## destroy what interrupted e2e runs left (label e2e, older than HOURS=6): make e2e-sweep PROJECT=sandbox [DRY_RUN=1]
+	$(PY) -m tooling.e2e_sweep --project '$(PROJECT)' $(if $(REGION),--region '$(REGION)') \
+	  $(if $(HOURS),--older-than-hours $(HOURS)) $(if $(DRY_RUN),--dry-run)
 
 plan-bootstrap: $(READY) ## offline plan of the bootstrap program (WIRED=1: with the stacks' variables)
 	$(PY) -m bootstrap.plan $(if $(WIRED),--wired)

@@ -405,10 +405,7 @@ def _schedule(resource: dict[str, Any], ctx: _Context) -> list[CostLine]:
     key = f"pipelines.{pipeline}.schedule"
     executors = _pipeline_spec(resource).get("deploymentSpec", {}).get("executors", {})
     minutes = ctx.assume.pipeline_task_minutes
-    per_run = ctx.prices.price("vertex-pipelines/run", ctx.region).usd + sum(
-        ctx.prices.machine("vertex-training", task_machine(e), ctx.region).usd * minutes / 60
-        for e in executors.values()
-    )
+    per_run = _run_usd(resource, ctx)
     runs = runs_per_month(inputs["cron"])
     paused = inputs.get("desiredState") == "PAUSED"
     basis = (
@@ -429,6 +426,30 @@ def _schedule(resource: dict[str, Any], ctx: _Context) -> list[CostLine]:
             },
         )
     ]
+
+
+def _run_usd(resource: dict[str, Any], ctx: _Context) -> float:
+    """One run of a scheduled pipeline: the run fee and each task's machine for its minutes."""
+    executors = _pipeline_spec(resource).get("deploymentSpec", {}).get("executors", {})
+    minutes = ctx.assume.pipeline_task_minutes
+    return ctx.prices.price("vertex-pipelines/run", ctx.region).usd + sum(
+        ctx.prices.machine("vertex-training", task_machine(e), ctx.region).usd * minutes / 60
+        for e in executors.values()
+    )
+
+
+def pipeline_run_usd(
+    plan: dict[str, Any], assume: CostConfig, prices: PriceTable | None = None
+) -> dict[str, float]:
+    """What one run of each scheduled pipeline of a plan costs, by schedule resource name (the
+    e2e run's proration: it runs each pipeline once, whatever the cron)."""
+    prices = prices or load_prices()
+    ctx = _Context(plan, plan["outputs"].get("region") or _provider_region(plan), assume, prices)
+    return {
+        r["name"]: _run_usd(r, ctx)
+        for r in plan["resources"]
+        if not r.get("component") and RULES.get(r["type"]) is _schedule
+    }
 
 
 # --- usage-priced services: rates x the amounts the stack assumes ---------------------------
