@@ -109,6 +109,10 @@ score: $(READY) ## the scoring pipeline, locally: the served model scores ROWS=1
 bench-ingest: $(READY) ## ingestion throughput and peak memory vs the alternatives: make bench-ingest SIZE=1GB
 	$(PY) -m benchmarks.ingest_throughput --size $(or $(SIZE),1GB) $(CONTRACT_ARG)
 
+.PHONY: bench-score
+bench-score: $(READY) ## batch scoring rows/s vs the model's floor, and 10M rows on each stack's batch job
+	$(PY) -m benchmarks.scoring $(if $(ROWS),--rows $(ROWS))
+
 .PHONY: bench-serve
 bench-serve: $(READY) ## serving latency/throughput: ours, the floor, the previous server, plain FastAPI
 	$(PY) -m benchmarks.serving $(if $(BENCH_SECONDS),--seconds $(BENCH_SECONDS))
