@@ -235,6 +235,16 @@ def stage_serve_prod(ctx: DemoContext) -> str:
     return f"prod answers with {reply.served_model} in {reply.seconds * 1000:.0f} ms"
 
 
+def stage_score(ctx: DemoContext) -> str:
+    """An analyst's batch: prod's model scores unlabelled rows into the predictions table."""
+    from pipeline_src.run_local_scoring import run, summary
+
+    outcome = run(ctx.env, say=say, generate=200 if ctx.fast else 1000, seed=31)
+    for line in summary(outcome):
+        say(line)
+    return f"{outcome.scored} rows scored by {outcome.model} into {outcome.table}"
+
+
 def _examples(ctx: DemoContext, count: int) -> list[dict]:
     """A few sample rows, one per class in turn, as predict instances (raw features)."""
     from contracts.sample import load_sample
@@ -296,6 +306,7 @@ STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("accept", stage_accept),
     ("promote", stage_promote),
     ("serve-prod", stage_serve_prod),
+    ("score", stage_score),
     ("evaluate", stage_evaluate),
     ("release", stage_release),
 ]
@@ -379,6 +390,7 @@ def where_to_look(env: LocalEnvironment) -> str:
         "  make serve ENDPOINT=prod        then: curl localhost:8080/health",
         "  make ingest FILE=your.csv       a file through the data contract into the warehouse",
         "  make evaluate / make pipeline   judge the new batches / train again",
+        "  make score ROWS=5000            the served model scores new rows into the warehouse",
         "  make plan STACK=prod            the cloud resources, offline",
         "  docs/deploy.md                  deploy to your own GCP projects",
     ]

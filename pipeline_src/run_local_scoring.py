@@ -149,9 +149,7 @@ def summary(outcome: LocalScoring) -> list[str]:
     lines = [
         f"scored {outcome.scored} rows of {outcome.source} with {outcome.model}",
         f"predictions: {outcome.table} in {outcome.warehouse}, run {outcome.run_id}",
-        "read them:",
-        f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{outcome.warehouse}', "
-        f'read_only=True).sql(\\"{outcome.query}\\"))"',
+        "read them (any DuckDB client; docs/scoring.md): " + outcome.query,
     ]
     for row in outcome.sample:
         probabilities = json.loads(row["probabilities"])

@@ -40,6 +40,9 @@ def test_demo_runs_every_stage_and_reports(tmp_path):
     assert "platform.serving.model: projects/acme-mlops-staging/" in flat
     assert "prod serves tabular-mlops-local-penguins@1 (before: nothing)" in entries["promote"]
     assert "prod answers with tabular-mlops-local-penguins@1" in entries["serve-prod"]
+    # An analyst's unlabelled batch, scored by prod's version into the predictions table.
+    assert "200 rows scored by tabular-mlops-local-penguins@1 into" in entries["score"]
+    assert "tabular_mlops_local.predictions" in entries["score"]
     assert entries["evaluate"].startswith("degraded (accuracy"), entries["evaluate"]
     assert (
         "retrained: deploy, staging serves tabular-mlops-local-penguins@2" in (entries["evaluate"])
