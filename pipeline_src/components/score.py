@@ -79,15 +79,21 @@ def ensure_local_predictions(local_root: str, dataset: str, predictions_table: s
 
 def prediction_schema():
     """The predictions table's columns as Arrow types (contracts/tables.py PREDICTIONS; a test
-    keeps them equal: the component cannot import the contracts package on Vertex AI)."""
+    keeps them equal: the component cannot import the contracts package on Vertex AI). REQUIRED
+    columns are non-nullable, so the Parquet file BigQuery loads declares them so: a nullable
+    column appended to a REQUIRED one is refused as a change of mode."""
     import pyarrow as pa
 
+    def required(name: str, kind) -> "pa.Field":
+        return pa.field(name, kind, nullable=False)
+
     return pa.schema(
-        [("scoring_run_id", pa.string()), ("model_version", pa.string()),
+        [required("scoring_run_id", pa.string()), required("model_version", pa.string()),
          ("row_key", pa.string()), ("source_uri", pa.string()),
          ("source_generation", pa.int64()), ("source_batch_id", pa.string()),
-         ("source_row", pa.int64()), ("predicted_class", pa.string()),
-         ("probabilities", pa.string()), ("scored_at", pa.timestamp("us", tz="UTC"))]
+         required("source_row", pa.int64()), required("predicted_class", pa.string()),
+         required("probabilities", pa.string()),
+         required("scored_at", pa.timestamp("us", tz="UTC"))]
     )  # fmt: skip
 
 

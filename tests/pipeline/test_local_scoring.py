@@ -104,8 +104,8 @@ def test_ingested_batches_are_scored_once(served, artifact):
 
 
 def test_the_components_write_the_tables_columns():
-    names = [f.name for f in prediction_schema()]
-    assert names == [c["name"] for c in PREDICTIONS.schema]
+    columns = [(f.name, f.nullable) for f in prediction_schema()]
+    assert columns == [(c["name"], c["mode"] != "REQUIRED") for c in PREDICTIONS.schema]
 
 
 @pytest.mark.parametrize("component", COMPONENTS, ids=lambda c: c.name)
@@ -132,3 +132,59 @@ def test_the_stack_config_checks_the_scoring_source_and_sizes():
         broken["tabular-mlops:platform"]["pipelines"]["scoring"][key] = bad
         with pytest.raises(ConfigError, match=expected):
             parse_stack_config(broken, source="Pulumi.prod.yaml")
+
+
+def test_in_the_cloud_one_sized_batch_job_predicts_and_a_load_job_appends(
+    monkeypatch, artifact, contract
+):
+    """The cloud path at its seam: the Vertex AI job and the BigQuery load are replaced."""
+    import pyarrow.parquet as pq
+    from kfp import dsl
+
+    from contracts.generate import generate, sample_profile
+    from pipeline_src.components import score
+    from pipeline_src.components.common import feature_spec
+
+    spec = feature_spec(contract)
+    rows = artifact(dsl.Dataset, "rows")
+    table = next(generate(sample_profile(LocalEnvironment().contract), 40, seed=3))
+    pq.write_table(table.drop_columns([spec["label"]]), rows.path)
+    served = artifact(dsl.Artifact, "served")
+    served_model = "projects/p/locations/l/models/m@4"
+    with open(served.path, "w", encoding="utf-8") as out:
+        json.dump({"model": served_model, "artifact_dir": "/gcs/b/m", "sha256": "x"}, out)
+    jobs, loads = [], []
+
+    def batch_job(project, location, model, frame, spec, folder, machine, account, key, n, name):
+        jobs.append((model, len(frame), machine, account, n, name))
+        return [{"class": "Adelie", "probabilities": {"Adelie": 0.75, "Gentoo": 0.25}}] * len(frame)
+
+    monkeypatch.setattr(score, "predict_vertex", batch_job)
+    monkeypatch.setattr(score, "append_bigquery", lambda *args: loads.append(args))
+    predictions = artifact(dsl.Dataset, "predictions")
+    scored = score.score_rows.python_func(
+        contract=contract, rows=rows, served=served, predictions=predictions, project="p",
+        location="l", bq_location="EU", dataset="ds", scoring_run_id="run-7",
+        machine_type="n1-standard-4", replica_count=3, service_account="runner@p", chunk_rows=8,
+    )  # fmt: skip
+    assert scored == 40
+    # One job for every row (not one per chunk), sized by the stack, as the runner.
+    assert jobs == [(served_model, 40, "n1-standard-4", "runner@p", 3, "scoring")]
+    assert loads == [("p", "EU", "ds", "predictions", predictions.uri)]
+    written = pq.read_table(predictions.path).to_pylist()
+    assert {(r["model_version"], r["scoring_run_id"]) for r in written} == {(served_model, "run-7")}
+
+
+def test_the_rows_to_score_are_a_table_a_query_or_the_unscored_batches(spec):
+    from pipeline_src.components.score import scoring_query
+
+    table = scoring_query(spec, "ds", "penguins", "predictions", "analytics.new_rows")
+    assert table == (
+        "SELECT * FROM (SELECT * FROM `analytics`.`new_rows`) WHERE @snapshot_time IS NOT NULL"
+    )
+    query = scoring_query(spec, "ds", "penguins", "predictions", " SELECT a FROM b ")
+    assert query.startswith("SELECT * FROM (SELECT a FROM b)")
+    unscored = scoring_query(spec, "ds", "penguins", "predictions", "")
+    assert "FROM `ds`.`penguins` WHERE _ingested_at <= @snapshot_time" in unscored
+    assert "_batch_id NOT IN (SELECT source_batch_id FROM `ds`.`predictions`" in unscored
+    assert f"`{spec['label']}`" not in unscored  # the label is never read to score
