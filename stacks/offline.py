@@ -63,10 +63,12 @@ class _OnDemandPackage(types.ModuleType):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        base = name.removesuffix("Args")
-        module = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", base).lower()
         try:
-            value = getattr(importlib.import_module(f"{self.__name__}.{module}"), name)
+            if name[:1].islower() or name.startswith("_"):  # a module (`from . import outputs`)
+                value = importlib.import_module(f"{self.__name__}.{name}")
+            else:  # a class, from the module of its snake-case name
+                module = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.removesuffix("Args"))
+                value = getattr(importlib.import_module(f"{self.__name__}.{module.lower()}"), name)
         except (ImportError, AttributeError):
             self.__class__ = types.ModuleType
             self.__spec__.loader.exec_module(self)
