@@ -52,9 +52,10 @@ def scoring_query(spec: dict, dataset: str, table: str, predictions_table: str, 
     """
     import re
 
-    if source.strip():
-        if re.fullmatch(r"[\w.-]+", source.strip()):
-            source = "SELECT * FROM `" + source.strip().replace(".", "`.`") + "`"
+    source = source.strip()
+    if source:
+        if re.fullmatch(r"[\w.-]+", source):
+            source = "SELECT * FROM `" + source.replace(".", "`.`") + "`"
         # Every query takes the run's time, so both engines get the same parameters.
         return f"SELECT * FROM ({source}) WHERE @snapshot_time IS NOT NULL"
     # The lineage a prediction keeps (contracts/model.py LINEAGE_COLUMNS).
