@@ -19,7 +19,7 @@ CHECKOV_READY := $(CHECKOV_VENV)/.ready
 .PHONY: help venv test lint format demo index pipeline evaluate score plan plan-fresh plan-diff cost-diff docs lock clean \
         test-pipeline compile publish-image submit ci-variables serve acceptance promote init doctor \
         compliance bootstrap plan-bootstrap stack-init destroy ingest contract generate loadtest \
-        e2e e2e-sweep
+        e2e e2e-sweep e2e-settings
 
 # Descriptions wrap under their command, so the list fits 100 columns.
 help: ## list the commands
@@ -210,11 +210,15 @@ destroy: $(READY) ## tear a stack down in order (staging, prod, bootstrap), sayi
 # Google credentials; its throwaway stack is destroyed and removed whatever happens.
 e2e: $(READY) ## a throwaway stack, the lifecycle on it, then destroy: make e2e PROJECT=sandbox [REGION=…] | LOCAL=1 (the stand-ins)
 	$(if $(LOCAL),,$(NEEDS_PULUMI))
-	$(PY) -m tooling.e2e $(if $(LOCAL),--local,--project '$(PROJECT)') $(if $(REGION),--region '$(REGION)')
+	$(PY) -m tooling.e2e $(if $(LOCAL),--local,--project '$(PROJECT)') $(if $(REGION),--region '$(REGION)') \
+	  $(if $(SECRETS_PROVIDER),--secrets-provider '$(SECRETS_PROVIDER)')
 
 e2e-sweep: $(READY) ## destroy what interrupted e2e runs left (label e2e, older than HOURS=6): make e2e-sweep PROJECT=sandbox [DRY_RUN=1]
 	$(PY) -m tooling.e2e_sweep --project '$(PROJECT)' $(if $(REGION),--region '$(REGION)') \
 	  $(if $(HOURS),--older-than-hours $(HOURS)) $(if $(DRY_RUN),--dry-run)
+
+e2e-settings: $(READY) ## the e2e workflow's sandbox settings (.github/e2e-sandbox.yaml) as step outputs
+	$(PY) -m tooling.e2e_settings
 
 plan-bootstrap: $(READY) ## offline plan of the bootstrap program (WIRED=1: with the stacks' variables)
 	$(PY) -m bootstrap.plan $(if $(WIRED),--wired)

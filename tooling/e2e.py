@@ -97,7 +97,7 @@ KNOWN_FAILURES: list[tuple[str, re.Pattern[str], str]] = [
         "IAM propagation",
         re.compile(
             r"PERMISSION_DENIED|IAM_PERMISSION_DENIED|does not have .*permission|"
-            r"Permission .* denied|iam\.serviceAccounts\.actAs",
+            r"Permission.*denied|iam\.serviceAccounts\.actAs",
             re.I,
         ),
         "a grant the stack just made has not reached every service yet (minutes on a fresh "

@@ -38,8 +38,10 @@ body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 64re
        color: #1f2328; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #d0d7de;
-         vertical-align: top; overflow-wrap: anywhere; }
-td.num { text-align: right; white-space: nowrap; }
+         vertical-align: top; }
+td.num, td.name, td.status { white-space: nowrap; }
+td.outcome { overflow-wrap: anywhere; }
+td.num { text-align: right; }
 .passed { color: #1a7f37; } .failed { color: #cf222e; font-weight: 600; }
 .skipped { color: #6e7781; }
 .advice { color: #57606a; font-size: 90%; }
@@ -54,8 +56,9 @@ def page(stack: str, results: list[StepResult], cost: RunCost | None) -> str:
         if r.advice:
             detail += f'<div class="advice">{html.escape(r.advice)}</div>'
         rows.append(
-            f'<tr><td>{html.escape(r.name)}</td><td class="{status}">{status}</td>'
-            f'<td class="num">{r.seconds:.0f} s</td><td>{detail}</td></tr>'
+            f'<tr><td class="name">{html.escape(r.name)}</td>'
+            f'<td class="status {status}">{status}</td>'
+            f'<td class="num">{_duration(r.seconds)}</td><td class="outcome">{detail}</td></tr>'
         )
     total = sum(r.seconds for r in results)
     verdict = "passed" if all(r.passed for r in results) else "failed"
@@ -77,6 +80,10 @@ failure.</p>
 <table><thead><tr><th>step</th><th>status</th><th>time</th><th>outcome</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table></body></html>
 """
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def write(out_dir: Path, stack: str, results: list[StepResult], cost: RunCost | None) -> Path:

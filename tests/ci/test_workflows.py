@@ -240,6 +240,10 @@ ACTION_INPUTS = {
         "access_token_lifetime", "access_token_scopes", "access_token_subject", "retries",
         "backoff", "backoff_limit", "id_token_audience", "id_token_include_email",
     },
+    "actions/upload-artifact": {
+        "name", "path", "if-no-files-found", "retention-days", "compression-level", "overwrite",
+        "include-hidden-files",
+    },
     "pulumi/actions": {
         "command", "stack-name", "work-dir", "cloud-url", "comment-on-pr", "comment-on-pr-number",
         "comment-on-summary", "github-token", "refresh", "secrets-provider", "color",

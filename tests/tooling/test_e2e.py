@@ -191,6 +191,8 @@ def test_other_up_failures_are_not_retried(tmp_path, inputs):
         ("googleapi: Error 429: Quota exceeded for quota metric 'CPUs'", "quota"),
         ("RESOURCE_EXHAUSTED: custom_model_training_cpus", "quota"),
         ("Permission 'iam.serviceAccounts.actAs' denied on service account", "IAM propagation"),
+        ("Invalid resource state: Permission denied while using the Eventarc Service Agent",
+         "IAM propagation"),
     ],
 )  # fmt: skip
 def test_known_failures_get_their_message(text, kind):
@@ -273,11 +275,12 @@ def test_the_run_cost_is_the_cheap_stacks_standing_cost_prorated_plus_two_runs()
 
 def test_the_html_report_names_each_step_and_escapes(tmp_path):
     results = [e2e.StepResult("up", 61, outcome="stack <e2e> up"),
-               e2e.StepResult("train", 2, error="RuntimeError: <boom>"),
+               e2e.StepResult("train", 1500, error="RuntimeError: <boom>"),
                e2e.StepResult("accept", 0, skipped=True)]  # fmt: skip
     page = e2e_report.page("e2e-x", results, None)
     assert "stack &lt;e2e&gt; up" in page and "&lt;boom&gt;" in page
-    assert page.count("<tr><td>") == 3 and "skipped" in page and "Cost" not in page
+    assert page.count("<tr><td") == 3 and "skipped" in page and "Cost" not in page
+    assert '<td class="num">61 s</td>' in page and '<td class="num">25 min</td>' in page
 
 
 # --- the sweeper ------------------------------------------------------------------------------
@@ -368,3 +371,48 @@ def test_make_e2e_local_runs_every_step_on_the_stand_ins(tmp_path, capsys):
     assert "evaluate: judged tabular-mlops-local-penguins@1 on 200 new rows" in printed
     assert not (out / "local").exists(), "stack-rm removes the local state"
     assert not list(Path(tmp_path).glob("Pulumi.e2e-*.yaml"))
+
+
+# --- the workflow and its settings --------------------------------------------------------------
+
+
+def test_the_workflow_runs_on_the_label_nightly_one_at_a_time_and_sweeps_after():
+    from tests.ci.test_workflows import load
+
+    document = load(PROJECT_ROOT / ".github/workflows/e2e.yml")
+    assert document["on"]["pull_request"] == {"types": ["labeled"]}
+    assert document["on"]["schedule"]
+    job = document["jobs"]["e2e"]
+    assert "github.event.label.name == 'e2e'" in job["if"]
+    assert job["concurrency"]["cancel-in-progress"] is False and job["timeout-minutes"] <= 180
+    runs = [step.get("run", "") for step in job["steps"]]
+    e2e_at = next(i for i, run in enumerate(runs) if run.startswith("make e2e PROJECT="))
+    sweep_at = next(i for i, run in enumerate(runs) if run.startswith("make e2e-sweep"))
+    assert e2e_at < sweep_at and job["steps"][sweep_at]["if"].startswith("always()")
+
+
+def test_the_sandbox_settings_are_checked_and_become_step_outputs(tmp_path, monkeypatch):
+    from tooling import e2e_settings
+
+    settings = tmp_path / "e2e-sandbox.yaml"
+    settings.write_text("project: null\nregion: europe-west4\n")
+    assert e2e_settings.read(settings) == {}
+    good = {
+        "project": "acme-mlops-e2e", "region": "europe-west4",
+        "workload_identity_provider": "projects/123/locations/global/workloadIdentityPools/"
+        "github/providers/tabular-mlops",
+        "service_account": "e2e-runner@acme-mlops-e2e.iam.gserviceaccount.com",
+        "state_backend": "gs://acme-e2e-state",
+        "secrets_provider": "gcpkms://projects/acme-mlops-e2e/locations/global/keyRings/e2e/"
+        "cryptoKeys/stacks",
+    }  # fmt: skip
+    settings.write_text(yaml.safe_dump(good))
+    assert e2e_settings.read(settings) == good
+    settings.write_text(yaml.safe_dump({**good, "service_account": "someone@gmail.com"}))
+    with pytest.raises(ValueError, match=r"e2e-sandbox\.yaml: service_account: 'someone@gmail"):
+        e2e_settings.read(settings)
+    # The committed file is unset: the workflow skips, saying so.
+    output = tmp_path / "github-output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    assert e2e_settings.main() == 0
+    assert output.read_text() == "configured=false\n"
