@@ -125,6 +125,31 @@ def served_model_vertex(project: str, location: str, endpoints: list, model_id: 
     return None
 
 
+def served_model(
+    project: str,
+    location: str,
+    local_root: str,
+    endpoint: str,
+    fallback_endpoint: str,
+    model_id: str,
+    purpose: str,
+):
+    """(versioned name, artifact directory, endpoint, recorded bundle digest) of the model
+    `endpoint` serves, or `fallback_endpoint` while it serves none; a clear error when neither
+    does (`purpose`: what the run needed the model for)."""
+    endpoints = [e for e in (endpoint, fallback_endpoint) if e]
+    if local_root:
+        found = served_model_local(local_root, endpoints, model_id)
+    else:
+        found = served_model_vertex(project, location, endpoints, model_id)
+    if found is None:
+        raise ValueError(
+            f"no endpoint serves a model ({', '.join(endpoints)}): nothing to {purpose} yet; "
+            "run the training pipeline first"
+        )
+    return found
+
+
 def evaluation_row(
     evaluation_id: str,
     model: str,
@@ -164,6 +189,7 @@ def evaluation_row(
         vertex_bundle_digest,
         served_model_local,
         served_model_vertex,
+        served_model,
     ),
 )
 def new_data(
@@ -206,16 +232,9 @@ def new_data(
     if not dataset or not table:
         raise ValueError("new_data needs the warehouse dataset and table")
     spec = feature_spec(contract)
-    endpoints = [e for e in (endpoint, fallback_endpoint) if e]
-    if local_root:
-        found = served_model_local(local_root, endpoints, model_id)
-    else:
-        found = served_model_vertex(project, location, endpoints, model_id)
-    if found is None:
-        raise ValueError(
-            f"no endpoint serves a model ({', '.join(endpoints)}): nothing to evaluate yet; "
-            "run the training pipeline first"
-        )
+    found = served_model(
+        project, location, local_root, endpoint, fallback_endpoint, model_id, "evaluate"
+    )
     model, artifact_dir, serving_endpoint, digest = found
     where = f"served by endpoint {serving_endpoint}"
     if serving_endpoint != endpoint:

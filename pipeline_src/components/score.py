@@ -40,7 +40,11 @@ from pipeline_src.components.extract import (
     snapshot_moment,
     write_batches,
 )
-from pipeline_src.components.new_data import served_model_local, served_model_vertex
+from pipeline_src.components.new_data import (
+    served_model,
+    served_model_local,
+    served_model_vertex,
+)
 from pipeline_src.serving.integrity import bundle_digest, verify_bundle, vertex_bundle_digest
 
 
@@ -164,8 +168,8 @@ def append_bigquery(project: str, location: str, dataset: str, table: str, uri: 
     ),
     helpers=(
         feature_spec, gcs_fuse_path, local_environment, write_json, vertex_bundle_digest,
-        served_model_local, served_model_vertex, snapshot_moment, query_bigquery, query_local,
-        write_batches, scoring_query, ensure_local_predictions,
+        served_model_local, served_model_vertex, served_model, snapshot_moment, query_bigquery,
+        query_local, write_batches, scoring_query, ensure_local_predictions,
     ),
 )  # fmt: skip
 def select_rows(
@@ -190,16 +194,9 @@ def select_rows(
     if not dataset or not table:
         raise ValueError("select_rows needs the warehouse dataset and curated table")
     spec = feature_spec(contract)
-    endpoints = [e for e in (endpoint, fallback_endpoint) if e]
-    if local_root:
-        found = served_model_local(local_root, endpoints, model_id)
-    else:
-        found = served_model_vertex(project, location, endpoints, model_id)
-    if found is None:
-        raise ValueError(
-            f"no endpoint serves a model ({', '.join(endpoints)}): nothing to score with; "
-            "run the training pipeline first"
-        )
+    found = served_model(
+        project, location, local_root, endpoint, fallback_endpoint, model_id, "score with"
+    )
     model, artifact_dir, serving_endpoint, digest = found
     where = f"served by endpoint {serving_endpoint}"
     write_json(
