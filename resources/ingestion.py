@@ -15,12 +15,12 @@ Creation order matters for a storage trigger, and is encoded in `depends_on`:
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import CodeType
 from typing import ClassVar
 
 import pulumi
@@ -105,11 +105,15 @@ def _deployability(function_dir: Path) -> tuple[str, ...]:
     main = function_dir / "main.py"
     if not main.is_file():
         return (f"{function_dir.name}/main.py is missing (the entry point `{ENTRY_POINT}`)",)
+    # Compiled to bytecode, not parsed with `ast`: CPython 3.11's AST object builder can raise a
+    # spurious "AST constructor recursion depth mismatch" SystemError in threaded programs
+    # (python/cpython#106905), and Pulumi runs this inside its event loop. The module's own code
+    # objects are its top-level functions (and class bodies).
     try:
-        tree = ast.parse(main.read_text(encoding="utf-8"), filename=str(main))
+        module = compile(main.read_text(encoding="utf-8"), str(main), "exec")
     except SyntaxError as error:
         return (f"{function_dir.name}/main.py does not parse: {error}",)
-    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    defined = {const.co_name for const in module.co_consts if isinstance(const, CodeType)}
     if ENTRY_POINT not in defined:
         return (f"{function_dir.name}/main.py defines no top-level function `{ENTRY_POINT}`",)
     return ()

@@ -82,6 +82,7 @@ def test_a_contract_change_redeploys_the_function(function_dir, tmp_path):
     [
         (None, "function_src/main.py is missing"),
         ("def handler(event): ...\n", "defines no top-level function `ingest`"),
+        ("def outer():\n    def ingest(event): ...\n", "defines no top-level function `ingest`"),
         ("def ingest(event:\n", "does not parse"),
     ],
 )
