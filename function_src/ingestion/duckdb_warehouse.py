@@ -143,6 +143,7 @@ def append_rows(
 # other processes cannot interfere (DuckDB locks the file for one writing process).
 _COMMIT_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
+_ATTACH_GUARD = threading.Lock()
 
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
 _COLUMNS_FOUND = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
@@ -192,7 +193,10 @@ class DuckDbWarehouse:
                 con.execute(f"SET memory_limit = '{memory_limit}'")
             # Staging tables live in memory (spilled to disk beyond the memory limit): they are
             # scratch, so writing them to the warehouse file would only cost time.
-            con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCRATCH}")
+            # Connections to one file in one process share its catalog, so two attempts'
+            # "ATTACH IF NOT EXISTS" can race ("database … already exists"): one at a time.
+            with _ATTACH_GUARD:
+                con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCRATCH}")
             yield cls(con, path, dataset, curated, log_table, fetch, scratch)
 
     def staging_ref(self, batch: Batch) -> str:
