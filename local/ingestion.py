@@ -214,6 +214,10 @@ class FunctionServer:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+            # wait() reaps the master only; its workers die a moment later, and until then they
+            # hold their attempts' scratch locks. A crashed instance is gone before a redelivery
+            # reaches another one, so wait for the whole group, as that would.
+            _wait_until_group_exits(self.process.pid)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -225,6 +229,24 @@ class FunctionServer:
 
     def post(self, event: Mapping[str, Any]) -> int:
         return post_event(self.url, event)
+
+
+def _wait_until_group_exits(group: int, timeout: float = 10.0) -> None:
+    """Until no live process (zombies do not count: they hold no files) is in the group."""
+    proc = Path("/proc")
+    deadline = time.monotonic() + timeout
+    while proc.is_dir() and time.monotonic() < deadline:
+        if not any(_in_group_and_alive(stat, group) for stat in proc.glob("[0-9]*/stat")):
+            return
+        time.sleep(0.02)
+
+
+def _in_group_and_alive(stat: Path, group: int) -> bool:
+    try:
+        state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+    except (OSError, IndexError, ValueError):
+        return False  # exited meanwhile
+    return int(pgrp) == group and state not in ("Z", "X")
 
 
 @contextmanager
