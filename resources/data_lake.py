@@ -25,6 +25,7 @@ import pulumi_gcp as gcp
 
 from resources.access import Condition, Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
+from stacks.config import DataLakeConfig
 
 # Cloud Storage writes usage logs as this Google-owned group, which must be able to create objects
 # in the log bucket (Cloud Storage docs, "Usage logs & storage logs").
@@ -41,13 +42,8 @@ class DataLakeArgs:
     access_logs_bucket: str
     models_bucket: str
     labels: Mapping[str, str]
-    force_destroy: bool = False
-    """Whether `pulumi destroy` may delete non-empty buckets (off where data matters)."""
-    artifacts_retention_days: int = 30
-    noncurrent_retention_days: int = 30
-    access_log_retention_days: int = 365
-    models_retention_days: int = 30
-    """A model bundle can be neither deleted nor replaced before this age (0: no retention)."""
+    settings: DataLakeConfig = dataclasses.field(default_factory=DataLakeConfig)
+    """Deletion and retention: the stack's `data_lake:` section as validated."""
     kms_key: str | None = None
     members: Members = dataclasses.field(default_factory=dict)
     """Who plays each grantee of PERMISSIONS in this stack (resources/access.py)."""
@@ -245,9 +241,9 @@ class DataLake(PlatformComponent):
             lifecycle_rules=[
                 {
                     "action": {"type": "Delete"},
-                    "condition": {"age": args.access_log_retention_days},
+                    "condition": {"age": args.settings.access_log_retention_days},
                 },
-                _noncurrent_expiry(args.noncurrent_retention_days),
+                _noncurrent_expiry(args.settings.noncurrent_retention_days),
             ],
             logged=False,
         )
@@ -257,7 +253,7 @@ class DataLake(PlatformComponent):
             args.landing_bucket,
             versioned=True,
             # Only superseded versions expire; the live object stays until someone removes it.
-            lifecycle_rules=[_noncurrent_expiry(args.noncurrent_retention_days)],
+            lifecycle_rules=[_noncurrent_expiry(args.settings.noncurrent_retention_days)],
         )
         # Nothing here ever expires: a quarantined file is the only copy of what was rejected.
         self.quarantine = self._bucket(
@@ -272,12 +268,12 @@ class DataLake(PlatformComponent):
                 {
                     "action": {"type": "Delete"},
                     "condition": {
-                        "age": args.artifacts_retention_days,
+                        "age": args.settings.artifacts_retention_days,
                         "matches_prefixes": ["pipeline-root/", "tmp/"],
                     },
                 },
                 # What a run overwrote, or the rule above expired, is kept this long.
-                _noncurrent_expiry(args.noncurrent_retention_days),
+                _noncurrent_expiry(args.settings.noncurrent_retention_days),
             ],
         )
         # Bundles are never expired (a promoted version is served from its bundle for as long as
@@ -288,7 +284,7 @@ class DataLake(PlatformComponent):
             args,
             args.models_bucket,
             versioned=False,
-            retention_days=args.models_retention_days,
+            retention_days=args.settings.models_retention_days,
         )
         self.bindings = self.grant(
             args.project,
@@ -345,11 +341,11 @@ class DataLake(PlatformComponent):
                 # Seconds, as a string (the provider's type for it).
                 {"retention_period": str(retention_days * 86400)} if retention_days else None
             ),
-            force_destroy=args.force_destroy,
+            force_destroy=args.settings.force_destroy,
             encryption={"default_kms_key_name": args.kms_key} if args.kms_key else None,
             labels=dict(args.labels),
             # Where the config protects data, Pulumi also refuses to delete or replace the bucket.
-            opts=self.child(protect=not args.force_destroy),
+            opts=self.child(protect=not args.settings.force_destroy),
         )
 
 

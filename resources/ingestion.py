@@ -29,6 +29,7 @@ import pulumi_gcp as gcp
 from contracts import CONTRACTS_DIR
 from resources.access import PROJECT, Condition, Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
+from stacks.config import IngestionConfig
 
 ENTRY_POINT = "ingest"
 RUNTIME = "python311"
@@ -124,17 +125,6 @@ STAGING_PREFIX = "tmp/ingestion/"
 
 
 @dataclass(frozen=True)
-class FunctionSettings:
-    """How the function runs (from the stack's `ingestion:` config)."""
-
-    landing_prefix: str
-    min_instances: int
-    max_instances: int
-    memory: str
-    timeout_seconds: int
-
-
-@dataclass(frozen=True)
 class IngestionArgs:
     project: str
     region: str
@@ -142,7 +132,8 @@ class IngestionArgs:
     repository_id: str
     """Artifact Registry repository for the function's images."""
     source: FunctionSource
-    settings: FunctionSettings
+    settings: IngestionConfig
+    """How the function runs: the stack's `ingestion:` section as validated."""
     landing_bucket: pulumi.Input[str]
     landing_location: str
     """The landing bucket's location: an Eventarc storage trigger must be in the same one."""

@@ -26,6 +26,7 @@ import pulumiverse_time as time
 
 from resources.access import PROJECT, Grantee, Members, Permission
 from resources.base import PlatformComponent
+from stacks.config import MonitoringConfig
 
 INGESTION_LOG_EVENT = "ingestion"
 """`jsonPayload.event` of the function's one structured log line per ingestion attempt."""
@@ -51,8 +52,8 @@ class MonitoringArgs:
     endpoint_id: pulumi.Input[str]
     quarantine_bucket: pulumi.Input[str]
     labels: Mapping[str, str]
-    notification_email: str | None = None
-    quarantine_alert_threshold: int = 1
+    settings: MonitoringConfig = dataclasses.field(default_factory=MonitoringConfig)
+    """Where alerts go and when quarantines alert: the stack's `monitoring:` section."""
     evaluation_pipeline: str | None = None
     """The continuous evaluation pipeline's name, when the stack schedules it: its failures and
     the retraining it starts get alerts of their own."""
@@ -192,13 +193,13 @@ class Monitoring(PlatformComponent):
 
         self.channel = None
         channels: list[pulumi.Input[str]] = []
-        if args.notification_email:
+        if args.settings.notification_email:
             self.channel = gcp.monitoring.NotificationChannel(
                 f"{name}-email",
                 project=args.project,
                 display_name=f"{args.display_prefix}: alerts",
                 type="email",
-                labels={"email_address": args.notification_email},
+                labels={"email_address": args.settings.notification_email},
                 user_labels=dict(args.labels),
                 opts=self.child(),
             )
@@ -220,7 +221,7 @@ class Monitoring(PlatformComponent):
             )
 
         self.alerts = {}
-        threshold = args.quarantine_alert_threshold
+        threshold = args.settings.quarantine_alert_threshold
         policy(
             "quarantine",
             "files quarantined",

@@ -35,14 +35,7 @@ import pulumi_gcp as gcp
 
 from resources.access import Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
-
-
-@dataclass(frozen=True)
-class ScheduleSettings:
-    cron: str
-    """Five-field cron expression."""
-    time_zone: str
-    paused: bool
+from stacks.config import ScheduleConfig
 
 
 @dataclass(frozen=True)
@@ -53,7 +46,7 @@ class ScheduledPipeline:
     spec: Mapping[str, Any]
     """Its compiled spec (pipeline_src.compile.compile_spec)."""
     parameters: Mapping[str, pulumi.Input[str]]
-    schedule: ScheduleSettings
+    schedule: ScheduleConfig
     run_labels: Mapping[str, str]
 
 
@@ -74,7 +67,7 @@ class PipelinesArgs:
     """gs:// folder runs write their artifacts under."""
     runner_email: pulumi.Input[str]
     schedule_display_name: str
-    schedule: ScheduleSettings
+    schedule: ScheduleConfig
     labels: Mapping[str, str]
     run_labels: Mapping[str, str]
     """Labels of the pipeline jobs the schedule creates."""

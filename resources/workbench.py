@@ -22,6 +22,7 @@ import pulumi_gcp as gcp
 
 from resources.access import Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
+from stacks.config import WorkbenchConfig
 
 # The stack's own network: this range is private to it (no peering), so it cannot clash.
 SUBNET_RANGE = "10.60.0.0/24"
@@ -35,15 +36,14 @@ class WorkbenchArgs:
     project: str
     region: str
     zone: str
+    """The settings' zone, or the composition's default for the region."""
     instance_name: str
     network_name: str
-    owner: str
-    """The one instance owner (an email); only they can open the instance."""
     service_account_email: pulumi.Input[str]
     service_account_name: pulumi.Input[str]
-    machine_type: str
-    idle_shutdown_minutes: int
-    internet_egress: bool
+    settings: WorkbenchConfig
+    """The instance's owner (only they can open it), size, idle shutdown and egress: the
+    stack's `workbench:` section as validated (an enabled workbench has an owner)."""
     labels: Mapping[str, str]
     kms_key: str | None = None
     members: Members = dataclasses.field(default_factory=dict)
@@ -117,7 +117,7 @@ class Workbench(PlatformComponent):
             opts=self.child(),
         )
         self.firewall = self._firewall(name, args)
-        if args.internet_egress:
+        if args.settings.internet_egress:
             router = gcp.compute.Router(
                 f"{name}-router",
                 project=args.project,
@@ -148,10 +148,10 @@ class Workbench(PlatformComponent):
             project=args.project,
             location=args.zone,
             name=args.instance_name,
-            instance_owners=[args.owner],
+            instance_owners=[args.settings.owner],
             labels=dict(args.labels),
             gce_setup={
-                "machine_type": args.machine_type,
+                "machine_type": args.settings.machine_type,
                 "disable_public_ip": True,
                 "shielded_instance_config": {
                     "enable_secure_boot": True,
@@ -164,7 +164,7 @@ class Workbench(PlatformComponent):
                 "data_disks": {"disk_type": "PD_BALANCED", **disk_encryption},
                 "metadata": {
                     # Idle shutdown is read from guest attributes, which must be on.
-                    "idle-timeout-seconds": str(args.idle_shutdown_minutes * 60),
+                    "idle-timeout-seconds": str(args.settings.idle_shutdown_minutes * 60),
                     "enable-guest-attributes": "TRUE",
                     "notebook-disable-root": "true",
                     "enable-oslogin": "TRUE",

@@ -30,10 +30,10 @@ from resources.ci import CiIdentity, CiIdentityArgs, deployer_member
 from resources.data_lake import DataLake, DataLakeArgs
 from resources.encryption import Encryption, EncryptionArgs, agent_apis
 from resources.identities import ACCOUNT_NAMES, WORKLOADS, Identities, IdentitiesArgs
-from resources.ingestion import FunctionSettings, Ingestion, IngestionArgs, function_source
+from resources.ingestion import Ingestion, IngestionArgs, function_source
 from resources.monitoring import Monitoring, MonitoringArgs
 from resources.network import PrivateNetwork, PrivateNetworkArgs
-from resources.pipelines import Pipelines, PipelinesArgs, ScheduledPipeline, ScheduleSettings
+from resources.pipelines import Pipelines, PipelinesArgs, ScheduledPipeline
 from resources.services import ProjectServices, ProjectServicesArgs
 from resources.serving import MODEL_READER, PREDICTOR, RolloutSettings, Serving, ServingArgs
 from resources.warehouse import Warehouse, WarehouseArgs
@@ -224,11 +224,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             access_logs_bucket=naming.bucket("access-logs"),
             models_bucket=naming.bucket("models"),
             labels=labels,
-            force_destroy=platform.data_lake.force_destroy,
-            artifacts_retention_days=platform.data_lake.artifacts_retention_days,
-            noncurrent_retention_days=platform.data_lake.noncurrent_retention_days,
-            access_log_retention_days=platform.data_lake.access_log_retention_days,
-            models_retention_days=platform.data_lake.models_retention_days,
+            settings=platform.data_lake,
             kms_key=kms_key,
             members=members,
         ),
@@ -255,7 +251,6 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             provider=provider, depends_on=services.needed_by("storage.googleapis.com")
         ),
     )
-    ingestion_settings = platform.ingestion
     ingestion = Ingestion(
         "ingestion",
         IngestionArgs(
@@ -264,13 +259,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             function_name=naming.resource("ingest"),
             repository_id=naming.resource("functions"),
             source=function_source(FUNCTION_DIR, contract_file),
-            settings=FunctionSettings(
-                landing_prefix=ingestion_settings.landing_prefix,
-                min_instances=ingestion_settings.min_instances,
-                max_instances=ingestion_settings.max_instances,
-                memory=ingestion_settings.memory,
-                timeout_seconds=ingestion_settings.timeout_seconds,
-            ),
+            settings=platform.ingestion,
             landing_bucket=data_lake.landing.name,
             landing_location=region,
             quarantine_bucket=data_lake.quarantine.name,
@@ -409,22 +398,14 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             pipeline_root=pipeline_root,
             runner_email=identities.pipeline_runner.email,
             schedule_display_name=naming.display_name("training pipeline"),
-            schedule=ScheduleSettings(
-                cron=training.schedule.cron,
-                time_zone=training.schedule.time_zone,
-                paused=training.schedule.paused,
-            ),
+            schedule=training.schedule,
             labels=labels,
             run_labels=run_labels,
             evaluation=ScheduledPipeline(
                 display_name=naming.display_name("evaluation pipeline"),
                 spec=evaluation_spec,
                 parameters=evaluation_parameters,
-                schedule=ScheduleSettings(
-                    cron=evaluation.schedule.cron,
-                    time_zone=evaluation.schedule.time_zone,
-                    paused=evaluation.schedule.paused,
-                ),
+                schedule=evaluation.schedule,
                 run_labels={**labels, "managed-by": "evaluation-pipeline"},
             ),
             scoring=_scoring(
@@ -481,12 +462,9 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
                 zone=settings.zone or f"{region}-b",
                 instance_name=naming.resource("workbench"),
                 network_name=naming.resource("workbench"),
-                owner=settings.owner,
                 service_account_email=identities.workbench.email,
                 service_account_name=identities.workbench.name,
-                machine_type=settings.machine_type,
-                idle_shutdown_minutes=settings.idle_shutdown_minutes,
-                internet_egress=settings.internet_egress,
+                settings=settings,
                 labels=labels,
                 kms_key=kms_key,
                 members=members,
@@ -503,8 +481,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
             endpoint_id=serving.endpoint.name,
             quarantine_bucket=data_lake.quarantine.name,
             labels=labels,
-            notification_email=platform.monitoring.notification_email,
-            quarantine_alert_threshold=platform.monitoring.quarantine_alert_threshold,
+            settings=platform.monitoring,
             evaluation_pipeline=evaluation_pipeline.name,
             members=members,
             # The page the pipelines write to the artifacts bucket (stakeholders read it).
@@ -583,11 +560,7 @@ def _scoring(
         display_name=display_name,
         spec=spec,
         parameters=parameters,
-        schedule=ScheduleSettings(
-            cron=scoring.schedule.cron,
-            time_zone=scoring.schedule.time_zone,
-            paused=scoring.schedule.paused,
-        ),
+        schedule=scoring.schedule,
         run_labels=run_labels,
     )
 

@@ -9,13 +9,12 @@ import pytest
 
 from contracts import CONTRACTS_DIR
 from resources.ingestion import (
-    FunctionSettings,
     FunctionSource,
     Ingestion,
     IngestionArgs,
     function_source,
 )
-from stacks.config import PROJECT_ROOT
+from stacks.config import PROJECT_ROOT, IngestionConfig
 from stacks.platform import FUNCTION_DIR
 
 CONTRACT = CONTRACTS_DIR / "penguins.yaml"
@@ -109,7 +108,13 @@ def _args(source: FunctionSource) -> IngestionArgs:
         function_name="fn",
         repository_id="repo",
         source=source,
-        settings=FunctionSettings("incoming/", 0, 2, "1Gi", 540),
+        settings=IngestionConfig(
+            landing_prefix="incoming/",
+            min_instances=0,
+            max_instances=2,
+            memory="1Gi",
+            timeout_seconds=540,
+        ),
         landing_bucket="landing",
         landing_location="EUROPE-WEST4",
         quarantine_bucket="quarantine",

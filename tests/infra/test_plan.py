@@ -12,7 +12,7 @@ import pulumi
 import pytest
 
 from resources.data_lake import DataLake, DataLakeArgs
-from stacks.config import PROJECT_ROOT, stack_config_values
+from stacks.config import PROJECT_ROOT, DataLakeConfig, stack_config_values
 from stacks.offline import run_program
 from stacks.plan import diff, render_summary, render_table
 
@@ -66,7 +66,7 @@ def test_component_under_mocks_fixture(pulumi_mocks):
         access_logs_bucket="logs",
         models_bucket="m",
         labels={"stack": "test"},
-        force_destroy=False,
+        settings=DataLakeConfig(force_destroy=False),
     )
     record = pulumi_mocks(lambda: DataLake("lake", args))
     buckets = record.of_type("gcp:storage/bucket:Bucket")
