@@ -117,7 +117,11 @@ def serve_plain(model_dir: Path) -> None:
             for row in rows
         ]}  # fmt: skip
 
-    sock = socket.create_server(("127.0.0.1", 0), backlog=2048)
+    # Bound as uvicorn.run(app, host, port) binds (asyncio's create_server: proto IPPROTO_TCP, so
+    # TCP_NODELAY on each connection), on port 0 so the port can be printed.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
     print(f"serving on http://127.0.0.1:{sock.getsockname()[1]} ", flush=True)
     uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning")).run([sock])
 

@@ -1,7 +1,14 @@
 """The HTTP side of the model server: uvicorn (httptools), with what it leaves to the deployer.
 
-uvicorn parses HTTP/1.1 (keep-alive, pipelining, chunked bodies), listens with a backlog of
-`BACKLOG` and sets TCP_NODELAY. On top of it:
+uvicorn parses HTTP/1.1 (keep-alive, pipelining, chunked bodies) and listens with a backlog of
+`BACKLOG`. On top of it:
+
+- **TCP_NODELAY on every connection**: uvicorn writes a response's head and body in two sends.
+  asyncio disables Nagle's algorithm only on sockets whose `proto` is IPPROTO_TCP, and a socket
+  bound by hand (`socket.create_server`, or uvicorn's own `--workers`/gunicorn path) has proto 0
+  (Kludex/uvicorn#3149). Nagle then holds the body until the client's delayed ACK of the head:
+  ~40 ms on every kept-alive request after the first, even a 404. `listening_socket` binds with
+  IPPROTO_TCP, so asyncio sets TCP_NODELAY on each accepted connection;
 
 - **a deadline per request**: from a request's first byte (or from the connection's opening) until
   the request has fully arrived, `request_timeout` seconds; past it the client gets a 408 and the
@@ -123,6 +130,22 @@ def stderr_log_config() -> dict:
     return config
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port) and listening, created with proto IPPROTO_TCP (what
+    asyncio's own `create_server(host, port)` gets from getaddrinfo), so the event loop disables
+    Nagle's algorithm on the connections it accepts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class ModelServer:
     """A uvicorn server on a socket bound at construction; `serve_forever` in any thread."""
 
@@ -135,8 +158,7 @@ class ModelServer:
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
         log_config: dict | None = None,
     ):
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.socket = socket.create_server((host, port), family=family, backlog=BACKLOG)
+        self.socket = listening_socket(host, port)
         protocol = type("Protocol", (GuardedProtocol,), {"request_timeout": request_timeout})
         config = uvicorn.Config(
             app,
