@@ -1,10 +1,10 @@
 """Promotion on the local stand-ins: the prod stack's rollout, run on the local registry.
 
-The same `roll_out` as the prod stack's Promotion resource (resources/promotion.py), with the
-local registry and a local endpoint in place of Vertex AI: the version is given the "prod"
-alias, deployed beside what the endpoint serves with a canary share, then takes all the traffic,
-and the old versions are undeployed. Locally one registry serves every endpoint, so nothing is
-re-registered.
+The same `roll_out` (pipeline_src/rollout.py) as the prod stack's Promotion resource, through
+local adapters of its ports (the local registry and a local endpoint) in place of Vertex AI's: the
+version is given the "prod" alias, deployed beside what the endpoint serves with a canary share,
+then takes all the traffic, and the old versions are undeployed. Locally one registry serves every
+endpoint, so nothing is re-registered.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from collections.abc import Callable
 
 from local.environment import LocalEnvironment
 from local.registry import LocalEndpoint, LocalModelRegistry
-from resources.promotion import PROMOTED_ALIAS, Deployed, RolloutResult, roll_out
+from pipeline_src.rollout import PROMOTED_ALIAS, Deployed, RolloutResult, roll_out
 
 
 class LocalRegistry:
+    """The rollout's `ModelSource` on the local registry: the version itself, aliased "prod"."""
+
     def __init__(self, registry: LocalModelRegistry):
         self.registry = registry
 
@@ -27,6 +29,8 @@ class LocalRegistry:
 
 
 class LocalEndpointTarget:
+    """The rollout's `Endpoint` on a local endpoint (local/registry.py)."""
+
     def __init__(self, endpoint: LocalEndpoint, registry: LocalModelRegistry):
         self.endpoint, self.registry = endpoint, registry
 

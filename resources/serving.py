@@ -18,26 +18,10 @@ import pulumi_gcp as gcp
 
 from resources.access import PROJECT, CustomRole, Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
-from resources.promotion import Promotion, PromotionArgs
+from resources.promotion import Promotion, PromotionArgs, RolloutSettings
 
 PREDICTOR = "endpointPredictor"
 MODEL_READER = "modelReader"
-
-
-@dataclass(frozen=True)
-class RolloutSettings:
-    """The model version the endpoint serves, and how a new one is rolled out."""
-
-    model: str
-    """projects/P/locations/R/models/ID@VERSION (of this project or another)."""
-    model_id: str
-    """This project's model a version of another project is re-registered under."""
-    model_display_name: str
-    canary_percent: int
-    canary_minutes: float
-    machine_type: str
-    min_replicas: int
-    max_replicas: int
 
 
 @dataclass(frozen=True)
@@ -198,15 +182,8 @@ class Serving(PlatformComponent):
                         f"projects/{args.project}/locations/{args.region}/endpoints/",
                         self.endpoint.name,
                     ),
-                    model=rollout.model,
-                    model_id=rollout.model_id,
-                    display_name=rollout.model_display_name,
                     labels=dict(args.labels),
-                    canary_percent=rollout.canary_percent,
-                    canary_minutes=rollout.canary_minutes,
-                    machine_type=rollout.machine_type,
-                    min_replicas=rollout.min_replicas,
-                    max_replicas=rollout.max_replicas,
+                    rollout=rollout,
                 ),
                 opts=self.child(depends_on=[self.endpoint]),
             )

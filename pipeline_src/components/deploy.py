@@ -9,6 +9,7 @@ prediction server reads.
 from typing import NamedTuple
 
 from pipeline_src.components.common import local_environment, pipeline_component
+from pipeline_src.vertex_rollout import deploy_to_vertex_endpoint, undeploy_from_vertex_endpoint
 
 
 def deploy_local(local_root: str, endpoint: str, model: str):
@@ -35,30 +36,30 @@ def deploy_vertex(
     max_replicas: int,
     service_account: str,
 ):
-    """(deployed model id, undeployed ids) on a Vertex AI endpoint."""
+    """(deployed model id, undeployed ids) on a Vertex AI endpoint, through the one deploy
+    routine the prod stack's rollout uses too (pipeline_src/vertex_rollout.py)."""
     from google.cloud import aiplatform
 
     aiplatform.init(project=project, location=location)
     target = aiplatform.Endpoint(endpoint)
     previous = [d.id for d in target.list_models()]
-    target.deploy(
-        model=aiplatform.Model(model),
-        traffic_percentage=100,
-        machine_type=machine_type,
-        min_replica_count=min_replicas,
-        max_replica_count=max_replicas,
-        service_account=service_account or None,
-        sync=True,  # returns once the new model serves
+    deployed = deploy_to_vertex_endpoint(
+        target, model, 100, machine_type, min_replicas, max_replicas, service_account
     )
-    current = [d.id for d in target.list_models()]
-    new = [d for d in current if d not in previous]
     for deployed_model_id in previous:
-        target.undeploy(deployed_model_id=deployed_model_id)
-    return (new[0] if new else ""), previous
+        undeploy_from_vertex_endpoint(target, deployed_model_id)
+    return deployed, previous
 
 
 @pipeline_component(
-    packages=("google-cloud-aiplatform",), helpers=(local_environment, deploy_local, deploy_vertex)
+    packages=("google-cloud-aiplatform",),
+    helpers=(
+        local_environment,
+        deploy_local,
+        deploy_vertex,
+        deploy_to_vertex_endpoint,
+        undeploy_from_vertex_endpoint,
+    ),
 )
 def deploy(
     model: str,

@@ -17,7 +17,8 @@ import pytest
 from google.api_core.exceptions import NotFound
 from pulumi.dynamic.dynamic import serialize_provider
 
-from resources.promotion import PromotionProvider, roll_out, source_digest
+from pipeline_src.vertex_rollout import source_digest
+from resources.promotion import PromotionProvider
 from stacks.config import ConfigError, parse_stack_config, stack_config_values
 
 STAGING_V1 = "projects/acme-staging/locations/europe-west4/models/penguins-staging@1"
@@ -175,7 +176,7 @@ def vertex(monkeypatch) -> FakeVertex:
     monkeypatch.setattr(cloud, "aiplatform", world.module(), raising=False)
     monkeypatch.setitem(__import__("sys").modules, "google.cloud.aiplatform", world.module())
     monkeypatch.setattr("resources.promotion.pulumi.log.info", lambda message: None)
-    monkeypatch.setattr("resources.promotion.verify_remote_bundle", world.verify)
+    monkeypatch.setattr("pipeline_src.vertex_rollout.verify_remote_bundle", world.verify)
     return world
 
 
@@ -357,37 +358,6 @@ def test_the_pickled_provider_names_the_module_deployed_states_unpickle():
     pickled = base64.b64decode(serialize_provider(PromotionProvider()))
     assert module.encode() in pickled and name.encode() in pickled
     assert getattr(__import__(module, fromlist=[name]), name) is PromotionProvider
-
-
-def test_the_canary_period_waits_before_full_traffic():
-    events = []
-
-    class Registry:
-        def make_available(self, source):
-            return source
-
-    class Endpoint:
-        def deployed(self):
-            from resources.promotion import Deployed
-
-            return [Deployed("1", "m@1", 100)]
-
-        def deploy(self, model, traffic):
-            events.append(("deploy", model, traffic))
-            return "2"
-
-        def set_traffic(self, split):
-            events.append(("traffic", split))
-
-        def undeploy(self, deployed_id):
-            events.append(("undeploy", deployed_id))
-
-    roll_out(Registry(), Endpoint(), "m@2", 25, 15, sleep=lambda s: events.append(("wait", s)))
-    assert events == [
-        ("deploy", "m@2", 25), ("wait", 900), ("traffic", {"2": 100, "1": 0}), ("undeploy", "1"),
-    ]  # fmt: skip
-    with pytest.raises(ValueError, match="canary_percent must be 0-99"):
-        roll_out(Registry(), Endpoint(), "m@2", 100, 0)
 
 
 # --- the plan and the config -----------------------------------------------------------------
