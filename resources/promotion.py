@@ -16,7 +16,7 @@ projects and the one deploy routine the training pipeline's deploy step shares).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi import dynamic
@@ -27,6 +27,11 @@ from pipeline_src.vertex_rollout import (
     VertexRegistry,
     undeploy_from_vertex_endpoint,
 )
+
+# A type only: Pulumi's provider host imports this module to unpickle the provider and needs
+# none of the config code.
+if TYPE_CHECKING:
+    from stacks.config import ServingConfig
 
 # --- the dynamic resource ---------------------------------------------------------------------
 
@@ -110,19 +115,17 @@ class PromotionProvider(dynamic.ResourceProvider):
 
 @dataclass(frozen=True)
 class RolloutSettings:
-    """The model version the endpoint serves, and how a new one is rolled out (from the stack's
-    `platform.serving` config)."""
+    """The model version the endpoint serves, and how a new one is rolled out."""
 
     model: str
-    """projects/P/locations/R/models/ID@VERSION (of this project or another)."""
+    """`settings.model` by its full name: projects/P/locations/R/models/ID@VERSION (of this
+    project or another)."""
     model_id: str
     """This project's model a version of another project is re-registered under."""
     model_display_name: str
-    canary_percent: int
-    canary_minutes: float
-    machine_type: str
-    min_replicas: int
-    max_replicas: int
+    settings: ServingConfig
+    """The canary (share and period) and the deployed model's machine type and replicas: the
+    stack's `serving:` section as validated."""
 
 
 @dataclass(frozen=True)
@@ -153,11 +156,11 @@ class Promotion(dynamic.Resource, module="vertex", name="Promotion"):
             "model_id": rollout.model_id,
             "display_name": rollout.model_display_name,
             "labels": dict(args.labels),
-            "canary_percent": rollout.canary_percent,
-            "canary_minutes": rollout.canary_minutes,
-            "machine_type": rollout.machine_type,
-            "min_replicas": rollout.min_replicas,
-            "max_replicas": rollout.max_replicas,
+            "canary_percent": rollout.settings.canary_percent,
+            "canary_minutes": rollout.settings.canary_minutes,
+            "machine_type": rollout.settings.machine_type,
+            "min_replicas": rollout.settings.min_replicas,
+            "max_replicas": rollout.settings.max_replicas,
             "served_model": None,
             "deployed_model_id": None,
             "undeployed": None,

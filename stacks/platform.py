@@ -634,11 +634,7 @@ def _rollout(
         model=model,
         model_id=naming.model_id(dataset),
         model_display_name=naming.display_name(f"{dataset} model"),
-        canary_percent=serving.canary_percent,
-        canary_minutes=serving.canary_minutes,
-        machine_type=serving.machine_type,
-        min_replicas=serving.min_replicas,
-        max_replicas=serving.max_replicas,
+        settings=serving,
     )
 
 
