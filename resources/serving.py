@@ -115,46 +115,8 @@ class Serving(PlatformComponent):
             service="aiplatform.googleapis.com",
             opts=self.child(),
         )
-        logging = None
-        if args.request_logging_dataset is not None:
-            logging = {
-                "enabled": True,
-                "sampling_rate": args.logging_sampling_rate,
-                # A dataset only: Vertex creates the logging table itself, and fails when a
-                # table it is told to create already exists.
-                "bigquery_destination": {"output_uri": args.request_logging_dataset},
-            }
-        self.endpoint = gcp.vertex.AiEndpoint(
-            f"{name}-endpoint",
-            # Immutable: a new id replaces the endpoint (and what it serves).
-            name=args.endpoint_id,
-            project=args.project,
-            location=args.region,
-            region=args.region,
-            display_name=args.display_name,
-            description="Serves the tabular model; deployments set the traffic split.",
-            labels=dict(args.labels),
-            encryption_spec={"kms_key_name": args.kms_key} if args.kms_key else None,
-            predict_request_response_logging_config=logging,
-            network=args.network,
-            # Deployments own the traffic split; re-applying it from here would wipe it.
-            opts=self.child(ignore_changes=["trafficSplit"]),
-        )
-        roles = {}
-        for key, suffix, role_id in (
-            (PREDICTOR, "predictor-role", args.predictor_role_id),
-            (MODEL_READER, "model-reader-role", args.model_reader_role_id),
-        ):
-            spec = self.CUSTOM_ROLES[key]
-            roles[key] = gcp.projects.IAMCustomRole(
-                f"{name}-{suffix}",
-                project=args.project,
-                role_id=role_id,
-                title=spec.title,
-                description=spec.description,
-                permissions=list(spec.permissions),
-                opts=self.child(),
-            )
+        self.endpoint = self._endpoint(name, args)
+        roles = self._custom_roles(name, args)
         self.predictor_role, self.model_reader_role = roles[PREDICTOR], roles[MODEL_READER]
         self.bindings = self.grant(
             args.project,
@@ -170,26 +132,73 @@ class Serving(PlatformComponent):
             },
             roles={key: role.name for key, role in roles.items()},
         )
-        self.promotion = None
         rollout = args.rollout
-        if rollout is not None:
-            self.promotion = Promotion(
-                f"{name}-promotion",
-                PromotionArgs(
-                    project=args.project,
-                    region=args.region,
-                    endpoint=pulumi.Output.concat(
-                        f"projects/{args.project}/locations/{args.region}/endpoints/",
-                        self.endpoint.name,
-                    ),
-                    labels=dict(args.labels),
-                    rollout=rollout,
-                ),
-                opts=self.child(depends_on=[self.endpoint]),
-            )
+        self.promotion = self._promotion(name, args, rollout) if rollout is not None else None
         self.register_outputs(
             {
                 "endpoint": self.endpoint.name,
                 "served_model": self.promotion.served_model if self.promotion else None,
             }
+        )
+
+    def _endpoint(self, name: str, args: ServingArgs) -> gcp.vertex.AiEndpoint:
+        logging = None
+        if args.request_logging_dataset is not None:
+            logging = {
+                "enabled": True,
+                "sampling_rate": args.logging_sampling_rate,
+                # A dataset only: Vertex creates the logging table itself, and fails when a
+                # table it is told to create already exists.
+                "bigquery_destination": {"output_uri": args.request_logging_dataset},
+            }
+        return gcp.vertex.AiEndpoint(
+            f"{name}-endpoint",
+            # Immutable: a new id replaces the endpoint (and what it serves).
+            name=args.endpoint_id,
+            project=args.project,
+            location=args.region,
+            region=args.region,
+            display_name=args.display_name,
+            description="Serves the tabular model; deployments set the traffic split.",
+            labels=dict(args.labels),
+            encryption_spec={"kms_key_name": args.kms_key} if args.kms_key else None,
+            predict_request_response_logging_config=logging,
+            network=args.network,
+            # Deployments own the traffic split; re-applying it from here would wipe it.
+            opts=self.child(ignore_changes=["trafficSplit"]),
+        )
+
+    def _custom_roles(self, name: str, args: ServingArgs) -> dict[str, gcp.projects.IAMCustomRole]:
+        roles = {}
+        for key, suffix, role_id in (
+            (PREDICTOR, "predictor-role", args.predictor_role_id),
+            (MODEL_READER, "model-reader-role", args.model_reader_role_id),
+        ):
+            spec = self.CUSTOM_ROLES[key]
+            roles[key] = gcp.projects.IAMCustomRole(
+                f"{name}-{suffix}",
+                project=args.project,
+                role_id=role_id,
+                title=spec.title,
+                description=spec.description,
+                permissions=list(spec.permissions),
+                opts=self.child(),
+            )
+        return roles
+
+    def _promotion(self, name: str, args: ServingArgs, rollout: RolloutSettings) -> Promotion:
+        """The rollout of the model the stack's config names (resources/promotion.py)."""
+        return Promotion(
+            f"{name}-promotion",
+            PromotionArgs(
+                project=args.project,
+                region=args.region,
+                endpoint=pulumi.Output.concat(
+                    f"projects/{args.project}/locations/{args.region}/endpoints/",
+                    self.endpoint.name,
+                ),
+                labels=dict(args.labels),
+                rollout=rollout,
+            ),
+            opts=self.child(depends_on=[self.endpoint]),
         )
