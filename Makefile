@@ -121,7 +121,7 @@ test-pipeline: $(READY) ## the pipeline's tests only (CI's pipeline workflow)
 	$(PY) -m pytest tests/pipeline
 
 compile: $(READY) ## compile both pipelines for a stack's image, offline: make compile STACK=prod
-	image="$$($(PY) -m stacks.plan --stack $(STACK) --output pipeline_image)" && \
+	image="$$($(PY) -m tooling.plan --stack $(STACK) --output pipeline_image)" && \
 	for pipeline in training evaluation; do \
 	    $(PY) -m pipeline_src.compile --image "$$image" --pipeline $$pipeline \
 	        --out $(BUILD)/$$pipeline-pipeline-$(STACK).yaml || exit 1; \
@@ -138,7 +138,7 @@ publish-image: ## build and push the pipeline image a deployed stack names, unle
 	.ci/publish-image "$$(pulumi stack output pipeline_image -s $(STACK))"
 
 ci-variables: $(READY) ## the `gh variable set` commands for the workflows, from the deployed stacks
-	$(PY) -m stacks.github_variables
+	$(PY) -m tooling.github_variables
 
 submit: $(READY) ## publish this checkout's pipeline template and run it on a deployed stack
 	$(NEEDS_PULUMI)
@@ -166,7 +166,7 @@ loadtest: $(READY) $(LOCUST_READY) ## load test an endpoint against the stack's 
 	$(PY) -m loadtest.run --endpoint '$(ENDPOINT)' --stack $(STACK)
 
 promote: $(READY) ## write what staging serves into Pulumi.prod.yaml: make promote FROM=projects/…/endpoints/ID | MODEL=projects/…/models/ID@N | LOCAL=1 (local staging, into .local's copy)
-	$(PY) -m stacks.promote $(if $(FROM),--from-vertex '$(FROM)') $(if $(MODEL),--model '$(MODEL)') \
+	$(PY) -m tooling.promote $(if $(FROM),--from-vertex '$(FROM)') $(if $(MODEL),--model '$(MODEL)') \
 	  $(if $(LOCAL),--local-copy)
 
 ingest: $(READY) ## one CSV through the real function into the local warehouse: make ingest FILE=x.csv [CONTRACT=…]
@@ -228,19 +228,19 @@ stack-init: ## create a stack whose secrets use the bootstrap's key: make stack-
 	    PULUMI_BACKEND_URL='$(BOOTSTRAP_BACKEND)' pulumi stack output secrets_provider -s bootstrap)"
 
 plan: $(READY) ## offline plan of one stack and its monthly cost estimate: make plan STACK=prod [FULL=1]
-	$(PY) -m stacks.plan --stack $(STACK) --out-dir $(BUILD) $(if $(FULL),--full)
+	$(PY) -m tooling.plan --stack $(STACK) --out-dir $(BUILD) $(if $(FULL),--full)
 
 plan-fresh: $(READY) ## both stacks planned from nothing in first-deploy order (docs/first-deploy.md)
-	$(PY) -m stacks.fresh
+	$(PY) -m tooling.plan.fresh
 
 plan-diff: $(READY) ## what differs between the staging and prod plans, and what it costs
-	$(PY) -m stacks.plan --diff staging prod --out-dir $(BUILD)
+	$(PY) -m tooling.plan --diff staging prod --out-dir $(BUILD)
 
 cost-diff: $(READY) ## monthly cost change between two plan JSON files: make cost-diff BEFORE=a.json AFTER=b.json
-	$(PY) -m stacks.cost diff $(BEFORE) $(AFTER)
+	$(PY) -m tooling.cost diff $(BEFORE) $(AFTER)
 
 docs: $(READY) ## regenerate the generated docs (docs/configuration.md, …)
-	$(PY) -m stacks.docs
+	$(PY) -m tooling.docs
 
 lock: ## re-resolve requirements.in into requirements.txt in a scratch venv
 	rm -rf $(BUILD)/lock-venv

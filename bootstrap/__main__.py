@@ -15,8 +15,8 @@ sys.path.insert(0, str(ROOT))  # Pulumi runs this file from bootstrap/: the plat
 from bootstrap.delivery import Delivery, DeliveryArgs  # noqa: E402
 from bootstrap.settings import from_stacks  # noqa: E402
 from bootstrap.state import StateBackend, StateBackendArgs  # noqa: E402
-from stacks import github_variables  # noqa: E402
 from stacks.config import ConfigError, load_stack_file, stack_file_name  # noqa: E402
+from tooling import github_variables  # noqa: E402
 
 config = pulumi.Config("tabular-mlops-bootstrap")
 try:

@@ -3,7 +3,7 @@
 - one environment per stack, whose deploy jobs only `main` may run, and for prod QA must approve
   (required reviewers, no self-review, no administrator bypass);
 - the Actions variables the workflows read (`.github/actionlint.yaml` lists them), from the
-  stacks' outputs (stacks/github_variables.py decides names and scopes, as for `make ci-variables`);
+  stacks' outputs (tooling/github_variables.py decides names and scopes, as `make ci-variables`);
 - branch protection on `main` requiring the pull-request checks and a review.
 """
 
@@ -15,7 +15,7 @@ import pulumi
 import pulumi_github as github
 
 from bootstrap.settings import DEPLOY_BRANCH, Environment
-from stacks.github_variables import Variable
+from tooling.github_variables import Variable
 
 
 @dataclass(frozen=True)

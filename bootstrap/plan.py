@@ -3,8 +3,8 @@
     python -m bootstrap.plan              # first run: state, key, environments, protection
     python -m bootstrap.plan --wired      # once the stacks exist: + the Actions variables
 
-Runs bootstrap/__main__.py under the platform's recording mocks (stacks/offline.py), with answers
-for what only GitHub knows (user and team ids); the stacks' outputs it reads through stack
+Runs bootstrap/__main__.py under the platform's recording mocks (tooling/plan/offline.py), with
+answers for what only GitHub knows (user and team ids); the stacks' outputs it reads through stack
 references are those of the stacks' own offline plans, deployed before it.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pulumi.runtime import mocks as pulumi_mocks
 
-from stacks.offline import Organisation, PlatformMocks, StackRecord, run_program
+from tooling.plan.offline import Organisation, PlatformMocks, StackRecord, run_program
 
 PROGRAM = Path(__file__).resolve().parent / "__main__.py"
 NAMESPACE = "tabular-mlops-bootstrap"
@@ -63,7 +63,7 @@ def plan(wired: bool = False, organisation: Organisation | None = None) -> Stack
 
 
 def main(argv: list[str] | None = None) -> int:
-    from stacks.plan import render_summary, render_table
+    from tooling.plan.cli import render_summary, render_table
 
     parser = argparse.ArgumentParser(prog="make plan-bootstrap", description=__doc__.split("\n")[0])
     parser.add_argument("--wired", action="store_true", help="with the stacks' outputs (phase 2)")

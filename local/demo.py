@@ -43,7 +43,7 @@ def say(message: str) -> None:
 
 def stage_plan(ctx: DemoContext) -> str:
     """The offline plan of both stacks: what `pulumi up` would create in each environment."""
-    from stacks.offline import run_program
+    from tooling.plan.offline import run_program
 
     counts = []
     for stack in ("staging", "prod"):
@@ -180,7 +180,7 @@ def stage_promote(ctx: DemoContext) -> str:
     from local.serving import serve_endpoint
     from pipeline_src.serving.client import endpoint_client, predict
     from stacks.config import load_stack_file
-    from stacks.promote import local_stack_file, promote, served_by_local
+    from tooling.promote import local_stack_file, promote, served_by_local
 
     # The repository's Pulumi.prod.yaml stays as it is: the demo edits a copy, as QA's PR would,
     # and keeps it from one promotion to the next.

@@ -1,7 +1,7 @@
 """The stack's budget: a Cloud Billing budget on its project that alerts its notification channel.
 
 The amount is the stack's `cost.budget.monthly_usd`, which `make plan` checks against the
-estimate (a budget below the standing cost would alert every month: stacks/cost.py). Alerts
+estimate (a budget below the standing cost would alert every month: tooling/cost/). Alerts
 fire on actual spend at each configured share of the budget and on the month's forecast
 reaching all of it; they go to the stack's notification channel (resources/monitoring.py) as
 well as to the billing account's administrators (Cloud Billing's default recipients).

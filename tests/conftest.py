@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.offline import Organisation, StackRecord, declare, run_program
+from tooling.plan.offline import Organisation, StackRecord, declare, run_program
 
 STACKS = ("staging", "prod")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks.config import PROJECT_ROOT
-from stacks.offline import StackRecord
+from tooling.plan.offline import StackRecord
 from tooling.skips import SKIPS_FILE, Skip, SkipListError, load_skips
 from tooling.tfplan import ExportError, PlanExport, export
 
@@ -138,7 +138,7 @@ def export_plans(records: dict[str, StackRecord], out_dir: Path) -> dict[str, Pl
 
 
 def check(stacks: list[str], checkov: Path, out_dir: Path) -> int:
-    from stacks.plan import run_programs  # the pulumi program: only when checking
+    from tooling.plan.cli import run_programs  # the pulumi program: only when checking
 
     skips = load_skips()
     records = {stack: record for stack, (record, _) in run_programs(stacks).items()}

@@ -22,7 +22,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from stacks.offline import StackRecord, run_program
+from tooling.plan.offline import StackRecord, run_program
 
 ORDER = ("staging", "prod", "bootstrap")
 BOOTSTRAP_DIR = Path(__file__).resolve().parent.parent / "bootstrap"

@@ -352,11 +352,11 @@ class RunCost:
 
 def run_cost(stack: str, config: dict[str, Any]) -> RunCost:
     """The e2e stack's cost per hour standing, and its two pipeline runs, from the offline plan's
-    estimate (stacks/cost.py): what a run costs is these prorated to its duration."""
-    from stacks import cost
+    estimate (tooling/cost/__init__.py): what a run costs is these prorated to its duration."""
     from stacks.config import parse_stack_config
-    from stacks.offline import run_program
-    from stacks.plan import to_json
+    from tooling import cost
+    from tooling.plan.cli import to_json
+    from tooling.plan.offline import run_program
 
     plan = to_json(run_program(stack, config=config))
     settings = parse_stack_config(config, f"Pulumi.{stack}.yaml").platform.cost

@@ -160,7 +160,7 @@ class LocalCloud:
         """The offline plan of the e2e stack stands in for `pulumi up`; the landing emulator
         starts (it stops at destroy)."""
         from local.ingestion import LocalLanding
-        from stacks.offline import run_program
+        from tooling.plan.offline import run_program
 
         self.record = run_program(stack, config=self.config)
         self.landing = LocalLanding(self.env).__enter__()

@@ -1,6 +1,6 @@
 """A stack's offline plan as Terraform plan JSON, for policy engines that read Terraform plans.
 
-Every custom resource the program registers (stacks/offline.py's record) becomes a resource of
+Every custom resource the program registers (tooling/plan/offline.py's record) becomes a resource of
 `planned_values.root_module`, under the Terraform type pulumi-gcp maps its token to
 (tooling/terraform_types.py), its inputs renamed as Terraform names them: snake_case, list blocks
 singular, a block Pulumi flattened to one object back in a list of one. Map arguments (labels,
@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from stacks.offline import ResourceRecord, StackRecord
+from tooling.plan.offline import ResourceRecord, StackRecord
 from tooling.terraform_types import TerraformType, load, source
 
 GCP_PROVIDER = "pulumi:providers:gcp"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bootstrap import plan as bootstrap_plan
-from stacks.offline import Organisation, StackRecord
+from tooling.plan.offline import Organisation, StackRecord
 
 
 @pytest.fixture(scope="session")

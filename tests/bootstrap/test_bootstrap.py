@@ -8,9 +8,9 @@ import yaml
 
 from bootstrap import plan as bootstrap_plan
 from bootstrap.settings import from_stacks, required_checks
-from stacks import github_variables
 from stacks.config import PROJECT_ROOT, ConfigError, load_stack_file, stack_file_name
-from stacks.offline import Organisation, run_program
+from tooling import github_variables
+from tooling.plan.offline import Organisation, run_program
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"

@@ -1,4 +1,4 @@
-"""`python -m stacks.github_variables`: the variables the workflows read, from the stacks."""
+"""`python -m tooling.github_variables`: the variables the workflows read, from the stacks."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import shlex
 
 import yaml
 
-from stacks import github_variables
 from stacks.config import PROJECT_ROOT, load_stack_file
+from tooling import github_variables
 
 
 def commands(stack_records, capsys) -> list[list[str]]:
@@ -65,7 +65,7 @@ def test_an_undeployed_stack_is_reported(stack_records, capsys):
 def test_without_the_pulumi_cli_one_line_says_install_it_or_go_offline(
     monkeypatch, tmp_path, capsys
 ):
-    from stacks import github_variables
+    from tooling import github_variables
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no `pulumi` on it
     assert github_variables.main([]) == 2

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 
-from stacks.offline import ResourceRecord, StackRecord
+from tooling.plan.offline import ResourceRecord, StackRecord
 
 # Where each kind of IAM member binding names the resource it is on.
 _TARGET_KEYS = (

@@ -19,9 +19,9 @@ from resources.access import (
 from resources.data_lake import STORAGE_ANALYTICS
 from resources.identities import WORKLOADS, Identities
 from stacks.config import PROJECT_ROOT, load_stack_file, stack_config_values
-from stacks.offline import run_program
 from stacks.platform import ALL_COMPONENTS
 from tests.infra.records import bindings, held_by
+from tooling.plan.offline import run_program
 
 PEOPLE = (*PERSONAS, Grantee.DEPLOYERS)
 

@@ -10,8 +10,8 @@ import pytest
 from resources.access import BASIC_ROLES
 from resources.ci import DEPLOYER_PERMISSIONS, PREVIEWER_PERMISSIONS, CiIdentity
 from stacks.config import PROJECT_ROOT, ConfigError, parse_stack_config, stack_config_values
-from stacks.offline import project_number, run_program
 from tests.infra.records import bindings, held_by
+from tooling.plan.offline import project_number, run_program
 
 ENVIRONMENTS = {"staging": "staging", "prod": "production"}
 REPOSITORY = "acme/tabular-mlops"

@@ -1,4 +1,4 @@
-"""The monthly cost estimate (stacks/cost.py) and its price table (tooling/prices/gcp.yaml)."""
+"""The monthly cost estimate (tooling/cost/) and its price table (tooling/prices/gcp.yaml)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from stacks import cost
 from stacks.config import ConfigError, CostConfig, parse_stack_config, stack_config_values
-from stacks.offline import project_number, run_program
-from stacks.plan import to_json
-from stacks.prices import PricingError, load_prices
+from tooling import cost
+from tooling.cost.prices import PricingError, load_prices
+from tooling.plan.cli import to_json
+from tooling.plan.offline import project_number, run_program
 
 PLATFORM = "tabular-mlops:platform"
 

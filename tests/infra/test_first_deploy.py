@@ -18,13 +18,13 @@ import yaml
 from pipeline_src.compile import CODE_PATHS, code_version
 from resources.monitoring import METRIC_VISIBILITY_WAIT
 from stacks.config import PROJECT_ROOT, load_stack_file
-from stacks.deploy_checks import METRIC_WAIT, check_record, closure
-from stacks.fresh import plan_fresh
-from stacks.iam_conditions import Request, holds
 from stacks.naming import Naming
-from stacks.offline import Organisation
-from stacks.provider_rules import PlanError
 from tests.infra.records import held_by
+from tooling.plan.deploy_checks import METRIC_WAIT, check_record, closure
+from tooling.plan.fresh import plan_fresh
+from tooling.plan.iam_conditions import Request, holds
+from tooling.plan.offline import Organisation
+from tooling.plan.provider_rules import PlanError
 
 
 def config_of(record):

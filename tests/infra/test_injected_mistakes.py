@@ -19,8 +19,8 @@ import pulumiverse_time
 import pytest
 
 from stacks.config import NAMESPACE, stack_config_values
-from stacks.offline import Organisation, run_program
-from stacks.provider_rules import PlanError
+from tooling.plan.offline import Organisation, run_program
+from tooling.plan.provider_rules import PlanError
 
 Edit = Callable[[str, dict[str, Any]], dict[str, Any]]
 

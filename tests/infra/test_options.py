@@ -15,8 +15,8 @@ from stacks.config import (
     parse_stack_config,
     stack_config_values,
 )
-from stacks.offline import bq_service_agent, gcs_service_agent, project_number, run_program
 from tests.infra.records import assert_waits_for_apis
+from tooling.plan.offline import bq_service_agent, gcs_service_agent, project_number, run_program
 
 KEY = "projects/acme-security/locations/europe-west4/keyRings/ml/cryptoKeys/data"
 

@@ -11,8 +11,8 @@ import pytest
 from pipeline_src.compile import compile_spec, parameter_names
 from pipeline_src.submit import TrainingJob
 from stacks.config import PROJECT_ROOT, load_stack_file, stack_config_values
-from stacks.offline import run_program
 from tests.infra.records import held_by
+from tooling.plan.offline import run_program
 
 KEY = "projects/acme-security/locations/europe-west4/keyRings/ml/cryptoKeys/data"
 

@@ -13,8 +13,8 @@ import pytest
 
 from resources.data_lake import DataLake, DataLakeArgs
 from stacks.config import PROJECT_ROOT, DataLakeConfig, stack_config_values
-from stacks.offline import run_program
-from stacks.plan import diff, render_summary, render_table
+from tooling.plan.cli import diff, render_summary, render_table
+from tooling.plan.offline import run_program
 
 
 def test_every_component_follows_the_shape(stack_record):
@@ -130,7 +130,7 @@ def test_diff_shows_what_the_environments_change(stack_records):
 def test_plan_command_for_both_stacks_is_fast_and_writes_json(tmp_path):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
-        [sys.executable, "-m", "stacks.plan", "--stack", "staging", "--stack", "prod",
+        [sys.executable, "-m", "tooling.plan", "--stack", "staging", "--stack", "prod",
          "--out-dir", str(tmp_path)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
@@ -150,7 +150,7 @@ def test_plan_command_for_both_stacks_is_fast_and_writes_json(tmp_path):
 
 def test_plan_diff_command(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "stacks.plan", "--diff", "staging", "prod",
+        [sys.executable, "-m", "tooling.plan", "--diff", "staging", "prod",
          "--out-dir", str(tmp_path)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -175,7 +175,7 @@ def test_table_shows_the_platform_settings_a_reviewer_checks(stack_records):
 
 def test_output_prints_one_stack_output_as_pulumi_would(stack_records, monkeypatch, capsys):
     """`--output` is what `make compile` reads the stack's image from, offline."""
-    from stacks import plan
+    from tooling.plan import cli as plan
 
     monkeypatch.setattr(plan, "run_program", lambda stack: stack_records[stack])
     assert plan.main(["--stack", "prod", "--output", "pipeline_image"]) == 0
@@ -193,7 +193,7 @@ def test_output_prints_one_stack_output_as_pulumi_would(stack_records, monkeypat
 
 
 def test_unknown_stack_is_one_line_naming_the_stacks_that_exist(capsys):
-    from stacks import plan
+    from tooling.plan import cli as plan
 
     assert plan.main(["--stack", "production"]) == 2
     error = capsys.readouterr().err

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-from stacks import plan_cache
 from stacks.config import PROJECT_ROOT
-from stacks.offline import Organisation, run_program
+from tooling.plan import cache as plan_cache
+from tooling.plan.offline import Organisation, run_program
 
 
 def test_the_key_follows_every_file_the_program_reads(tmp_path):

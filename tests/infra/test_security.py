@@ -10,7 +10,7 @@ import pytest
 from resources.access import PROJECT
 from resources.ci import DEPLOYER_PERMISSIONS
 from stacks.config import PROJECT_ROOT, load_stack_file, stack_config_values
-from stacks.offline import project_number, run_program
+from tooling.plan.offline import project_number, run_program
 
 
 def test_workbench_network_denies_by_default_and_logs(stack_records):

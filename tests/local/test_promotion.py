@@ -13,9 +13,9 @@ from local.promotion import promote_locally
 from local.registry import LocalEndpoint, LocalModelRegistry
 from local.serving import serve_endpoint
 from pipeline_src.serving.client import endpoint_client, predict
-from stacks import promote as promote_module
 from stacks.config import PROJECT_ROOT, load_stack_file
-from stacks.promote import MODEL_KEY, PromoteError, main, promote, set_scalar
+from tooling import promote as promote_module
+from tooling.promote import MODEL_KEY, PromoteError, main, promote, set_scalar
 
 PENGUIN = {"island": "Dream", "bill_length_mm": 46.5, "bill_depth_mm": 17.9,
            "flipper_length_mm": 192, "body_mass_g": 3500, "sex": "female"}  # fmt: skip

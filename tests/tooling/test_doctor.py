@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from stacks.config import stack_config_values
-from stacks.offline import ResourceRecord, StackRecord
 from tooling import doctor
 from tooling.doctor.api import ApiError
 from tooling.doctor.core import FAIL, OK, WARN
+from tooling.plan.offline import ResourceRecord, StackRecord
 
 RECORDED = json.loads((Path(__file__).parent / "recorded" / "staging-blocked.json").read_text())
 PROJECT = "acme-mlops-staging"

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from stacks.config import PROJECT_ROOT, stack_file_name
-from stacks.offline import run_program
 from tooling import init, stack_files
+from tooling.plan.offline import run_program
 
 FLAGS = {
     "staging-project": "corp-ml-staging",

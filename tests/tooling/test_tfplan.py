@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stacks.offline import StackRecord
+from tooling.plan.offline import StackRecord
 from tooling.terraform_types import load
 from tooling.tfplan import GCP_PROVIDER, ExportError, argument_name, export, terraform_values
 

@@ -16,10 +16,10 @@ import textwrap
 from collections.abc import Callable
 
 from stacks.config import ConfigError, parse_stack_config, stack_config_values, stack_file_name
-from stacks.offline import StackRecord, run_program
 from tooling.doctor import access, github, platform, quotas
 from tooling.doctor.api import Api
 from tooling.doctor.core import FAIL, OK, WARN, Context, Finding
+from tooling.plan.offline import StackRecord, run_program
 
 Check = Callable[[Context], list[Finding]]
 # In order: later checks read what earlier ones learnt (the caller, the permissions held).

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stacks.config import StackConfig, stack_file_name
-from stacks.offline import StackRecord
 from tooling.doctor.api import Api, ApiError
+from tooling.plan.offline import StackRecord
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 

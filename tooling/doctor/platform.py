@@ -1,7 +1,7 @@
 """What the stack's plan asks of the project: its APIs, the organisation's policies, its quotas.
 
-Each check reads the offline plan (stacks.offline.run_program) for what this stack declares and
-compares it with what the project allows.
+Each check reads the offline plan (tooling.plan.offline.run_program) for what this stack declares
+and compares it with what the project allows.
 """
 
 from __future__ import annotations

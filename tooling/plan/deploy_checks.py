@@ -1,6 +1,6 @@
 """Checks over a whole recorded stack: what a FIRST `pulumi up` in a fresh organisation hits.
 
-Per resource, stacks/provider_rules.py checks inputs and names. These need the dependency graph
+Per resource, provider_rules.py checks inputs and names. These need the dependency graph
 and the other stacks:
 
 - a log-based metric is visible to Monitoring only minutes after it is created: an alert policy
@@ -18,11 +18,11 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from stacks.iam_conditions import READ_ROLES, Unsupported, dead_operations
-from stacks.provider_rules import Finding, Rule
+from tooling.plan.iam_conditions import READ_ROLES, Unsupported, dead_operations
+from tooling.plan.provider_rules import Finding, Rule
 
 if TYPE_CHECKING:
-    from stacks.offline import Organisation, ResourceRecord, StackRecord
+    from tooling.plan.offline import Organisation, ResourceRecord, StackRecord
 
 SLEEP = "time:index/sleep:Sleep"
 METRIC = "gcp:logging/metric:Metric"
@@ -72,7 +72,9 @@ WRITER_CANNOT_LIST = Rule(
     "as bucket-condition-reads-and-lists; a write grant may not need to list (unverified use)",
     "possible",
 )
-CONDITION_UNREAD = Rule("bucket-condition-evaluated", "stacks/iam_conditions.py subset", "possible")
+CONDITION_UNREAD = Rule(
+    "bucket-condition-evaluated", "tooling/plan/iam_conditions.py subset", "possible"
+)
 
 _ACCOUNT = re.compile(r"serviceAccount:(?P<id>[^@]+)@(?P<project>[^.]+)\.iam\.gserviceaccount\.com")
 # Google-managed service agents: service-N@… (gcp-sa-*, gs-project-accounts, …), bq-N@… .

@@ -1,9 +1,9 @@
 """What a stack costs a month, estimated from its offline plan before anything is deployed.
 
-    python -m stacks.cost diff build/base/plan-prod.json build/plan-prod.json
+    python -m tooling.cost diff build/base/plan-prod.json build/plan-prod.json
 
 Every resource of the plan (the JSON `make plan` writes) is priced by a rule of its type, with
-the list prices of tooling/prices/gcp.yaml (stacks/prices.py):
+the list prices of tooling/prices/gcp.yaml (tooling/cost/prices.py):
 
 - standing costs, paid whether or not anyone uses the platform: endpoint replicas x machine x
   730 h, the Workbench machine (for the hours it runs) and its disks, warm function instances,
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks.config import NAMESPACE, BudgetConfig, ConfigError, CostConfig
-from stacks.prices import MACHINE_SHAPES, PriceTable, PricingError, load_prices
+from tooling.cost.prices import MACHINE_SHAPES, PriceTable, PricingError, load_prices
 
 STANDING, SCHEDULED, USAGE = "standing", "scheduled", "usage"
 SECONDS_PER_HOUR = 3600
@@ -563,7 +563,7 @@ def pricing_rule(type_: str) -> str:
     if _IAM_BINDING.search(type_) or type_.startswith("pulumi:providers:"):
         return "free: IAM bindings and providers cost nothing"
     raise UnpricedResource(
-        f"no pricing rule for resource type {type_}: add one to stacks/cost.py "
+        f"no pricing rule for resource type {type_}: add one to tooling/cost/__init__.py "
         "(RULES, FAMILY_RULES, or FREE with the reason it costs nothing)"
     )
 
@@ -571,7 +571,7 @@ def pricing_rule(type_: str) -> str:
 def estimate(
     plan: dict[str, Any], assume: CostConfig, prices: PriceTable | None = None
 ) -> Estimate:
-    """The monthly estimate of a plan (stacks.plan.to_json's form) under `assume`."""
+    """The monthly estimate of a plan (tooling.plan.cli.to_json's form) under `assume`."""
     prices = prices or load_prices()
     region = plan["outputs"].get("region") or _provider_region(plan)
     ctx = _Context(plan, region, assume, prices)
@@ -757,7 +757,7 @@ def estimate_of_plan_file(path: Path) -> Estimate:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stacks.cost", description=__doc__.split("\n")[0]
+        prog="python -m tooling.cost", description=__doc__.split("\n")[0]
     )
     commands = parser.add_subparsers(dest="command", required=True)
     compare = commands.add_parser("diff", help="the cost change between two plan JSON files")
@@ -775,7 +775,3 @@ def main(argv: list[str] | None = None) -> int:
         lines = [f"**{lines[0]}**", ""] + [f"- {line}" for line in lines[1:]]
     print("\n".join(lines))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,8 +3,10 @@
 Planning staging deploys prod first (staging reads prod's outputs through a stack reference). When
 nothing that goes into prod's plan changed since the last run, its recorded plan is reused: the
 key is a digest of every file the program reads (PLAN_INPUTS: the program, its packages, the
-stack files, the pipeline, function and contract sources) and of the versions of the packages
-that run it, so any edit, pull or upgrade plans it afresh.
+stack files, the pipeline, function and contract sources), of the offline plan's own modules
+(tooling/plan: the mocks and rules that shape a record, and whose classes the pickle names by
+module path) and of the versions of the packages that run it, so any edit, move, pull or upgrade
+plans it afresh. A pickle naming a module that no longer exists is a miss, not an error.
 The stack a command names is always planned; only the stacks it depends on come from here.
 """
 
@@ -21,12 +23,12 @@ from typing import TYPE_CHECKING
 from stacks.config import PROJECT_ROOT
 
 if TYPE_CHECKING:
-    from stacks.offline import StackRecord
+    from tooling.plan.offline import StackRecord
 
 CACHE_DIR = PROJECT_ROOT / "build" / "deployed-stacks"
 PLAN_INPUTS = (
     "__main__.py", "Pulumi.yaml", "requirements.txt",
-    "stacks", "resources", "pipeline_src", "function_src", "contracts",
+    "stacks", "tooling/plan", "resources", "pipeline_src", "function_src", "contracts",
 )  # fmt: skip
 _PACKAGES = ("pulumi", "pulumi_gcp", "pulumiverse_time", "kfp", "pydantic")
 

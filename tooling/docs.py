@@ -1,4 +1,4 @@
-"""Generated documentation: `python -m stacks.docs` (make docs) rewrites every generated page.
+"""Generated documentation: `python -m tooling.docs` (make docs) rewrites every generated page.
 
 Each page is produced from the code it documents, and a test fails when a committed page differs
 from what the code generates, so the docs cannot drift.

@@ -1,14 +1,14 @@
 """What the real provider and GCP would refuse, checked on every resource the offline plan records.
 
-The mocks (stacks/offline.py) echo inputs; these rules make them refuse what `pulumi up` would:
+The mocks (offline.py) echo inputs; these rules make them refuse what `pulumi up` would:
 
 - **auto-naming** exactly as pulumi-gcp does it (`AUTONAMED`): the physical name the provider
   would send, with a suffix seeded by stack and logical name so plans stay comparable;
-- **inputs against the provider's own types** (stacks/provider_schema.py): unknown keys at any
+- **inputs against the provider's own types** (provider_schema.py): unknown keys at any
   depth, missing required inputs, wrong types, enum values;
 - **GCP's ID and name rules** (`NAME_RULES`) on the final names, and on labels and members;
 - **first-deploy consistency**, **a fresh organisation** and **bucket IAM conditions**: see
-  `check_record` and stacks/iam_conditions.py.
+  `check_record` and iam_conditions.py.
 
 Every rule names its source and its certainty (certain: the schema, the source or a documented
 behaviour shows it; likely: a documented or known-issue mechanism; possible: unverified). A

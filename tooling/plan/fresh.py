@@ -1,6 +1,6 @@
 """Both stacks planned from nothing, in the order a new organisation deploys them.
 
-    python -m stacks.fresh        (make plan-fresh)
+    python -m tooling.plan.fresh        (make plan-fresh)
 
 1. prod without a model (its identities: deployer, pipeline runner, Vertex AI agent),
 2. staging, which reads them through a stack reference and grants them the read of its models,
@@ -18,8 +18,8 @@ import sys
 from typing import Any
 
 from stacks.config import NAMESPACE, stack_config_values
-from stacks.offline import Organisation, StackRecord, run_program
-from stacks.provider_rules import PlanError
+from tooling.plan.offline import Organisation, StackRecord, run_program
+from tooling.plan.provider_rules import PlanError
 
 FIRST_DEPLOY: tuple[tuple[str, str], ...] = (
     ("prod", "no model yet: its identities"),

@@ -10,8 +10,8 @@ realistic values instead of None. Data sources (invokes) answer with realistic v
 
 The mocks are no kinder than the provider: before a resource is "created", its inputs go through
 what pulumi-gcp's Check would do (auto-naming, the package's input types) and GCP's name rules
-(stacks/provider_rules.py); after the program, the whole stack is checked for what a first
-`pulumi up` hits (stacks/deploy_checks.py). Stacks live in an `Organisation`: the stacks deployed
+(provider_rules.py); after the program, the whole stack is checked for what a first
+`pulumi up` hits (deploy_checks.py). Stacks live in an `Organisation`: the stacks deployed
 before, in order, which stack references read and whose members grants may name.
 """
 
@@ -39,10 +39,11 @@ from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-from stacks import deploy_checks, plan_cache, provider_rules
 from stacks.config import NAMESPACE, PROJECT_ROOT, stack_config_values
-from stacks.provider_rules import Finding, PlanError
-from stacks.provider_schema import SchemaCache
+from tooling.plan import cache as plan_cache
+from tooling.plan import deploy_checks, provider_rules
+from tooling.plan.provider_rules import Finding, PlanError
+from tooling.plan.provider_schema import SchemaCache
 
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 
@@ -600,7 +601,7 @@ def run_program(
     Without `config`, the committed `Pulumi.<stack>.yaml` is used, as `pulumi preview` would.
     The stack is deployed into `organisation` (a new one resolving references by default: the
     stacks it references are deployed first, from their committed files, their plans reused from
-    an earlier run of the same code, stacks/plan_cache.py). Errors in the program (an invalid
+    an earlier run of the same code, tooling/plan/cache.py). Errors in the program (an invalid
     config among them) propagate; with `check`, so does a `PlanError` listing what the provider
     or GCP would refuse.
     """

@@ -1,8 +1,8 @@
 """`make promote`: write the model version staging serves into the prod stack's config.
 
-    python -m stacks.promote --from-vertex projects/P/locations/R/endpoints/ID  # an endpoint's
-    python -m stacks.promote --model projects/P/locations/R/models/ID@3         # this version
-    python -m stacks.promote --local-copy        # local staging's version, into .local's copy
+    python -m tooling.promote --from-vertex projects/P/locations/R/endpoints/ID  # an endpoint's
+    python -m tooling.promote --model projects/P/locations/R/models/ID@3         # this version
+    python -m tooling.promote --local-copy        # local staging's version, into .local's copy
 
 The one key `platform.serving.model` of the stack file (`Pulumi.prod.yaml` by default) is edited
 in place — comments, order and layout stay as they are — and the file is validated before it is
@@ -163,7 +163,7 @@ def promote(stack_file: Path, model: str, local_copy: bool = False) -> str | Non
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stacks.promote",
+        prog="python -m tooling.promote",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

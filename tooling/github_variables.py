@@ -1,7 +1,7 @@
 """The GitHub Actions variables the workflows read, from the deployed stacks (docs/ci-cd.md).
 
-    python -m stacks.github_variables            # from `pulumi stack output` of staging and prod
-    python -m stacks.github_variables --offline  # the same from the offline plan, to review
+    python -m tooling.github_variables            # from `pulumi stack output` of staging and prod
+    python -m tooling.github_variables --offline  # the same from the offline plan, to review
 
 Prints the `gh variable set` commands that configure the repository and its deploy environments:
 the state backend, and for each stack its workload identity provider, previewer (repository
@@ -88,7 +88,7 @@ def deployed_outputs(stack: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise RuntimeError(
             "the Pulumi CLI is not installed (see docs/deploy.md); to read the offline plan's "
-            "outputs instead: python -m stacks.github_variables --offline"
+            "outputs instead: python -m tooling.github_variables --offline"
         ) from None
     if result.returncode != 0:
         raise RuntimeError(f"pulumi stack output -s {stack} failed: {result.stderr.strip()}")
@@ -96,14 +96,14 @@ def deployed_outputs(stack: str) -> dict[str, Any]:
 
 
 def offline_outputs(stack: str) -> dict[str, Any]:
-    from stacks.offline import run_program
+    from tooling.plan.offline import run_program
 
     return run_program(stack).outputs
 
 
 def main(argv: list[str] | None = None, read: Callable[[str], dict] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stacks.github_variables", description=__doc__.split("\n")[0]
+        prog="python -m tooling.github_variables", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--offline", action="store_true", help="read the offline plan's outputs")
     args = parser.parse_args(argv)

@@ -1,10 +1,10 @@
 """The offline plan: every resource a stack declares, read before any cloud is involved.
 
-    python -m stacks.plan --stack staging [--stack prod] [--out-dir build]
-    python -m stacks.plan --diff staging prod
-    python -m stacks.plan --stack staging --output pipeline_image
+    python -m tooling.plan --stack staging [--stack prod] [--out-dir build]
+    python -m tooling.plan --diff staging prod
+    python -m tooling.plan --stack staging --output pipeline_image
 
-Runs the real program under the recording mocks (stacks/offline.py), prints a table (type, logical
+Runs the real program under the recording mocks (offline.py), prints a table (type, logical
 name, parent, key settings) and writes the full record as JSON (`build/plan-<stack>.json`).
 `--diff` shows what differs between two stacks: resources only one declares, and changed settings.
 `--output NAME` prints only that stack output, as `pulumi stack output NAME` would (strings as
@@ -28,7 +28,6 @@ from typing import Any
 import pulumi
 
 from contracts import ContractError
-from stacks import cost
 from stacks.config import (
     PROJECT_ROOT,
     ConfigError,
@@ -36,9 +35,10 @@ from stacks.config import (
     stack_config_values,
     stack_file_name,
 )
-from stacks.offline import ResourceRecord, StackRecord, run_program
-from stacks.prices import PricingError
-from stacks.provider_rules import PlanError
+from tooling import cost
+from tooling.cost.prices import PricingError
+from tooling.plan.offline import ResourceRecord, StackRecord, run_program
+from tooling.plan.provider_rules import PlanError
 
 # The settings a reviewer looks at first, per resource type (dotted paths into the inputs).
 # Types not listed show their scalar inputs.
@@ -411,7 +411,7 @@ def _normalized(flat: dict[str, Any], identity: tuple[str, str]) -> dict[str, An
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stacks.plan", description=__doc__.split("\n")[0]
+        prog="python -m tooling.plan", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--stack", action="append", default=[], help="stack to plan (repeatable)")
     parser.add_argument("--diff", nargs=2, metavar=("A", "B"), help="compare two stacks' plans")
@@ -521,7 +521,7 @@ def run_programs(stacks: list[str]) -> dict[str, tuple[StackRecord, float]]:
     """Each stack's record and seconds, in order. Two or more stacks run in parallel processes:
     most of a run is importing pulumi-gcp, which one process cannot spread over cores. A stack
     that reads another's outputs deploys that one first in its own organisation (its plan reused
-    from an earlier run of the same code when there is one: stacks/plan_cache.py)."""
+    from an earlier run of the same code when there is one: tooling/plan/cache.py)."""
     unique = list(dict.fromkeys(stacks))
     if len(unique) == 1:
         return {unique[0]: _timed_run(unique[0])}
@@ -545,7 +545,3 @@ def _print_output(stack: str, name: str) -> int:
     value = outputs[name]
     print(value if isinstance(value, str) else json.dumps(value, indent=2, sort_keys=True))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,7 +4,7 @@ pulumi-gcp (and pulumiverse-time) generate one `*Args` class per resource and pe
 object, from the provider's schema: which inputs exist (by their Pulumi name, as the engine sends
 them), which are required, their types, and, in each input's docstring, the enum values the
 Terraform schema validates ("Possible values are: `A`, `B`"). `schema_of(token)` turns those into
-a plain tree the offline plan checks every registered resource against (stacks/provider_rules.py).
+a plain tree the offline plan checks every registered resource against (provider_rules.py).
 
 Reading the types costs about as much as planning a stack, so the trees are cached as JSON under
 build/, keyed by the packages' versions: a new provider version reads them afresh.
