@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -42,7 +43,8 @@ from stacks.config import (
     NAMESPACE,
     PROJECT_ROOT,
     ConfigError,
-    ScoringConfig,
+    PlatformConfig,
+    ScheduleConfig,
     ServingConfig,
     StackConfig,
     stack_file_name,
@@ -98,45 +100,112 @@ class Platform:
 
 
 def build_platform(config: StackConfig, stack: str) -> Platform:
-    platform = config.platform
-    project, region = config.project, config.region
-    naming = Naming(project, stack, dict(platform.labels))
-    labels = naming.labels
-    contract_file = PROJECT_ROOT / platform.warehouse.contract
-    contract = load_contract(contract_file)
-    bq_location = platform.warehouse.location or region
-    workbench_on = platform.workbench.enabled
-    kms_key = platform.kms_key
-    ci_on = platform.ci.github_repository is not None
-    budget_on = platform.cost.budget.billing_account is not None
+    """The stack's components, each built by the function of its concern below, in the order
+    they wait for each other."""
+    env = _environment(config, stack)
+    ci = _ci(env)
+    identities, members = _identities(env, ci)
+    data_lake = _data_lake(env, members)
+    warehouse = _warehouse(env, members)
+    ingestion = _ingestion(env, members, identities, data_lake, warehouse)
+    private = _private_network(env)
+    serving = _serving(env, members, warehouse, private)
+    runs = _runs(env, identities, data_lake, warehouse, serving)
+    pipelines = _pipelines(env, members, runs, identities, data_lake, warehouse, private)
+    workbench = _workbench(env, members, identities, data_lake, warehouse)
+    monitoring = _monitoring(env, members, data_lake, serving)
+    budget = _budget(env, monitoring, ci)
+    return Platform(
+        model_readers={
+            "pipeline_runner": identities.pipeline_runner.member,
+            "vertex_agent": serving.vertex_agent.member,
+            **({"deployer": ci.deployer.member} if ci is not None else {}),
+        },
+        naming=env.naming,
+        contract=env.contract,
+        services=env.services,
+        identities=identities,
+        data_lake=data_lake,
+        warehouse=warehouse,
+        ingestion=ingestion,
+        serving=serving,
+        pipelines=pipelines,
+        training_job=_training_job(env, runs, pipelines, private),
+        monitoring=monitoring,
+        workbench=workbench,
+        encryption=env.encryption,
+        ci=ci,
+        budget=budget,
+        private_network=private,
+    )
 
+
+# --- what every builder shares ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Environment:
+    """One stack's config and names, and what its components wait for (APIs, key grants)."""
+
+    config: StackConfig
+    stack: str
+    naming: Naming
+    contract: DataContract
+    contract_file: Path
+    provider: gcp.Provider
+    base: pulumi.ResourceOptions
+    """Every resource goes through the stack's explicit provider."""
+    declared: tuple[type[PlatformComponent], ...]
+    services: ProjectServices
+    encryption: Encryption | None
+
+    @property
+    def platform(self) -> PlatformConfig:
+        return self.config.platform
+
+    @property
+    def project(self) -> str:
+        return self.config.project
+
+    @property
+    def region(self) -> str:
+        return self.config.region
+
+    @property
+    def bq_location(self) -> str:
+        return self.platform.warehouse.location or self.region
+
+    def after(
+        self, component: type[PlatformComponent], *others: pulumi.Resource
+    ) -> pulumi.ResourceOptions:
+        """Wait for the component's APIs, the key grants it relies on, and `others`."""
+        waits: list[pulumi.Resource] = [*self.services.needed_by(*component.APIS), *others]
+        if self.encryption is not None and component.KMS_AGENTS:
+            waits.append(self.encryption)
+        return pulumi.ResourceOptions.merge(self.base, pulumi.ResourceOptions(depends_on=waits))
+
+
+def _environment(config: StackConfig, stack: str) -> _Environment:
+    """The provider, the project's APIs and, with CMEK on, the key grants: what all wait for."""
+    platform, project = config.platform, config.project
+    contract_file = PROJECT_ROOT / platform.warehouse.contract
     # An explicit provider: every resource goes to the project and region the config names,
     # whatever `gcp:project` the person running Pulumi has set.
-    provider = gcp.Provider("gcp", project=project, region=region)
+    provider = gcp.Provider("gcp", project=project, region=config.region)
     base = pulumi.ResourceOptions(providers={"gcp": provider})
-
-    declared = [
-        *COMPONENTS,
-        *([Workbench] if workbench_on else []),
-        *([Encryption] if kms_key else []),
-        *([CiIdentity] if ci_on else []),
-        *([Budget] if budget_on else []),
-        *([PrivateNetwork] if platform.serving.private_network else []),
-    ]
-    # The CI accounts' KMS calls (the secrets provider, the grants on its key) need the API in
-    # the project the accounts live in, wherever the key is.
-    ci_apis = ("cloudkms.googleapis.com",) if ci_on and platform.ci.secrets_key else ()
-    apis = sorted({api for component in declared for api in component.APIS} | set(ci_apis))
+    declared = _declared(platform)
+    apis = sorted(
+        {api for component in declared for api in component.APIS} | set(_ci_apis(platform))
+    )
     services = ProjectServices(
         "services", ProjectServicesArgs(project=project, apis=tuple(apis)), base
     )
-
     encryption = None
-    if kms_key:
+    if platform.kms_key:
         agents = tuple(sorted({a for component in declared for a in component.KMS_AGENTS}))
         encryption = Encryption(
             "encryption",
-            EncryptionArgs(project=project, kms_key=kms_key, agents=agents),
+            EncryptionArgs(project=project, kms_key=platform.kms_key, agents=agents),
             pulumi.ResourceOptions.merge(
                 base,
                 pulumi.ResourceOptions(
@@ -144,67 +213,105 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
                 ),
             ),
         )
+    return _Environment(
+        config=config,
+        stack=stack,
+        naming=Naming(project, stack, dict(platform.labels)),
+        contract=load_contract(contract_file),
+        contract_file=contract_file,
+        provider=provider,
+        base=base,
+        declared=declared,
+        services=services,
+        encryption=encryption,
+    )
 
-    def after(
-        component: type[PlatformComponent], *others: pulumi.Resource
-    ) -> pulumi.ResourceOptions:
-        """Wait for the component's APIs, the key grants it relies on, and `others`."""
-        waits: list[pulumi.Resource] = [*services.needed_by(*component.APIS), *others]
-        if encryption is not None and component.KMS_AGENTS:
-            waits.append(encryption)
-        return pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(depends_on=waits))
 
-    ci = None
+def _declared(platform: PlatformConfig) -> tuple[type[PlatformComponent], ...]:
+    """The components this stack declares: every stack's, and the optional ones it enables."""
+    return (
+        *COMPONENTS,
+        *([Workbench] if platform.workbench.enabled else []),
+        *([Encryption] if platform.kms_key else []),
+        *([CiIdentity] if platform.ci.github_repository is not None else []),
+        *([Budget] if platform.cost.budget.billing_account is not None else []),
+        *([PrivateNetwork] if platform.serving.private_network else []),
+    )
+
+
+def _ci_apis(platform: PlatformConfig) -> tuple[str, ...]:
+    """The CI accounts' KMS calls (the secrets provider, the grants on its key) need the API in
+    the project the accounts live in, wherever the key is."""
+    ci = platform.ci
+    return ("cloudkms.googleapis.com",) if ci.github_repository and ci.secrets_key else ()
+
+
+# --- who: CI, the workloads' identities, every grantee's members --------------------------------
+
+
+def _ci(env: _Environment) -> CiIdentity | None:
+    """Keyless CI/CD's deployer and previewer, when the config names a GitHub repository."""
+    platform, naming, project = env.platform, env.naming, env.project
+    settings = platform.ci
+    if settings.github_repository is None:
+        return None
+    args = CiIdentityArgs(
+        project=project,
+        pool_id=naming.resource("github", limit=32),
+        deployer_account_id=naming.account_id("deployer"),
+        previewer_account_id=naming.account_id("previewer"),
+        display_prefix=naming.display_prefix,
+        github_repository=settings.github_repository,
+        github_repository_owner_id=settings.github_repository_owner_id,
+        deploy_environment=settings.deploy_environment,
+        state_bucket=settings.state_bucket,
+        secrets_key=settings.secrets_key,
+        cmek_key=platform.kms_key,
+        workbench=platform.workbench.enabled,
+        private_serving=platform.serving.private_network,
+        project_roles=project_roles(
+            env.declared,
+            {
+                key: f"projects/{project}/roles/{naming.role_id(key)}"
+                for key in (PREDICTOR, MODEL_READER)
+            },
+            excluding=(Grantee.CI_DEPLOYER, Grantee.CI_PREVIEWER),
+        ),
+    )
+    waits = env.services.needed_by(*_ci_apis(platform))
+    return CiIdentity("ci", args, env.after(CiIdentity, *waits))
+
+
+def _identities(env: _Environment, ci: CiIdentity | None) -> tuple[Identities, Members]:
+    """The workloads' accounts, and who plays each grantee: the personas the config names, the
+    deployers (CI's among them), the workloads, the readers of the stack's models and the
+    Workbench owner."""
+    platform, naming = env.platform, env.naming
     access = platform.access
-    deployers = list(access.deployers)
-    if ci_on:
-        settings = platform.ci
-        ci_args = CiIdentityArgs(
-            project=project,
-            pool_id=naming.resource("github", limit=32),
-            deployer_account_id=naming.account_id("deployer"),
-            previewer_account_id=naming.account_id("previewer"),
-            display_prefix=naming.display_prefix,
-            github_repository=settings.github_repository,
-            github_repository_owner_id=settings.github_repository_owner_id,
-            deploy_environment=settings.deploy_environment,
-            state_bucket=settings.state_bucket,
-            secrets_key=settings.secrets_key,
-            cmek_key=kms_key,
-            workbench=workbench_on,
-            private_serving=platform.serving.private_network,
-            project_roles=project_roles(
-                declared,
-                {
-                    key: f"projects/{project}/roles/{naming.role_id(key)}"
-                    for key in (PREDICTOR, MODEL_READER)
-                },
-                excluding=(Grantee.CI_DEPLOYER, Grantee.CI_PREVIEWER),
-            ),
-        )
-        ci = CiIdentity("ci", ci_args, after(CiIdentity, *services.needed_by(*ci_apis)))
-        # The CI deployer deploys the workloads too: it may act as their accounts.
-        deployers = list(
-            dict.fromkeys([*deployers, deployer_member(ci_args.deployer_account_id, project)])
-        )
     people: Members = {
         grantee: list(getattr(access, grantee.value))
         for grantee in PERSONAS
         if getattr(access, grantee.value)
     }
+    deployers = list(access.deployers)
+    if ci is not None:
+        # The CI deployer deploys the workloads too: it may act as their accounts.
+        ci_deployer = deployer_member(naming.account_id("deployer"), env.project)
+        deployers = list(dict.fromkeys([*deployers, ci_deployer]))
     if deployers:
         people[Grantee.DEPLOYERS] = deployers
+    workbench_on = platform.workbench.enabled
     workloads = [w for w in WORKLOADS if w != Grantee.WORKBENCH or workbench_on]
     identities = Identities(
         "identities",
         IdentitiesArgs(
-            project=project,
+            project=env.project,
             account_ids={w: naming.account_id(ACCOUNT_NAMES[w]) for w in workloads},
             display_prefix=naming.display_prefix,
             members=people,
         ),
         # IAM refuses a grant to an account that does not exist yet (the CI deployer's actAs).
-        after(Identities, *([ci] if ci else [])),
+        env.after(Identities, *([ci] if ci else [])),
     )
     members: Members = {**people, **identities.members}
     readers = _model_readers(platform.serving)
@@ -212,129 +319,227 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         members[Grantee.MODEL_READERS] = readers
     if workbench_on:
         members[Grantee.WORKBENCH_OWNER] = [f"user:{platform.workbench.owner}"]
+    return identities, members
 
-    data_lake = DataLake(
+
+# --- data: the lake, the warehouse and the ingestion between them ------------------------------
+
+
+def _data_lake(env: _Environment, members: Members) -> DataLake:
+    naming = env.naming
+    return DataLake(
         "data-lake",
         DataLakeArgs(
-            project=project,
-            location=region,
+            project=env.project,
+            location=env.region,
             landing_bucket=naming.bucket("landing"),
             quarantine_bucket=naming.bucket("quarantine"),
             artifacts_bucket=naming.bucket("artifacts"),
             access_logs_bucket=naming.bucket("access-logs"),
             models_bucket=naming.bucket("models"),
-            labels=labels,
-            settings=platform.data_lake,
-            kms_key=kms_key,
+            labels=naming.labels,
+            settings=env.platform.data_lake,
+            kms_key=env.platform.kms_key,
             members=members,
         ),
-        after(DataLake),
+        env.after(DataLake),
     )
-    warehouse = Warehouse(
+
+
+def _warehouse(env: _Environment, members: Members) -> Warehouse:
+    settings = env.platform.warehouse
+    return Warehouse(
         "warehouse",
         WarehouseArgs(
-            project=project,
-            location=bq_location,
-            dataset_id=naming.dataset_id(platform.warehouse.dataset),
-            contract=contract,
-            labels=labels,
-            deletion_protection=platform.warehouse.deletion_protection,
-            kms_key=kms_key,
+            project=env.project,
+            location=env.bq_location,
+            dataset_id=env.naming.dataset_id(settings.dataset),
+            contract=env.contract,
+            labels=env.naming.labels,
+            deletion_protection=settings.deletion_protection,
+            kms_key=env.platform.kms_key,
             members=members,
         ),
-        after(Warehouse),
+        env.after(Warehouse),
     )
+
+
+def _ingestion(
+    env: _Environment,
+    members: Members,
+    identities: Identities,
+    data_lake: DataLake,
+    warehouse: Warehouse,
+) -> Ingestion:
+    project, region, naming = env.project, env.region, env.naming
     # The Cloud Storage agent publishes the landing bucket's events (looked up, not created).
     storage_agent = gcp.storage.get_project_service_account_output(
         project=project,
         opts=pulumi.InvokeOutputOptions(
-            provider=provider, depends_on=services.needed_by("storage.googleapis.com")
+            provider=env.provider, depends_on=env.services.needed_by("storage.googleapis.com")
         ),
     )
-    ingestion = Ingestion(
+    return Ingestion(
         "ingestion",
         IngestionArgs(
             project=project,
             region=region,
             function_name=naming.resource("ingest"),
             repository_id=naming.resource("functions"),
-            source=function_source(FUNCTION_DIR, contract_file),
-            settings=platform.ingestion,
+            source=function_source(FUNCTION_DIR, env.contract_file),
+            settings=env.platform.ingestion,
             landing_bucket=data_lake.landing.name,
             landing_location=region,
             quarantine_bucket=data_lake.quarantine.name,
             artifacts_bucket=naming.bucket("artifacts"),
             dataset_id=warehouse.dataset.dataset_id,
-            bq_location=bq_location,
+            bq_location=env.bq_location,
             curated_table=warehouse.curated.table_id,
             ingestion_log_table=warehouse.tables[INGESTION_LOG.table_id].table_id,
             runtime_account_email=identities.ingestion.email,
             trigger_account_email=identities.ingestion_trigger.email,
             build_account_name=identities.function_build.name,
-            labels=labels,
-            kms_key=kms_key,
+            labels=naming.labels,
+            kms_key=env.platform.kms_key,
             members={**members, Grantee.STORAGE_AGENT: [storage_agent.member]},
         ),
         # The function handles events as soon as it exists: its grants on the buckets and the
         # dataset come first.
-        after(Ingestion, data_lake, warehouse),
+        env.after(Ingestion, data_lake, warehouse),
     )
-    private = None
-    if platform.serving.private_network:
-        private = PrivateNetwork(
-            "private-network",
-            PrivateNetworkArgs(project, naming.resource("serving"), labels),
-            after(PrivateNetwork),
-        )
-    # The network the endpoint serves on and the pipelines' runs join; None: Google's own.
-    vertex_network = private.vertex_network if private else None
-    serving = Serving(
+
+
+# --- serving: the endpoint and the network it may serve on -------------------------------------
+
+
+def _private_network(env: _Environment) -> PrivateNetwork | None:
+    if not env.platform.serving.private_network:
+        return None
+    return PrivateNetwork(
+        "private-network",
+        PrivateNetworkArgs(env.project, env.naming.resource("serving"), env.naming.labels),
+        env.after(PrivateNetwork),
+    )
+
+
+def _vertex_network(private: PrivateNetwork | None) -> pulumi.Input[str] | None:
+    """The network the endpoint serves on and the pipelines' runs join; None: Google's own."""
+    return private.vertex_network if private else None
+
+
+def _serving(
+    env: _Environment, members: Members, warehouse: Warehouse, private: PrivateNetwork | None
+) -> Serving:
+    project, region, naming = env.project, env.region, env.naming
+    serving = env.platform.serving
+    return Serving(
         "serving",
         ServingArgs(
             project=project,
             region=region,
             display_name=naming.display_name("endpoint"),
             endpoint_id=naming.endpoint_id(),
-            labels=labels,
+            labels=naming.labels,
             predictor_role_id=naming.role_id(PREDICTOR),
             model_reader_role_id=naming.role_id(MODEL_READER),
-            rollout=_rollout(platform.serving, project, region, naming, contract.name),
-            kms_key=kms_key,
+            rollout=_rollout(serving, project, region, naming, env.contract.name),
+            kms_key=env.platform.kms_key,
             request_logging_dataset=(
                 pulumi.Output.concat("bq://", project, ".", warehouse.dataset.dataset_id)
-                if platform.serving.request_logging
+                if serving.request_logging
                 else None
             ),
-            logging_sampling_rate=platform.serving.logging_sampling_rate,
-            network=vertex_network,
+            logging_sampling_rate=serving.logging_sampling_rate,
+            network=_vertex_network(private),
             members=members,
         ),
         # A private endpoint is created on a network already peered with Vertex AI.
-        after(Serving, *([private] if private else [])),
+        env.after(Serving, *([private] if private else [])),
     )
+
+
+# --- pipelines: training, evaluation and scoring on one image ----------------------------------
+
+WHERE = ("project", "location", "bq_location", "dataset", "table", "endpoint", "model_id")
+"""The training run's string parameters the evaluation and the scoring runs share: where the
+data, the endpoint and the model are."""
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """What the stack's pipeline runs share: one image, one root, the training run's
+    parameters and the runner they run as."""
+
+    repository_id: str
+    image: str
+    """One image for the components and for serving: what train pickles, serving unpickles."""
+    pipeline_root: pulumi.Output[str]
+    labels: dict[str, str]
+    """Of what the training runs create (jobs, model versions), managed by the pipeline."""
+    typed: dict[str, Any]
+    """Typed parameters travel in the spec as its defaults."""
+    strings: dict[str, pulumi.Input[str]]
+    """String parameters travel as the run's parameters."""
+    limits: dict[str, dict[str, Any]]
+    spec: dict[str, Any]
+    """The compiled training pipeline."""
+    runner_email: pulumi.Output[str]
+
+    def where(self) -> dict[str, pulumi.Input[str]]:
+        return {key: self.strings[key] for key in WHERE}
+
+
+def _runs(
+    env: _Environment,
+    identities: Identities,
+    data_lake: DataLake,
+    warehouse: Warehouse,
+    serving: Serving,
+) -> _Runs:
+    """The training run: its parameters, its sizes and its compiled spec."""
+    platform, naming, region = env.platform, env.naming, env.region
     training = platform.pipelines.training
     repository_id = naming.resource("pipelines")
-    image = image_uri(registry_path(region, project, repository_id))
-    # What the pipeline's runs create (jobs, model versions) is managed by the pipeline.
-    run_labels = {**labels, "managed-by": "training-pipeline"}
-    # An endpoint whose config names the model it serves (prod) is deployed by promotion: the
-    # Promotion resource owns its traffic, so a better model from this stack's training runs
-    # (scheduled, or a retraining the evaluation starts) is registered for QA, not deployed.
-    promoted = platform.serving.model is not None
-    # Typed parameters travel in the spec as its defaults; strings as the run's parameters.
-    typed_parameters = {
-        "contract": contract.model_dump(mode="json", exclude_none=True),
+    image = image_uri(registry_path(region, env.project, repository_id))
+    labels = {**naming.labels, "managed-by": "training-pipeline"}
+    typed = {
+        "contract": env.contract.model_dump(mode="json", exclude_none=True),
         "min_accuracy": training.min_accuracy,
         "min_improvement": training.min_improvement,
         "serving_min_replicas": platform.serving.min_replicas,
         "serving_max_replicas": platform.serving.max_replicas,
-        "model_labels": run_labels,
-        **_tuned(training.hyperparameters, stack),
+        "model_labels": labels,
+        **_tuned(training.hyperparameters, env.stack),
     }
-    string_parameters = {
+    limits = {task: r.limits() for task, r in training.resources.items()}
+    return _Runs(
+        repository_id=repository_id,
+        image=image,
+        pipeline_root=pulumi.Output.concat("gs://", data_lake.artifacts.name, "/pipeline-root"),
+        labels=labels,
+        typed=typed,
+        strings=_training_strings(env, image, data_lake, warehouse, serving),
+        limits=limits,
+        spec=compile_spec(image, defaults=typed, limits=limits),
+        runner_email=identities.pipeline_runner.email,
+    )
+
+
+def _training_strings(
+    env: _Environment, image: str, data_lake: DataLake, warehouse: Warehouse, serving: Serving
+) -> dict[str, pulumi.Input[str]]:
+    """The training run's string parameters: where its data, endpoint and model are, and who
+    deploys the model it makes."""
+    platform, naming, project, region = env.platform, env.naming, env.project, env.region
+    contract = env.contract
+    # An endpoint whose config names the model it serves (prod) is deployed by promotion: the
+    # Promotion resource owns its traffic, so a better model from this stack's training runs
+    # (scheduled, or a retraining the evaluation starts) is registered for QA, not deployed.
+    promoted = platform.serving.model is not None
+    return {
         "project": project,
         "location": region,
-        "bq_location": bq_location,
+        "bq_location": env.bq_location,
         "dataset": warehouse.dataset.dataset_id,
         "table": warehouse.curated.table_id,
         "metrics_table": warehouse.tables[MODEL_METRICS.table_id].table_id,
@@ -346,142 +551,195 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         # The models bucket: one home for every bundle, readable by the project models are
         # promoted to (listing included).
         "models_uri": pulumi.Output.concat("gs://", data_lake.models.name),
-        # One image for the components and for serving: what train pickles, serving unpickles.
         "serving_image": image,
         "serving_machine_type": platform.serving.machine_type,
         "git_commit": code_version(),
         "deploy_by": "promotion" if promoted else "pipeline",
         "model_alias": CANDIDATE_ALIAS if promoted else "staging",
     }
-    pipeline_root = pulumi.Output.concat("gs://", data_lake.artifacts.name, "/pipeline-root")
-    training_limits = {
-        task: r.limits() for task, r in platform.pipelines.training.resources.items()
-    }
-    training_spec = compile_spec(image, defaults=typed_parameters, limits=training_limits)
-    evaluation = platform.pipelines.evaluation
-    evaluation_spec = compile_spec(
-        image,
+
+
+def _pipelines(
+    env: _Environment,
+    members: Members,
+    runs: _Runs,
+    identities: Identities,
+    data_lake: DataLake,
+    warehouse: Warehouse,
+    private: PrivateNetwork | None,
+) -> Pipelines:
+    """The pipeline image's and templates' repositories, and the three pipelines' schedules."""
+    naming = env.naming
+    return Pipelines(
+        "pipelines",
+        PipelinesArgs(
+            project=env.project,
+            region=env.region,
+            repository_id=runs.repository_id,
+            templates_repository_id=naming.resource("pipeline-templates"),
+            image=runs.image,
+            spec=runs.spec,
+            parameters=runs.strings,
+            pipeline_root=runs.pipeline_root,
+            runner_email=runs.runner_email,
+            schedule_display_name=naming.display_name("training pipeline"),
+            schedule=env.platform.pipelines.training.schedule,
+            labels=naming.labels,
+            run_labels=runs.labels,
+            evaluation=_evaluation(env, runs, warehouse),
+            scoring=_scoring(env, runs, warehouse),
+            kms_key=env.platform.kms_key,
+            network=_vertex_network(private),
+            members=members,
+        ),
+        # Runs read and write what the runner is granted in the data lake and the warehouse.
+        env.after(Pipelines, identities, data_lake, warehouse, *([private] if private else [])),
+    )
+
+
+def _evaluation(env: _Environment, runs: _Runs, warehouse: Warehouse) -> ScheduledPipeline:
+    """The continuous evaluation on its schedule: it judges the model the stack's endpoint
+    serves on new rows, and retrains with the training code deployed beside it."""
+    evaluation = env.platform.pipelines.evaluation
+    spec = compile_spec(
+        runs.image,
         defaults={
-            "contract": typed_parameters["contract"],
+            "contract": runs.typed["contract"],
             "min_new_rows": evaluation.min_new_rows,
             "min_accuracy": evaluation.min_accuracy,
             "max_degradation": evaluation.max_degradation,
             # Retraining runs the training code deployed with it, with its schedule's values.
-            "training_spec": training_spec,
+            "training_spec": runs.spec,
         },
         pipeline=evaluation_pipeline,
         limits={task: r.limits() for task, r in evaluation.resources.items()},
     )
-    evaluation_parameters = {
-        **{k: string_parameters[k] for k in ("project", "location", "bq_location", "dataset",
-                                              "table", "endpoint", "model_id")},
+    parameters = {
+        **runs.where(),
         # Each stack judges the model its own endpoint serves: no fallback endpoint.
         "fallback_endpoint": "",
         "evaluations_table": warehouse.tables[EVALUATIONS.table_id].table_id,
-        "training_parameters": pulumi.Output.json_dumps(string_parameters),
-        "training_pipeline_root": pipeline_root,
-        "training_service_account": identities.pipeline_runner.email,
-        "prediction_service_account": identities.pipeline_runner.email,
-        "prediction_machine_type": platform.serving.machine_type,
-        "kms_key": kms_key or "",
-    }  # fmt: skip
-    pipelines = Pipelines(
-        "pipelines",
-        PipelinesArgs(
-            project=project,
-            region=region,
-            repository_id=repository_id,
-            templates_repository_id=naming.resource("pipeline-templates"),
-            image=image,
-            spec=training_spec,
-            parameters=string_parameters,
-            pipeline_root=pipeline_root,
-            runner_email=identities.pipeline_runner.email,
-            schedule_display_name=naming.display_name("training pipeline"),
-            schedule=training.schedule,
-            labels=labels,
-            run_labels=run_labels,
-            evaluation=ScheduledPipeline(
-                display_name=naming.display_name("evaluation pipeline"),
-                spec=evaluation_spec,
-                parameters=evaluation_parameters,
-                schedule=evaluation.schedule,
-                run_labels={**labels, "managed-by": "evaluation-pipeline"},
-            ),
-            scoring=_scoring(
-                platform.pipelines.scoring,
-                image,
-                typed_parameters["contract"],
-                {
-                    k: string_parameters[k]
-                    for k in (
-                        "project",
-                        "location",
-                        "bq_location",
-                        "dataset",
-                        "table",
-                        "endpoint",
-                        "model_id",
-                    )
-                },
-                predictions_table=warehouse.tables[PREDICTIONS.table_id].table_id,
-                runner_email=identities.pipeline_runner.email,
-                kms_key=kms_key or "",
-                display_name=naming.display_name("scoring pipeline"),
-                run_labels={**labels, "managed-by": "scoring-pipeline"},
-            ),
-            kms_key=kms_key,
-            network=vertex_network,
-            members=members,
-        ),
-        # Runs read and write what the runner is granted in the data lake and the warehouse.
-        after(Pipelines, identities, data_lake, warehouse, *([private] if private else [])),
+        "training_parameters": pulumi.Output.json_dumps(runs.strings),
+        "training_pipeline_root": runs.pipeline_root,
+        "training_service_account": runs.runner_email,
+        "prediction_service_account": runs.runner_email,
+        "prediction_machine_type": env.platform.serving.machine_type,
+        "kms_key": env.platform.kms_key or "",
+    }
+    return _scheduled(env, "evaluation", spec, parameters, evaluation.schedule)
+
+
+def _scoring(env: _Environment, runs: _Runs, warehouse: Warehouse) -> ScheduledPipeline:
+    """The batch scoring pipeline on its schedule: the stack's endpoint's model (prod: the
+    promoted version) scores `scoring.source` into the predictions table, its batch job sized
+    by the stack (machine type and replicas, in the spec as defaults)."""
+    scoring = env.platform.pipelines.scoring
+    spec = compile_spec(
+        runs.image,
+        defaults={
+            "contract": runs.typed["contract"],
+            "prediction_replica_count": scoring.replica_count,
+        },
+        pipeline=scoring_pipeline,
+        limits={task: r.limits() for task, r in scoring.resources.items()},
     )
-    training_job = {
-        "project": project,
-        "region": region,
-        "image": image,
-        "pipeline_root": pipeline_root,
-        "service_account": identities.pipeline_runner.email,
-        "parameters": {**typed_parameters, **string_parameters},
-        "labels": run_labels,
+    parameters = {
+        **runs.where(),
+        # Each stack scores with the model its own endpoint serves: no fallback endpoint.
+        "fallback_endpoint": "",
+        "source": scoring.source,
+        "predictions_table": warehouse.tables[PREDICTIONS.table_id].table_id,
+        "prediction_machine_type": scoring.machine_type,
+        "prediction_service_account": runs.runner_email,
+        "kms_key": env.platform.kms_key or "",
+    }
+    return _scheduled(env, "scoring", spec, parameters, scoring.schedule)
+
+
+def _scheduled(
+    env: _Environment,
+    pipeline: str,
+    spec: dict[str, Any],
+    parameters: dict[str, pulumi.Input[str]],
+    schedule: ScheduleConfig,
+) -> ScheduledPipeline:
+    """The `pipeline` ("scoring") on its schedule, the jobs its runs create labelled as its own."""
+    return ScheduledPipeline(
+        display_name=env.naming.display_name(f"{pipeline} pipeline"),
+        spec=spec,
+        parameters=parameters,
+        schedule=schedule,
+        run_labels={**env.naming.labels, "managed-by": f"{pipeline}-pipeline"},
+    )
+
+
+def _training_job(
+    env: _Environment, runs: _Runs, pipelines: Pipelines, private: PrivateNetwork | None
+) -> dict[str, Any]:
+    """Where and with what a training run executes: `pipeline_src.submit`'s job file."""
+    return {
+        "project": env.project,
+        "region": env.region,
+        "image": runs.image,
+        "pipeline_root": runs.pipeline_root,
+        "service_account": runs.runner_email,
+        "parameters": {**runs.typed, **runs.strings},
+        "labels": runs.labels,
         # Where `pipeline_src.submit --publish` publishes the compiled template.
         "template_registry": pipelines.template_registry,
         # CI compiles the same sized pipeline the schedule runs.
-        "limits": training_limits,
-        "network": vertex_network,
+        "limits": runs.limits,
+        "network": _vertex_network(private),
     }
-    workbench = None
-    if workbench_on:
-        settings = platform.workbench
-        workbench = Workbench(
-            "workbench",
-            WorkbenchArgs(
-                project=project,
-                region=region,
-                zone=settings.zone or f"{region}-b",
-                instance_name=naming.resource("workbench"),
-                network_name=naming.resource("workbench"),
-                service_account_email=identities.workbench.email,
-                service_account_name=identities.workbench.name,
-                settings=settings,
-                labels=labels,
-                kms_key=kms_key,
-                members=members,
-            ),
-            after(Workbench, data_lake, warehouse),
-        )
-    monitoring = Monitoring(
+
+
+# --- the rest: Workbench, monitoring, the budget -------------------------------------------------
+
+
+def _workbench(
+    env: _Environment,
+    members: Members,
+    identities: Identities,
+    data_lake: DataLake,
+    warehouse: Warehouse,
+) -> Workbench | None:
+    settings, region, naming = env.platform.workbench, env.region, env.naming
+    if not settings.enabled:
+        return None
+    return Workbench(
+        "workbench",
+        WorkbenchArgs(
+            project=env.project,
+            region=region,
+            zone=settings.zone or f"{region}-b",
+            instance_name=naming.resource("workbench"),
+            network_name=naming.resource("workbench"),
+            service_account_email=identities.workbench.email,
+            service_account_name=identities.workbench.name,
+            settings=settings,
+            labels=naming.labels,
+            kms_key=env.platform.kms_key,
+            members=members,
+        ),
+        env.after(Workbench, data_lake, warehouse),
+    )
+
+
+def _monitoring(
+    env: _Environment, members: Members, data_lake: DataLake, serving: Serving
+) -> Monitoring:
+    naming = env.naming
+    return Monitoring(
         "monitoring",
         MonitoringArgs(
-            project=project,
+            project=env.project,
             display_prefix=naming.display_prefix,
             metric_prefix=naming.metric_prefix,
             function_name=naming.resource("ingest"),
             endpoint_id=serving.endpoint.name,
             quarantine_bucket=data_lake.quarantine.name,
-            labels=labels,
-            settings=platform.monitoring,
+            labels=naming.labels,
+            settings=env.platform.monitoring,
             evaluation_pipeline=evaluation_pipeline.name,
             members=members,
             # The page the pipelines write to the artifacts bucket (stakeholders read it).
@@ -489,104 +747,29 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
                 "https://storage.cloud.google.com/", data_lake.artifacts.name, "/", PAGE_OBJECT
             ),
         ),
-        after(Monitoring),
-    )
-    budget = None
-    if budget_on:
-        # Its grant to the CI deployer waits for that account (IAM refuses a member not created).
-        budget_opts = after(Budget, *([ci] if ci is not None else []))
-        budget = _budget(config, naming, monitoring, ci_on, budget_opts)
-    offered = {
-        "pipeline_runner": identities.pipeline_runner.member,
-        "vertex_agent": serving.vertex_agent.member,
-        **({"deployer": ci.deployer.member} if ci is not None else {}),
-    }
-    return Platform(
-        model_readers=offered,
-        naming=naming,
-        contract=contract,
-        services=services,
-        identities=identities,
-        data_lake=data_lake,
-        warehouse=warehouse,
-        ingestion=ingestion,
-        serving=serving,
-        pipelines=pipelines,
-        training_job=training_job,
-        monitoring=monitoring,
-        workbench=workbench,
-        encryption=encryption,
-        ci=ci,
-        budget=budget,
-        private_network=private,
+        env.after(Monitoring),
     )
 
 
-def _scoring(
-    scoring: ScoringConfig,
-    image: str,
-    contract: dict[str, Any],
-    where: dict[str, pulumi.Input[str]],
-    *,
-    predictions_table: pulumi.Input[str],
-    runner_email: pulumi.Input[str],
-    kms_key: str,
-    display_name: str,
-    run_labels: dict[str, str],
-) -> ScheduledPipeline:
-    """The batch scoring pipeline on its schedule: the stack's endpoint's model (prod: the
-    promoted version) scores `scoring.source` into the predictions table, its batch job sized
-    by the stack (machine type and replicas, in the spec as defaults)."""
-    spec = compile_spec(
-        image,
-        defaults={
-            "contract": contract,
-            "prediction_replica_count": scoring.replica_count,
-        },
-        pipeline=scoring_pipeline,
-        limits={task: r.limits() for task, r in scoring.resources.items()},
-    )
-    parameters = {
-        **where,
-        # Each stack scores with the model its own endpoint serves: no fallback endpoint.
-        "fallback_endpoint": "",
-        "source": scoring.source,
-        "predictions_table": predictions_table,
-        "prediction_machine_type": scoring.machine_type,
-        "prediction_service_account": runner_email,
-        "kms_key": kms_key,
-    }
-    return ScheduledPipeline(
-        display_name=display_name,
-        spec=spec,
-        parameters=parameters,
-        schedule=scoring.schedule,
-        run_labels=run_labels,
-    )
-
-
-def _budget(
-    config: StackConfig,
-    naming: Naming,
-    monitoring: Monitoring,
-    ci_on: bool,
-    opts: pulumi.ResourceOptions,
-) -> Budget:
+def _budget(env: _Environment, monitoring: Monitoring, ci: CiIdentity | None) -> Budget | None:
     """The stack's budget, alerting its notification channel; CI's deployer may maintain it."""
-    settings = config.platform.cost.budget
-    deployer = deployer_member(naming.account_id("deployer"), config.project)
+    settings, naming = env.platform.cost.budget, env.naming
+    if settings.billing_account is None:
+        return None
+    deployer = deployer_member(naming.account_id("deployer"), env.project)
     return Budget(
         "budget",
         BudgetArgs(
-            project=config.project,
+            project=env.project,
             billing_account=str(settings.billing_account),
             display_name=f"{naming.display_prefix}: monthly budget",
             monthly_usd=float(settings.monthly_usd or 0),
             alert_thresholds=tuple(settings.alert_thresholds),
             notification_channel=monitoring.channel.name if monitoring.channel else None,
-            members={Grantee.CI_DEPLOYER: [deployer]} if ci_on else {},
+            members={Grantee.CI_DEPLOYER: [deployer]} if ci is not None else {},
         ),
-        opts,
+        # Its grant to the CI deployer waits for that account (IAM refuses a member not created).
+        env.after(Budget, *([ci] if ci is not None else [])),
     )
 
 
