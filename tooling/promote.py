@@ -5,9 +5,10 @@
     python -m tooling.promote --local-copy        # local staging's version, into .local's copy
 
 The one key `platform.serving.model` of the stack file (`Pulumi.prod.yaml` by default) is edited
-in place — comments, order and layout stay as they are — and the file is validated before it is
-written. QA opens the PR with that change; its `pulumi preview` shows the Promotion resource's
-update, and the merge's `pulumi up` rolls the version out (canary, then full traffic).
+in place through a round-trip YAML library (ruamel.yaml) — comments, order and layout stay as
+they are — and the file is validated before it is written. QA opens the PR with that change; its
+`pulumi preview` shows the Promotion resource's update, and the merge's `pulumi up` rolls the
+version out (canary, then full traffic).
 
 A model of the local registry exists in no GCP project: it is written only into the local copy
 of the stack file (`.local/Pulumi.prod.yaml`, what `make demo` promotes into), never into the
@@ -23,8 +24,10 @@ import sys
 from pathlib import Path
 
 import yaml
+from ruamel.yaml import YAMLError
 
 from stacks.config import NAMESPACE, PROJECT_ROOT, ConfigError, parse_stack_config
+from tooling import stack_files
 
 MODEL_KEY = ("config", f"{NAMESPACE}:platform", "serving", "model")
 
@@ -63,58 +66,39 @@ def served_by_vertex(endpoint_name: str) -> str:
     return f"projects/{match[1]}/locations/{match[2]}/models/{model_id}@{top.model_version_id}"
 
 
-def set_scalar(text: str, path: tuple[str, ...], value: str) -> tuple[str, str | None]:
-    """`text` with the block-style YAML key at `path` set to `value`; (new text, old value).
+def set_scalar(
+    text: str, path: tuple[str, ...], value: str, source: str = "the stack file"
+) -> tuple[str, str | None]:
+    """`text` with the YAML key at `path` set to `value`; (new text, old value).
 
-    Edits the one line (its comment kept at its column), or inserts the key as the first child of
-    its parent when missing. Every other byte of the file is kept.
+    A round trip through the YAML library (tooling/stack_files.py): comments, key order, quoting
+    and layout stay as written; a missing key is added to its section, a missing section is an
+    error (the file is not the stack file it should be).
     """
-    lines = text.splitlines(keepends=True)
-    start, end, parent_indent = 0, len(lines), -1
-    for depth, key in enumerate(path):
-        last = depth == len(path) - 1
-        found, child_indent = None, None
-        for number in range(start, end):
-            line = lines[number]
-            content = line.strip()
-            if not content or content.startswith("#"):
-                continue
-            indent = len(line) - len(line.lstrip(" "))
-            child_indent = indent if child_indent is None else child_indent
-            if indent == child_indent and re.match(rf"{re.escape(key)}\s*:(\s|$)", content):
-                found = number
-                break
-        if found is None:
-            if not last or child_indent is None:
-                raise PromoteError(f"the stack file has no `{'.'.join(path[: depth + 1])}` key")
-            lines.insert(start, f"{' ' * child_indent}{key}: {value}\n")
-            return "".join(lines), None
-        if last:
-            line = lines[found]
-            match = re.match(
-                rf"^(?P<lead>\s*{re.escape(key)}\s*:\s*)(?P<old>[^#\n]*?)(?P<gap>[ \t]*)"
-                r"(?P<comment>#.*)?(?P<eol>\n?)$",
-                line,
-            )
-            if match is None or match["old"].startswith(("|", ">", "[", "{", "&", "*")):
-                raise PromoteError(f"`{'.'.join(path)}` is not a one-line value: {line.strip()}")
-            head = f"{match['lead']}{value}"
-            comment = ""
-            if match["comment"]:
-                column = line.index(match["comment"], len(match["lead"]))
-                comment = " " * max(1, column - len(head)) + match["comment"]
-            lines[found] = head + comment + match["eol"]
-            old = match["old"].strip()
-            return "".join(lines), (None if old in ("", "null", "~") else old)
-        parent_indent = len(lines[found]) - len(lines[found].lstrip(" "))
-        start, end = found + 1, len(lines)
-        for number in range(found + 1, len(lines)):
-            content = lines[number].strip()
-            indent = len(lines[number]) - len(lines[number].lstrip(" "))
-            if content and not content.startswith("#") and indent <= parent_indent:
-                end = number
-                break
-    raise AssertionError("unreachable")
+    try:
+        document = stack_files.parse(text, source)
+    except YAMLError as error:
+        raise PromoteError(f"{_yaml_problem(error, source)} (check the indentation)") from None
+    except ValueError as error:
+        raise PromoteError(str(error)) from None
+    section = document
+    for depth, key in enumerate(path[:-1]):
+        section = section.get(key) if isinstance(section, dict) else None
+        if not isinstance(section, dict):
+            raise PromoteError(f"{source} has no `{'.'.join(path[: depth + 1])}` key")
+    old = section.get(path[-1])
+    if isinstance(old, (dict, list)):
+        raise PromoteError(f"{source}: `{'.'.join(path)}` is not a one-line value")
+    section[path[-1]] = value
+    return stack_files.dump(document), (None if old is None else str(old))
+
+
+def _yaml_problem(error: YAMLError, source: str) -> str:
+    """Where the parser stopped and why, on one line, as stacks/config.py reports PyYAML's."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"{where}: not valid YAML: {problem}"
 
 
 def local_stack_file(root: Path, stack: str = "prod") -> Path:
@@ -149,7 +133,7 @@ def promote(stack_file: Path, model: str, local_copy: bool = False) -> str | Non
         text = stack_file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PromoteError(f"stack file {stack_file} not found") from None
-    new_text, old = set_scalar(text, MODEL_KEY, model)
+    new_text, old = set_scalar(text, MODEL_KEY, model, stack_file.name)
     document = yaml.safe_load(new_text) or {}
     try:  # the file as `pulumi up` will read it, before anything is written
         parse_stack_config(document.get("config") or {}, source=stack_file.name)

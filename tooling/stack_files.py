@@ -1,8 +1,8 @@
 """Reading and editing the stack files round-trip: comments, order and other keys stay as written.
 
-`make init` and the bootstrap's writes go through here, so a re-run edits the lines it owns and
-nothing else. PyYAML (stacks/config.py) reads; ruamel.yaml keeps what a person wrote beside the
-values.
+`make init`, `make promote` and the bootstrap's writes go through here, so a re-run edits the
+lines it owns and nothing else. PyYAML (stacks/config.py) reads; ruamel.yaml keeps what a person
+wrote beside the values.
 """
 
 from __future__ import annotations
@@ -33,9 +33,14 @@ def _yaml() -> YAML:
 
 
 def load(path: Path) -> CommentedMap:
-    document = _yaml().load(path.read_text(encoding="utf-8"))
+    return parse(path.read_text(encoding="utf-8"), path.name)
+
+
+def parse(text: str, source: str) -> CommentedMap:
+    """A stack file's text as an editable document (`source` names it in the error)."""
+    document = _yaml().load(text)
     if not isinstance(document, CommentedMap) or not isinstance(document.get("config"), dict):
-        raise ValueError(f"{path.name}: has no `config:` mapping")
+        raise ValueError(f"{source}: has no `config:` mapping")
     return document
 
 

@@ -141,6 +141,38 @@ def test_the_edit_keeps_comments_and_inserts_a_missing_key():
         set_scalar("config:\n  tabular-mlops:platform:\n    labels: {}\n", MODEL_KEY, "m@3")
 
 
+def test_a_promotion_keeps_every_comment_of_the_stack_file(tmp_path):
+    """The round trip keeps the file's comments: its header, those beside values, and the one on
+    the promoted line itself (moved right when the new value is longer)."""
+    original = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text()
+    served = "models/tabular-mlops-staging-penguins@1"
+    commented = original.replace(f"{served}\n", f"{served}   # QA's last promotion\n")
+    assert commented != original
+    stack_file = tmp_path / "Pulumi.prod.yaml"
+    stack_file.write_text(commented)
+    model = f"projects/acme-mlops-staging/locations/europe-west4/{served}2"  # longer by one
+    promote(stack_file, model)
+
+    def comments(text: str) -> list[str]:
+        return [line[line.index("#") :] for line in text.splitlines() if "#" in line]
+
+    after = stack_file.read_text()
+    assert len(comments(commented)) > 10 and comments(after) == comments(commented)
+    changed = [
+        (a, b) for a, b in zip(commented.splitlines(), after.splitlines(), strict=True) if a != b
+    ]
+    assert [b for _, b in changed] == [f"      model: {model}  # QA's last promotion"]
+
+
+def test_a_stack_file_that_is_not_yaml_is_one_line_naming_where(tmp_path):
+    stack_file = tmp_path / "Pulumi.prod.yaml"
+    stack_file.write_text("config:\n  tabular-mlops:platform:\n    serving: [\n")
+    with pytest.raises(PromoteError, match=r"^Pulumi.prod.yaml:4:1: not valid YAML: ") as error:
+        promote(stack_file, "projects/p/locations/r/models/m@1")
+    assert "\n" not in str(error.value)
+    assert stack_file.read_text().endswith("serving: [\n")
+
+
 def test_a_bad_promotion_writes_nothing_and_says_why(tmp_path, capsys):
     stack_file = tmp_path / "Pulumi.prod.yaml"
     stack_file.write_text((PROJECT_ROOT / "Pulumi.prod.yaml").read_text())
