@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 import json
 import resource
 import subprocess
@@ -125,6 +127,48 @@ def test_diff_shows_what_the_environments_change(stack_records):
     assert "deletionProtection: off -> on" in text
     # Names derived from project and stack are not noise in the diff.
     assert "acme-mlops-prod-prod-landing" not in text
+
+
+def test_diff_pairs_a_grant_whose_name_differs_only_by_its_member_digest(stack_records):
+    """A grant to a configured member is named by a digest of the member, which names the
+    project: each stack's grant of the deployers has its own name, yet it is one resource."""
+    staging, prod = stack_records["staging"], stack_records["prod"]
+    stem = "identities-ingestion-account-deployers-iam-serviceaccountuser-"
+    (in_staging,), (in_prod,) = (
+        [
+            r
+            for r in record.resources
+            if r.name.startswith(stem) and "deployer-" in r.inputs["member"]
+        ]
+        for record in (staging, prod)
+    )
+    assert in_staging.name != in_prod.name
+    text = diff(staging, prod)
+    only = text.split("settings that differ")[0]
+    assert in_staging.name not in only and in_prod.name not in only
+    assert f"{stem}<member digest>" not in text  # paired, and nothing else differs
+    # The storage agent differs only by the project's number: not listed either.
+    assert "gs-project-accounts" not in text and "<project-number>" in text
+
+    # A grant to another member is a real difference: one added, one removed.
+    member = "group:auditors@example.org"
+    other = dataclasses.replace(
+        in_prod,
+        name=stem + hashlib.sha256(member.encode()).hexdigest()[:8],
+        inputs={**in_prod.inputs, "member": member},
+    )
+    changed = dataclasses.replace(
+        prod, resources=[other if r is in_prod else r for r in prod.resources]
+    )
+    only = diff(staging, changed).split("settings that differ")[0]
+    assert in_staging.name in only and other.name in only
+    # Same member, another setting changed: paired, and the setting shown under its stem.
+    conditioned = dataclasses.replace(in_prod, inputs={**in_prod.inputs, "role": "roles/owner"})
+    changed = dataclasses.replace(
+        prod, resources=[conditioned if r is in_prod else r for r in prod.resources]
+    )
+    text = diff(staging, changed)
+    assert f"{stem}<member digest>\n      role: roles/iam.serviceAccountUser -> roles/owner" in text
 
 
 def test_plan_command_for_both_stacks_is_fast_and_writes_json(tmp_path):

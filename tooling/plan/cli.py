@@ -14,6 +14,7 @@ they are, anything else as JSON): what CI reads from a deployed stack, read offl
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -37,7 +38,7 @@ from stacks.config import (
 )
 from tooling import cost
 from tooling.cost.prices import PricingError
-from tooling.plan.offline import ResourceRecord, StackRecord, run_program
+from tooling.plan.offline import ResourceRecord, StackRecord, project_number, run_program
 from tooling.plan.provider_rules import PlanError
 
 # The settings a reviewer looks at first, per resource type (dotted paths into the inputs).
@@ -356,27 +357,30 @@ def to_json(record: StackRecord) -> dict[str, Any]:
 
 def diff(a: StackRecord, b: StackRecord) -> str:
     """What differs between two stacks' plans, for a reviewer comparing environments."""
-    index_a = {(r.type, r.name): r for r in a.resources}
-    index_b = {(r.type, r.name): r for r in b.resources}
-    identity_a = (a.outputs.get("project", ""), a.stack)
-    identity_b = (b.outputs.get("project", ""), b.stack)
+    identity_a, identity_b = _identity(a), _identity(b)
     lines = [
         f"Plan difference: {a.stack} -> {b.stack}",
-        f"(values that differ only by project {identity_a[0]} -> {identity_b[0]} or stack "
-        f"{a.stack} -> {b.stack}, such as bucket names, are not listed)",
+        f"(not listed: values that differ only by project {identity_a[0]} -> {identity_b[0]},",
+        f"its number, or stack {a.stack} -> {b.stack}, such as bucket names; a grant named by a",
+        "digest of its member is paired with the other stack's grant to the same member)",
         "",
     ]
+    index_a, index_b = _by_logical_key(a, identity_a), _by_logical_key(b, identity_b)
     only_a = sorted(set(index_a) - set(index_b))
     only_b = sorted(set(index_b) - set(index_a))
-    for label, keys in ((f"only in {a.stack}", only_a), (f"only in {b.stack}", only_b)):
+    for label, keys, index in (
+        (f"only in {a.stack}", only_a, index_a),
+        (f"only in {b.stack}", only_b, index_b),
+    ):
         lines.append(f"{label}: {len(keys)} resource(s)")
-        lines += [f"  {short_type(t)}  {n}" for t, n in keys]
+        lines += [f"  {short_type(key[0])}  {index[key].name}" for key in keys]
         lines.append("")
     changed = 0
     lines.append("settings that differ in resources both declare:")
     for key in sorted(set(index_a) & set(index_b)):
-        flat_a = _normalized(flatten(index_a[key].inputs), identity_a)
-        flat_b = _normalized(flatten(index_b[key].inputs), identity_b)
+        res_a, res_b = index_a[key], index_b[key]
+        flat_a = _normalized(flatten(res_a.inputs), identity_a)
+        flat_b = _normalized(flatten(res_b.inputs), identity_b)
         deltas = [
             f"      {path}: {_show(flat_a.get(path))} -> {_show(flat_b.get(path))}"
             for path in sorted(set(flat_a) | set(flat_b))
@@ -384,16 +388,52 @@ def diff(a: StackRecord, b: StackRecord) -> str:
         ]
         if deltas:
             changed += 1
-            lines.append(f"  {short_type(key[0])}  {key[1]}")
+            shown = res_a.name if res_a.name == res_b.name else f"{key[1]}-<member digest>"
+            lines.append(f"  {short_type(key[0])}  {shown}")
             lines += deltas
     if not changed:
         lines.append("  (none)")
     return "\n".join(lines)
 
 
-def _normalized(flat: dict[str, Any], identity: tuple[str, str]) -> dict[str, Any]:
-    """Replace the project id and stack name in string values by placeholders."""
-    project, stack = identity
+# A grant to a configured member is named by a digest of the member (resources/access.py
+# named_members): the same grant in two stacks has two names when the member names the project.
+_MEMBER_DIGEST = re.compile(r"^(?P<stem>.+)-(?P<digest>[0-9a-f]{8})$")
+Identity = tuple[str, str, str]  # project id, stack, project number
+
+
+def _identity(record: StackRecord) -> Identity:
+    project = record.outputs.get("project", "")
+    return project, record.stack, (project_number(project) if project else "")
+
+
+def _logical_key(resource: ResourceRecord, identity: Identity) -> tuple[str, str, str]:
+    """(type, name, member): a member-digest suffix is replaced by the member itself with the
+    project and stack taken out, so one stack's grant pairs with the other's of the same role."""
+    match = _MEMBER_DIGEST.match(resource.name)
+    member = resource.inputs.get("member")
+    if match and isinstance(member, str) and _digest(member) == match["digest"]:
+        return resource.type, match["stem"], _normalized({"": member}, identity)[""]
+    return resource.type, resource.name, ""
+
+
+def _by_logical_key(record: StackRecord, identity: Identity) -> dict[tuple, ResourceRecord]:
+    """The stack's resources by logical key; where two would share one, by their names."""
+    keys = {id(r): _logical_key(r, identity) for r in record.resources}
+    shared = {k for k, n in Counter(keys.values()).items() if n > 1}
+    return {
+        (keys[id(r)] if keys[id(r)] not in shared else (r.type, r.name, "")): r
+        for r in record.resources
+    }
+
+
+def _digest(member: str) -> str:
+    return hashlib.sha256(member.encode()).hexdigest()[:8]
+
+
+def _normalized(flat: dict[str, Any], identity: Identity) -> dict[str, Any]:
+    """Replace the project id, its number and the stack name in string values by placeholders."""
+    project, stack, number = identity
     # Whole words only: the stack "prod" must not rewrite "production".
     stack_word = re.compile(rf"(?<![A-Za-z0-9]){re.escape(stack)}(?![A-Za-z0-9])")
 
@@ -401,6 +441,8 @@ def _normalized(flat: dict[str, Any], identity: tuple[str, str]) -> dict[str, An
         if isinstance(value, str):
             if project:
                 value = value.replace(project, "<project>")
+            if number:
+                value = value.replace(number, "<project-number>")
             return stack_word.sub("<stack>", value)
         if isinstance(value, list):
             return [norm(v) for v in value]
