@@ -21,14 +21,20 @@ CHECKOV_READY := $(CHECKOV_VENV)/.ready
         compliance bootstrap plan-bootstrap stack-init destroy ingest contract generate loadtest \
         e2e e2e-sweep e2e-settings
 
-# Descriptions wrap under their command, so the list fits 100 columns.
-help: ## list the commands
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ \
-	    n = split($$2, words, " "); line = sprintf("  make %-14s", $$1); width = length(line); \
-	    for (i = 1; i <= n; i++) { \
-	        if (width + 1 + length(words[i]) > 100) { print line; line = sprintf("%21s", ""); width = 21 } \
-	        line = line " " words[i]; width += 1 + length(words[i]) } \
-	    print line }'
+# `make help` lists every target with a `## ` comment, in these three groups (a new target goes
+# into exactly one: tests/ci/test_makefile.py checks), each wrapped to 100 columns.
+HELP_LOCAL  := demo index pipeline evaluate score serve acceptance loadtest ingest contract \
+               generate init test test-pipeline lint format bench-training bench-ingest \
+               bench-score bench-serve venv lock clean help
+HELP_REVIEW := plan plan-diff plan-fresh plan-bootstrap cost-diff compliance docs compile promote
+HELP_CLOUD  := doctor bootstrap stack-init publish-image submit ci-variables destroy e2e e2e-sweep \
+               e2e-settings
+HELP_GROUPS := "local: runs here, no cloud account needed|$(HELP_LOCAL)" \
+  "review: what a change to the stacks does, offline (plan, cost, compliance, docs)|$(HELP_REVIEW)" \
+  "needs GCP or the Pulumi CLI: a live project and your credentials|$(HELP_CLOUD)"
+
+help: ## list the commands: those that run here, those that review a change, those that need GCP
+	@$(PYTHON) tooling/make_help.py $(firstword $(MAKEFILE_LIST)) $(HELP_GROUPS)
 
 venv: $(READY) ## create .venv from requirements.txt (done by every target that needs it)
 
