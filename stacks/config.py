@@ -383,13 +383,31 @@ class TrainingConfig(StrictModel):
         default={},
         description="training pipeline parameters to tune (learning_rate, max_iter, "
         "max_leaf_nodes, min_samples_leaf, l2_regularization, seed, validation_fraction, "
-        "test_fraction, min_rows_per_class, max_missing_rate); checked at preview",
+        "test_fraction, min_rows_per_class, max_missing_rate), each checked against the pipeline's "
+        "parameter of that name and its type",
     )
     resources: dict[TrainingTask, TaskResources] = Field(
         default={},
         description="CPU, memory and accelerator per task, e.g. {train: {cpu: 8, memory_gb: "
         "32}} (sizes by table: docs/scaling.md); unset tasks get the default machine",
     )
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _tunable(cls, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+        """Checked against the training pipeline's own parameters and their types (imported
+        only when a stack tunes something: compiling the pipeline takes a moment)."""
+        if not hyperparameters:
+            return hyperparameters
+        from pipeline_src.compile import typed_arguments
+        from pipeline_src.training import TUNABLE
+
+        untunable = sorted(set(hyperparameters) - TUNABLE)
+        if untunable:
+            raise ValueError(
+                f"not tunable: {', '.join(untunable)} (tunable: {', '.join(sorted(TUNABLE))})"
+            )
+        return typed_arguments(hyperparameters)
 
 
 class EvaluationConfig(StrictModel):

@@ -18,12 +18,12 @@ import pulumi_gcp as gcp
 
 from contracts import DataContract, load_contract
 from contracts.tables import EVALUATIONS, INGESTION_LOG, MODEL_METRICS, PREDICTIONS
-from pipeline_src.compile import code_version, compile_spec, typed_arguments
+from pipeline_src.compile import code_version, compile_spec
 from pipeline_src.evaluation import evaluation_pipeline
 from pipeline_src.image import image_uri, registry_path
 from pipeline_src.lifecycle_page import PAGE_OBJECT
 from pipeline_src.scoring import scoring_pipeline
-from pipeline_src.training import CANDIDATE_ALIAS, TUNABLE
+from pipeline_src.training import CANDIDATE_ALIAS
 from resources.access import PERSONAS, Grantee, Members, project_roles
 from resources.base import PlatformComponent
 from resources.budget import Budget, BudgetArgs
@@ -40,14 +40,12 @@ from resources.serving import MODEL_READER, PREDICTOR, RolloutSettings, Serving,
 from resources.warehouse import Warehouse, WarehouseArgs
 from resources.workbench import Workbench, WorkbenchArgs
 from stacks.config import (
-    NAMESPACE,
     PROJECT_ROOT,
     ConfigError,
     PlatformConfig,
     ScheduleConfig,
     ServingConfig,
     StackConfig,
-    stack_file_name,
 )
 from stacks.naming import Naming
 
@@ -509,7 +507,7 @@ def _runs(
         "serving_min_replicas": platform.serving.min_replicas,
         "serving_max_replicas": platform.serving.max_replicas,
         "model_labels": labels,
-        **_tuned(training.hyperparameters, env.stack),
+        **training.hyperparameters,
     }
     limits = {task: r.limits() for task, r in training.resources.items()}
     return _Runs(
@@ -819,19 +817,3 @@ def _rollout(
         model_display_name=naming.display_name(f"{dataset} model"),
         settings=serving,
     )
-
-
-def _tuned(hyperparameters: dict[str, Any], stack: str) -> dict[str, Any]:
-    """The stack's training hyperparameters, checked against the pipeline's tunable parameters."""
-    try:
-        untunable = sorted(set(hyperparameters) - TUNABLE)
-        if untunable:
-            raise ValueError(
-                f"not tunable: {', '.join(untunable)} (tunable: {', '.join(sorted(TUNABLE))})"
-            )
-        return typed_arguments(hyperparameters)
-    except ValueError as error:
-        raise ConfigError(
-            f"{stack_file_name(stack)}: {NAMESPACE}:platform.pipelines.training.hyperparameters: "
-            f"{error}"
-        ) from None

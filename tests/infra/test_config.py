@@ -206,3 +206,33 @@ def test_reference_lists_every_leaf_key():
     for key in ("tabular-mlops:project", "tabular-mlops:platform.serving.min_replicas"):
         assert f"`{key}`" in reference
     assert StackConfig.model_fields.keys() == {"project", "region", "platform"}
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "problem"),
+    [
+        ({"lerning_rate": 0.1}, "not tunable: lerning_rate (tunable: l2_regularization"),
+        ({"endpoint": "elsewhere"}, "not tunable: endpoint"),
+        ({"max_iter": "many"}, "max_iter must be an integer, got 'many'"),
+    ],
+)
+def test_bad_hyperparameters_name_the_stack_file_and_key(hyperparameters, problem):
+    """Checked at the edge with the rest of the config, against the training pipeline's own
+    parameters and their types."""
+    values = _values("staging")
+    values["tabular-mlops:platform"]["pipelines"]["training"]["hyperparameters"] = hyperparameters
+    message = _error(values, source="Pulumi.staging.yaml")
+    assert (
+        "Pulumi.staging.yaml: tabular-mlops:platform.pipelines.training.hyperparameters:" in message
+    )
+    assert problem in message
+
+
+def test_hyperparameters_take_the_pipeline_parameters_types_at_the_edge():
+    values = _values("staging")
+    training = values["tabular-mlops:platform"]["pipelines"]["training"]
+    training["hyperparameters"] = {"max_iter": 300.0, "learning_rate": 1}
+    tuned = parse_stack_config(values, "Pulumi.staging.yaml").platform.pipelines.training
+    assert tuned.hyperparameters == {"max_iter": 300, "learning_rate": 1.0}
+    assert isinstance(tuned.hyperparameters["max_iter"], int)
+    assert isinstance(tuned.hyperparameters["learning_rate"], float)
