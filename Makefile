@@ -98,17 +98,17 @@ index: $(READY) ## regenerate .local/index.html, the lifecycle page (every run d
 	$(PY) -m local.lifecycle $(CONTRACT_ARG)
 
 pipeline: $(READY) ## the training pipeline, locally (kfp.local) on the local warehouse
-	$(PY) -m pipeline_src.run_local $(CONTRACT_ARG) $(PARAM_ARGS)
+	$(PY) -m local.run_training $(CONTRACT_ARG) $(PARAM_ARGS)
 
 evaluate: $(READY) ## the evaluation pipeline, locally: judge the served model on new batches, retrain if degraded
-	$(PY) -m pipeline_src.run_local_evaluation $(CONTRACT_ARG)
+	$(PY) -m local.run_evaluation $(CONTRACT_ARG)
 
 .PHONY: bench-training
 bench-training: $(READY) ## training pipeline time and peak memory at 10k, 100k, 1M rows (~5 min idle)
 	$(PY) -m benchmarks.training_growth $(if $(ROWS),--rows $(ROWS))
 
 score: $(READY) ## the scoring pipeline, locally: the served model scores ROWS=1000 generated rows (or SOURCE=table|SELECT, NEW=1: unscored batches) into the predictions table
-	$(PY) -m pipeline_src.run_local_scoring $(CONTRACT_ARG) \
+	$(PY) -m local.run_scoring $(CONTRACT_ARG) \
 	  $(if $(NEW),--param source=,$(if $(SOURCE),--param "source=$(SOURCE)",--param generate=$(or $(ROWS),1000)))
 
 .PHONY: bench-ingest
@@ -154,7 +154,7 @@ submit: $(READY) ## publish this checkout's pipeline template and run it on a de
 	$(PY) -m pipeline_src.submit --job $(BUILD)/training-job-$(STACK).json --publish
 
 serve: $(READY) ## serve a local endpoint over HTTP (Vertex routes): make serve ENDPOINT=staging [PORT=8080]
-	$(PY) -m pipeline_src.serving --endpoint $(or $(ENDPOINT),staging) --port $(or $(PORT),8080) \
+	$(PY) -m local.serving --endpoint $(or $(ENDPOINT),staging) --port $(or $(PORT),8080) \
 	  $(CONTRACT_ARG)
 
 acceptance: $(READY) ## QA acceptance suite: make acceptance [ENDPOINT=staging | http://… | projects/…/endpoints/…] [MODEL=id@version]

@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from local.environment import LocalEnvironment
-from pipeline_src.run_local import run
+from local.run_training import run
 
 
 def main() -> None:

@@ -73,6 +73,8 @@ def ours_seconds(model_dir: Path, contract, path: Path, chunk_rows: int, scratch
     """score_rows' local path, end to end, on a scratch warehouse."""
     from kfp import dsl
 
+    from local.environment import LocalEnvironment
+    from local.run_training import run_environment
     from pipeline_src.components.score import score_rows
     from pipeline_src.serving.integrity import bundle_digest
 
@@ -86,14 +88,15 @@ def ours_seconds(model_dir: Path, contract, path: Path, chunk_rows: int, scratch
     )  # fmt: skip
     (scratch / "state").mkdir()  # the local warehouse's folder (a run's env.ensure())
     started = time.perf_counter()
-    scored = score_rows.python_func(
-        contract=contract.model_dump(mode="json", exclude_none=True),
-        rows=dsl.Dataset(name="rows", uri=str(path)),
-        served=dsl.Artifact(name="served", uri=str(served)),
-        predictions=dsl.Dataset(name="predictions", uri=str(scratch / "predictions.parquet")),
-        project="local", location="local", bq_location="", dataset="bench",
-        scoring_run_id="benchmark", chunk_rows=chunk_rows, local_root=str(scratch / "state"),
-    )  # fmt: skip
+    with run_environment(LocalEnvironment(root=scratch / "state")):  # the local backend
+        scored = score_rows.python_func(
+            contract=contract.model_dump(mode="json", exclude_none=True),
+            rows=dsl.Dataset(name="rows", uri=str(path)),
+            served=dsl.Artifact(name="served", uri=str(served)),
+            predictions=dsl.Dataset(name="predictions", uri=str(scratch / "predictions.parquet")),
+            project="local", location="local", bq_location="", dataset="bench",
+            scoring_run_id="benchmark", chunk_rows=chunk_rows,
+        )  # fmt: skip
     seconds = time.perf_counter() - started
     import pyarrow.parquet as pq
 

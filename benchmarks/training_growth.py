@@ -33,7 +33,7 @@ def one(rows: int) -> dict:
     """Ingest `rows` generated rows and run the training pipeline once; its figures."""
     from local.batches import ingest_generated
     from local.environment import LocalEnvironment
-    from pipeline_src.run_local import run
+    from local.run_training import run
 
     with tempfile.TemporaryDirectory() as scratch:
         env = LocalEnvironment(root=Path(scratch)).ensure()

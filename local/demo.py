@@ -91,7 +91,7 @@ def stage_ingest(ctx: DemoContext) -> str:
 
 def stage_train(ctx: DemoContext) -> str:
     """Training pipeline on kfp.local: train, report, gate, register, deploy to local staging."""
-    from pipeline_src.run_local import run, summary
+    from local.run_training import run, summary
 
     outcome = run(ctx.env, say=say, **ctx.training)
     for line in summary(outcome):
@@ -237,7 +237,7 @@ def stage_serve_prod(ctx: DemoContext) -> str:
 
 def stage_score(ctx: DemoContext) -> str:
     """An analyst's batch: prod's model scores unlabelled rows into the predictions table."""
-    from pipeline_src.run_local_scoring import run, summary
+    from local.run_scoring import run, summary
 
     outcome = run(ctx.env, say=say, generate=200 if ctx.fast else 1000, seed=31)
     for line in summary(outcome):
@@ -262,7 +262,7 @@ def _examples(ctx: DemoContext, count: int) -> list[dict]:
 def stage_evaluate(ctx: DemoContext) -> str:
     """A drifted batch arrives: evaluation sees the drop, retrains; staging gets the new model."""
     from local.batches import ingest_generated
-    from pipeline_src.run_local_evaluation import holdout_accuracy, run, summary
+    from local.run_evaluation import holdout_accuracy, run, summary
 
     drift = "shift=1.5"  # every measurement 1.5 standard deviations larger: a new instrument
     batch = ingest_generated(ctx.env, 400, seed=22, drift=drift)
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         shutil.rmtree(args.root)
     env = LocalEnvironment(root=args.root, contract_path=contract_path_of(args)).ensure()
-    from pipeline_src.run_local import parse_params
+    from pipeline_src.compile import parse_params
 
     ctx = DemoContext(env=env, fast=args.fast, training=parse_params(args.param))
     title = (

@@ -1,9 +1,12 @@
 """A local endpoint served by a real server process, for the demo and the tests.
 
-`serve_endpoint(env, "staging")` starts `python -m pipeline_src.serving --endpoint staging` on a
-free port, waits until it answers health, and stops it on leaving the `with` block. The server
-re-reads the endpoint's state on every request, so deployments made while it runs (a promotion's
-canary, then full traffic) are served at once, as on Vertex AI.
+    python -m local.serving --endpoint staging [--root .local] [--port 8080]   # make serve
+
+`serve_endpoint(env, "staging")` starts that server on a free port, waits until it answers
+health, and stops it on leaving the `with` block. It is the model server of the pipeline image
+(pipeline_src/serving) given the local endpoint as its source: the server re-reads the endpoint's
+state on every request, so deployments made while it runs (a promotion's canary, then full
+traffic) are served at once, as on Vertex AI.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def serve_endpoint(
     logs.mkdir(exist_ok=True)
     log = logs / f"serve-{endpoint}.log"
     command = [
-        sys.executable, "-m", "pipeline_src.serving",
+        sys.executable, "-m", "local.serving",
         "--endpoint", endpoint, "--root", str(env.root.resolve()), "--port", "0",
         "--contract", str(env.contract_path),
     ]  # fmt: skip
@@ -74,3 +77,29 @@ def serve_endpoint(
             process.kill()
             process.wait()
         process.stdout.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve a local endpoint (`make serve ENDPOINT=staging`)."""
+    import argparse
+    import os
+
+    from local.environment import DEFAULT_ROOT, add_contract_argument, contract_path_of
+    from local.registry import LocalEndpoint
+    from pipeline_src.serving.__main__ import limit_threads, serve, server_arguments
+    from pipeline_src.serving.server import EndpointSource
+
+    environ = dict(os.environ)
+    parser = argparse.ArgumentParser(prog="python -m local.serving", description=__doc__)
+    parser.add_argument("--endpoint", required=True, help="the local endpoint (staging, prod, …)")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="local state folder")
+    add_contract_argument(parser)
+    server_arguments(parser, environ)
+    args = parser.parse_args(argv)
+    limit_threads(environ)
+    env = LocalEnvironment(root=args.root, contract_path=contract_path_of(args))
+    return serve(EndpointSource(LocalEndpoint(env.endpoints_dir, args.endpoint)), args, environ)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -148,6 +148,17 @@ def typed_arguments(values: Mapping[str, Any], pipeline: Any = training_pipeline
     return typed
 
 
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """`NAME=VALUE` pairs as pipeline arguments (values read as YAML: 0.05, 200, true, text)."""
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--param expects NAME=VALUE, got {pair!r}")
+        params[name] = yaml.safe_load(value)  # 0.05 -> float, 200 -> int, text stays text
+    return params
+
+
 def spec_text(spec: dict[str, Any]) -> str:
     """The spec as YAML with sorted keys: stable bytes for the same spec."""
     return yaml.safe_dump(spec, sort_keys=True, width=100, allow_unicode=True)

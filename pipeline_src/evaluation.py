@@ -4,9 +4,9 @@
                └─ not enough: record why, stop
 
 Only the DAG lives here; each step is a component in `components/`. Every parameter is explicit:
-the schedule (resources/pipelines.py) and the local runner (run_local_evaluation.py) pass them.
-`local_root` switches the warehouse, registry, endpoints and the retraining trigger to the local
-stand-ins.
+the schedule (resources/pipelines.py) and the local launcher (local/run_evaluation.py) pass them.
+The warehouse, registry, endpoints and the retraining trigger are the run's backend, chosen by its
+launcher, never a parameter (pipeline_src/ports.py).
 """
 
 from kfp import dsl
@@ -48,7 +48,6 @@ def evaluation_pipeline(
     prediction_machine_type: str = "n1-standard-2",
     prediction_service_account: str = "",
     kms_key: str = "",
-    local_root: str = "",
 ):
     """Evaluate the model prod serves on the new batches; retrain when it has degraded.
 
@@ -69,7 +68,6 @@ def evaluation_pipeline(
         training_pipeline_root, training_service_account: where and as whom retraining runs.
         prediction_machine_type, prediction_service_account: the batch prediction job's.
         kms_key: the CMEK key the jobs it starts (batch prediction, retraining) encrypt with.
-        local_root: when set, run on the local stand-ins under this folder instead of GCP.
     """
     new_data_task = sized(
         new_data(
@@ -85,7 +83,6 @@ def evaluation_pipeline(
             min_new_rows=min_new_rows,
             evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             evaluations_table=evaluations_table,
-            local_root=local_root,
         ).set_display_name("enough new data?")
     )
     with dsl.If(new_data_task.outputs["decision"] == "evaluate", name="enough-new-data"):
@@ -99,7 +96,6 @@ def evaluation_pipeline(
                 machine_type=prediction_machine_type,
                 service_account=prediction_service_account,
                 kms_key=kms_key,
-                local_root=local_root,
             ).set_display_name("batch predict")
         )
         assess_task = sized(
@@ -130,7 +126,6 @@ def evaluation_pipeline(
                 service_account=training_service_account,
                 kms_key=kms_key,
                 evaluations_table=evaluations_table,
-                local_root=local_root,
             ).set_display_name("decide and trigger retraining")
         )
         sized(
@@ -147,7 +142,6 @@ def evaluation_pipeline(
                 bq_location=bq_location,
                 dataset=dataset,
                 evaluations_table=evaluations_table,
-                local_root=local_root,
             ).set_display_name("report")
         )
     with dsl.Else(name="not-enough-new-data"):
@@ -162,6 +156,5 @@ def evaluation_pipeline(
                 bq_location=bq_location,
                 dataset=dataset,
                 evaluations_table=evaluations_table,
-                local_root=local_root,
             ).set_display_name("record: not enough data")
         )

@@ -1,10 +1,12 @@
 """The one container image every pipeline component runs on, and how it is named.
 
 The image holds Python and the pinned packages of `requirements.txt` (beside this file), so a run
-on Vertex AI never installs anything, and the model server (`pipeline_src/serving`), so the same
-image serves the model it trained. Its tag is a digest of what goes into it — the Dockerfile, the
-image's requirements, the project's lock (the build's constraints) and the serving code — so the
-same inputs always name the same image, and changing a pin or the server names a new one.
+on Vertex AI never installs anything, and this whole package: the components' bodies import it
+like any module (pipeline_src/components/common.py says why), and the model server
+(`pipeline_src/serving`) serves the model it trained. Its tag is a digest of what goes into it —
+the Dockerfile, the image's requirements, the project's lock (the build's constraints) and every
+file of the package — so the same inputs always name the same image, and changing a pin or any
+of the code names a new one.
 Components are declared with a placeholder image; `pipeline_src.compile` puts the stack's image
 into the compiled spec.
 
@@ -25,15 +27,8 @@ PROJECT_ROOT = HERE.parent
 DOCKERFILE = HERE / "Dockerfile"
 REQUIREMENTS = HERE / "requirements.txt"
 LOCK = PROJECT_ROOT / "requirements.txt"
-SERVING_SOURCES = (
-    HERE / "__init__.py",
-    HERE / "image.py",
-    HERE / "components" / "__init__.py",
-    HERE / "components" / "common.py",
-    *sorted((HERE / "serving").glob("*.py")),
-)
-"""The code the image carries to serve the model (the Dockerfile copies it; components bring
-their own source in the spec)."""
+CACHES = ("__pycache__", ".pyc", ".pyo")
+"""What the image leaves out of the package (.dockerignore): Python's caches."""
 
 IMAGE_NAME = "pipeline"
 PLACEHOLDER_IMAGE = "tabular-mlops-pipeline-python:set-by-compile"
@@ -42,12 +37,22 @@ would fail on Vertex AI at once (no such image) rather than run on an image with
 'python' in the name keeps kfp.local's subprocess runner from warning about a non-Python image."""
 
 
+def image_sources() -> list[Path]:
+    """Every file the image carries from this package (the Dockerfile copies it whole, caches
+    left out), in a stable order."""
+    return sorted(
+        path
+        for path in HERE.rglob("*")
+        if path.is_file() and CACHES[0] not in path.parts and path.suffix not in CACHES[1:]
+    )
+
+
 def image_tag() -> str:
-    """`deps-<12 hex>`: a digest of the Dockerfile, the image's requirements, the lock and the
-    serving code."""
+    """`deps-<12 hex>`: a digest of the Dockerfile, the image's requirements, the lock and every
+    file of the package."""
     digest = hashlib.sha256()
     named = [(path.name, path) for path in (DOCKERFILE, REQUIREMENTS, LOCK)]
-    named += [(path.relative_to(PROJECT_ROOT).as_posix(), path) for path in SERVING_SOURCES]
+    named += [(path.relative_to(PROJECT_ROOT).as_posix(), path) for path in image_sources()]
     for name, path in named:
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return f"deps-{digest.hexdigest()[:12]}"

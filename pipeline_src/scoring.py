@@ -3,8 +3,9 @@
     select rows (and the served model) ► score and append to the predictions table
 
 Only the DAG lives here; each step is a component in `components/score.py`. Its schedule
-(resources/pipelines.py) and the local runner (run_local_scoring.py) pass every parameter.
-`local_root` switches the warehouse, registry and endpoints to the local stand-ins.
+(resources/pipelines.py) and the local launcher (local/run_scoring.py) pass every parameter.
+The warehouse, registry and endpoints are the run's backend, chosen by its launcher, never a
+parameter (pipeline_src/ports.py).
 """
 
 from typing import NamedTuple
@@ -48,7 +49,6 @@ def scoring_pipeline(
     prediction_service_account: str = "",
     kms_key: str = "",
     chunk_rows: int = 100_000,
-    local_root: str = "",
 ) -> ScoringOutputs:
     """Score the rows `source` names (default: the batches not scored yet) with the served model.
 
@@ -66,7 +66,6 @@ def scoring_pipeline(
             prediction job's machines, how many, and as whom it runs.
         kms_key: the CMEK key the batch prediction job encrypts with.
         chunk_rows: rows predicted at a time locally (the cloud job takes them all).
-        local_root: when set, run on the local stand-ins under this folder instead of GCP.
     """
     select_task = sized(
         select_rows(
@@ -81,7 +80,6 @@ def scoring_pipeline(
             model_id=model_id,
             source=source,
             predictions_table=predictions_table,
-            local_root=local_root,
         ).set_display_name("rows to score")
     )
     score_task = sized(
@@ -100,7 +98,6 @@ def scoring_pipeline(
             service_account=prediction_service_account,
             kms_key=kms_key,
             chunk_rows=chunk_rows,
-            local_root=local_root,
         ).set_display_name("score and append")
     )
     return ScoringOutputs(

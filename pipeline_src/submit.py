@@ -169,7 +169,7 @@ def submit(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline_src.run_local import parse_params
+    from pipeline_src.compile import parse_params
 
     parser = argparse.ArgumentParser(
         prog="python -m pipeline_src.submit", description=__doc__.split("\n")[0]

@@ -9,8 +9,9 @@ promotion (`deploy_by="promotion"`, prod): the version waits, as a candidate, fo
 promotion PR rather than reaching the endpoint.
 
 Only the DAG lives here; each step is a component in `components/`. Every parameter is explicit:
-the schedule (resources/pipelines.py), CI (submit.py) and the local runner (run_local.py) pass
-them. `local_root` switches the warehouse, registry and endpoint to the local stand-ins.
+the schedule (resources/pipelines.py), CI (submit.py) and the local launcher
+(local/run_training.py) pass them. What the steps reach outside the pipeline (warehouse, registry,
+endpoint) is the run's backend, chosen by its launcher, never a parameter (pipeline_src/ports.py).
 """
 
 from typing import NamedTuple
@@ -90,7 +91,6 @@ def training_pipeline(
     serving_min_replicas: int = 1,
     serving_max_replicas: int = 1,
     serving_service_account: str = "",
-    local_root: str = "",
 ) -> TrainingOutputs:
     """Train on a snapshot of the curated table; deploy (or register) it only if it is better.
 
@@ -114,7 +114,6 @@ def training_pipeline(
             `endpoint` serves what QA promotes (prod), a better model is only registered.
         metrics_table: the platform table metrics and decisions go to.
         serving_*: the staging deployment's machine type, replicas and service account.
-        local_root: when set, run on the local stand-ins under this folder instead of GCP.
     """
     extract_task = sized(
         extract(
@@ -124,7 +123,6 @@ def training_pipeline(
             dataset=dataset,
             table=table,
             snapshot_time=snapshot_time,
-            local_root=local_root,
         ).set_display_name("extract snapshot")
     )
     validate_task = sized(
@@ -180,7 +178,6 @@ def training_pipeline(
             min_accuracy=min_accuracy,
             min_improvement=min_improvement,
             deploy_by=deploy_by,
-            local_root=local_root,
         ).set_display_name("gate: challenger vs champion")
     )
 
@@ -200,7 +197,6 @@ def training_pipeline(
                 bq_location=bq_location,
                 dataset=dataset,
                 table=metrics_table,
-                local_root=local_root,
             ).set_display_name("record metrics")
         )
 
@@ -224,7 +220,6 @@ def training_pipeline(
                 gate_reason=gate_task.outputs["reason"],
                 labels=model_labels,
                 deploy_by=deploy_by,
-                local_root=local_root,
             ).set_display_name("register version")
         )
         record(register_task.outputs["model"])
@@ -240,7 +235,6 @@ def training_pipeline(
                     min_replicas=serving_min_replicas,
                     max_replicas=serving_max_replicas,
                     service_account=serving_service_account,
-                    local_root=local_root,
                 ).set_display_name("deploy to staging")
             )
     with dsl.Else(name="champion-stays"):

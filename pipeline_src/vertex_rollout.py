@@ -3,8 +3,7 @@
 `deploy_to_vertex_endpoint` and `undeploy_from_vertex_endpoint` are the only code that deploys to
 or undeploys from a Vertex AI endpoint: the prod stack's rollout (`VertexEndpoint` below, driven
 by `pipeline_src/rollout.py` from the Promotion resource) and the training pipeline's deploy step
-call them. They are self-contained (imports inside, no module-level names), so a pipeline
-component can embed them as helpers as well as import them.
+(the endpoint port's Vertex AI adapter, pipeline_src/cloud/endpoints.py) call them.
 
 `VertexRegistry` and `VertexEndpoint` are the rollout's `ModelSource` and `Endpoint` ports on
 Vertex AI. The SDK is imported inside the calls: the Pulumi program imports this module to
@@ -38,7 +37,7 @@ _FULL_NAME = re.compile(
 )
 
 
-# --- the deploy routine (self-contained: pipeline components embed it) -------------------------
+# --- the deploy routine -------------------------------------------------------------------------
 
 
 def deploy_to_vertex_endpoint(

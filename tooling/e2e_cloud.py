@@ -204,7 +204,7 @@ class LocalCloud:
         """The evaluation pipeline once, on a new undrifted batch: judged, no retraining (the
         demo's evaluate stage shows a drifted one and the retraining)."""
         from local.batches import ingest_generated
-        from pipeline_src.run_local_evaluation import run
+        from local.run_evaluation import run
 
         batch = ingest_generated(self.env, LOCAL_BATCH_ROWS, seed=20)
         record = run(self.env, say=lambda line: print(f"  {line}", flush=True)).record

@@ -11,7 +11,7 @@
 
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Output
 
-from pipeline_src.components.common import pipeline_component, read_json, write_json
+from pipeline_src.components.common import pipeline_component
 
 
 def psi(baseline_histogram: dict, values) -> float:
@@ -102,8 +102,11 @@ def prediction_metrics(frame, label: str) -> dict:
 
 
 @pipeline_component(
-    packages=("pandas", "pyarrow", "scikit-learn"),
-    helpers=(read_json, write_json, psi, jensen_shannon, feature_drift, prediction_metrics),
+    packages=(
+        "pandas",
+        "pyarrow",
+        "scikit-learn",
+    )
 )
 def assess(
     contract: dict,
@@ -115,6 +118,9 @@ def assess(
 ) -> float:
     """Score the predictions and measure drift; return the accuracy on the new rows."""
     import pandas as pd
+
+    from pipeline_src.components.assess import feature_drift, prediction_metrics
+    from pipeline_src.components.common import read_json, write_json
 
     label = next(c["name"] for c in contract["columns"] if c.get("role") == "label")
     scored = pd.read_parquet(predictions.path)

@@ -1,25 +1,31 @@
 """What the components share: the decorator that puts them on the pipeline image, and helpers.
 
-A component's body runs on Vertex AI from the source the compiled spec carries, not from this
-package. So a helper a component calls is embedded in it (kfp's `additional_funcs`) and must be
-self-contained: imports inside, no module-level names other than other embedded helpers. A test
-checks every component's embedded source for names it would miss.
+A component is a lightweight KFP component: its body reaches Vertex AI as source text in the
+compiled spec and runs on the pipeline image, which carries this whole package
+(pipeline_src/Dockerfile). So a body imports what it calls from `pipeline_src` like any module —
+inside the body, as the spec holds the body alone — and gets what lies outside the pipeline (the
+warehouse, the registry, endpoints, …) from `pipeline_src.ports.backend()`. The package never
+imports the project's other packages (`local`, `contracts`, `stacks`): the image holds only this
+one (tests/pipeline/test_ports.py checks both).
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from kfp import dsl
-from kfp.dsl.python_component import PythonComponent
 
 from pipeline_src.image import PLACEHOLDER_IMAGE, normalise, pinned_packages
+
+if TYPE_CHECKING:
+    from kfp.dsl.python_component import PythonComponent
 
 PACKAGES: dict[str, dict[str, str]] = {}
 """Component name -> the pinned packages it imports on Vertex AI (all held by the image)."""
 
 
-def pipeline_component(
-    *, packages: tuple[str, ...], helpers: tuple[Callable, ...] = ()
-) -> Callable[[Callable], PythonComponent]:
+def pipeline_component(*, packages: tuple[str, ...]) -> Callable[[Callable], PythonComponent]:
     """Declare a component that runs on the pipeline image and installs nothing at run time.
 
     `packages` are the distributions the component imports; each must be pinned in the image's
@@ -37,17 +43,20 @@ def pipeline_component(
 
     def declare(func: Callable) -> PythonComponent:
         PACKAGES[func.__name__] = {p: pins[normalise(p)] for p in packages}
+        if not hasattr(dsl, "component"):
+            # Inside a running task kfp loads its runtime only (`_KFP_RUNTIME=true`: no
+            # decorator). A body importing this module runs already: nothing to declare.
+            return func
         return dsl.component(
             func,
             base_image=PLACEHOLDER_IMAGE,
             install_kfp_package=False,  # the image holds kfp
-            additional_funcs=list(helpers) or None,
         )
 
     return declare
 
 
-# --- helpers embedded in components (self-contained) --------------------------------------------
+# --- helpers ------------------------------------------------------------------------------------
 
 
 def feature_spec(contract: dict) -> dict:
@@ -128,22 +137,6 @@ def compute_threads(rows: int):
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1 if rows < 50_000 else None)
-
-
-def local_environment(local_root: str):
-    """The local stand-ins under `local_root` (importable because local runs use this project)."""
-    from pathlib import Path
-
-    from local.environment import LocalEnvironment
-
-    return LocalEnvironment(root=Path(local_root))
-
-
-def gcs_fuse_path(uri: str) -> str:
-    """gs://bucket/path as the path Vertex AI Pipelines mounts it at (/gcs/bucket/path)."""
-    if uri.startswith("gs://"):
-        return "/gcs/" + uri[len("gs://") :]
-    return uri
 
 
 def label_value(text) -> str:

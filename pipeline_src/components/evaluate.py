@@ -13,14 +13,10 @@ can open) and `plots` (the PNGs).
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from pipeline_src.components.common import (
-    compute_threads,
-    feature_spec,
     html_figures,
     html_page,
     model_inputs,
     pipeline_component,
-    read_json,
-    write_json,
 )
 
 
@@ -234,21 +230,13 @@ def render_report(evaluation: dict, plots: dict, context: dict) -> str:
 
 
 @pipeline_component(
-    packages=("pandas", "pyarrow", "scikit-learn", "threadpoolctl", "matplotlib"),
-    helpers=(
-        compute_threads,
-        feature_spec,
-        html_figures,
-        html_page,
-        model_inputs,
-        read_json,
-        write_json,
-        classification_metrics,
-        evaluate_classifier,
-        readable_snapshot,
-        render_plots,
-        render_report,
-    ),
+    packages=(
+        "pandas",
+        "pyarrow",
+        "scikit-learn",
+        "threadpoolctl",
+        "matplotlib",
+    )
 )
 def evaluate(
     contract: dict,
@@ -267,6 +255,14 @@ def evaluate(
 
     import joblib
     import pandas as pd
+
+    from pipeline_src.components.common import compute_threads, feature_spec, read_json, write_json
+    from pipeline_src.components.evaluate import (
+        evaluate_classifier,
+        readable_snapshot,
+        render_plots,
+        render_report,
+    )
 
     spec = feature_spec(contract)
     fitted = joblib.load(os.path.join(model.path, "model.joblib"))

@@ -12,11 +12,8 @@ from pipeline_src.components.common import (
     decision_badge,
     html_figures,
     html_page,
-    local_environment,
     pipeline_component,
-    read_json,
 )
-from pipeline_src.components.new_data import query_local_warehouse, warehouse_rows
 
 
 def history_plots(history, min_accuracy: float, categorical: list, out_dir: str) -> dict:
@@ -193,21 +190,7 @@ def render_evaluation_report(
     )
 
 
-@pipeline_component(
-    packages=("pandas", "pyarrow", "matplotlib", "google-cloud-bigquery"),
-    helpers=(
-        decision_badge,
-        html_figures,
-        html_page,
-        local_environment,
-        read_json,
-        query_local_warehouse,
-        warehouse_rows,
-        history_plots,
-        distribution_plots,
-        render_evaluation_report,
-    ),
-)
+@pipeline_component(packages=("pandas", "pyarrow", "matplotlib", "google-cloud-bigquery"))
 def evaluation_report(
     assessment: Input[Artifact],
     served: Input[Artifact],
@@ -224,16 +207,25 @@ def evaluation_report(
     plots: Output[Artifact],
     evaluations_table: str = "evaluations",
     ingestion_log_table: str = "ingestion_log",
-    local_root: str = "",
 ):
     """Render the evaluation report with the history of every evaluation so far."""
     import pandas as pd
 
+    from pipeline_src.components.common import read_json
+    from pipeline_src.components.evaluation_report import (
+        distribution_plots,
+        history_plots,
+        render_evaluation_report,
+    )
+    from pipeline_src.ports import backend
+
     result = read_json(assessment.path)
     model = read_json(served.path)
 
+    warehouse = backend().warehouse(project, bq_location, dataset, job_label="evaluation")
+
     def rows(sql: str, tables: list):
-        return warehouse_rows(project, bq_location, local_root, dataset, sql, {}, tables)
+        return warehouse.read(sql, {}, tables=tables)
 
     history = rows(
         "SELECT evaluation_id, model_version, decision, value, baseline_value, drift, "

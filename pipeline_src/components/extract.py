@@ -1,7 +1,7 @@
 """extract: a snapshot of the curated table as a dataset artifact (Parquet), streamed.
 
-The rows never sit whole in the task's memory: BigQuery's result is read with the BigQuery Storage
-Read API in Arrow record batches (one ordered stream), DuckDB's locally as a record-batch reader,
+The rows never sit whole in the task's memory: the warehouse port streams them in Arrow record
+batches (BigQuery's Storage Read API in one ordered stream; locally DuckDB's record-batch reader),
 and each batch goes to the Parquet file as it arrives. The order (by identity, then batch) is the
 query's, so the same snapshot gives the same file.
 
@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from kfp.dsl import Dataset, Output
 
-from pipeline_src.components.common import feature_spec, local_environment, pipeline_component
+from pipeline_src.components.common import pipeline_component
 
 
 def snapshot_queries(spec: dict, dataset: str, table: str) -> tuple[str, str]:
@@ -64,41 +64,6 @@ def snapshot_moment(snapshot_time: str):
     return moment, moment.strftime("%Y%m%dt%H%M%Sz")
 
 
-def query_bigquery(project: str, location: str, sql: str, moment):
-    """Run a snapshot query on BigQuery; its rows as Arrow record batches, streamed by the
-    BigQuery Storage Read API (a single stream, as the query orders its rows)."""
-    from google.cloud import bigquery, bigquery_storage
-
-    client = bigquery.Client(project=project, location=location or None)
-    config = bigquery.QueryJobConfig(
-        query_parameters=[bigquery.ScalarQueryParameter("snapshot_time", "TIMESTAMP", moment)],
-        labels={"component": "extract"},
-    )
-    rows = client.query(sql, job_config=config).result()
-    reader = bigquery_storage.BigQueryReadClient()
-    return rows.to_arrow_iterable(bqstorage_client=reader), lambda: rows.to_arrow().schema
-
-
-def query_local(local_root: str, dataset: str, table: str, sql: str, moment):
-    """Run a snapshot query on the local DuckDB warehouse; its rows as Arrow record batches."""
-    from local.warehouse import connect, table_exists, to_duckdb
-
-    path = local_environment(local_root).warehouse_path
-    con = connect(path, read_only=True)
-    if not table_exists(con, dataset, table):
-        con.close()
-        raise ValueError(f"the local warehouse {path} has no table {dataset}.{table}: load data")
-    reader = con.sql(to_duckdb(sql), params={"snapshot_time": moment}).to_arrow_reader(100_000)
-
-    def batches():
-        try:
-            yield from reader
-        finally:
-            con.close()
-
-    return batches(), lambda: reader.schema
-
-
 def write_batches(batches, empty_schema, path: str) -> int:
     """Record batches to one Parquet file as they come; the rows written."""
     import pyarrow.parquet as pq
@@ -118,26 +83,8 @@ def write_batches(batches, empty_schema, path: str) -> int:
     return rows
 
 
-def counts_of(query, *args) -> dict:
-    """The one row of the counts query, whichever engine streamed it."""
-    import pyarrow as pa
-
-    batches, schema = query(*args)
-    return pa.Table.from_batches(list(batches), schema=schema()).to_pylist()[0]
-
-
 @pipeline_component(
     packages=("google-cloud-bigquery", "google-cloud-bigquery-storage", "pyarrow"),
-    helpers=(
-        feature_spec,
-        local_environment,
-        snapshot_queries,
-        snapshot_moment,
-        query_bigquery,
-        query_local,
-        write_batches,
-        counts_of,
-    ),
 )
 def extract(
     contract: dict,
@@ -147,7 +94,6 @@ def extract(
     table: str,
     snapshot: Output[Dataset],
     snapshot_time: str = "",
-    local_root: str = "",
 ) -> NamedTuple("Outputs", [("snapshot_id", str), ("rows", int)]):
     """Snapshot the curated table at `snapshot_time` (default: now) into a Parquet dataset.
 
@@ -156,22 +102,19 @@ def extract(
     """
     from collections import namedtuple
 
+    from pipeline_src.components.common import feature_spec
+    from pipeline_src.components.extract import snapshot_moment, snapshot_queries, write_batches
+    from pipeline_src.ports import backend
+
     if not dataset or not table:
         raise ValueError("extract needs the warehouse dataset and table")
     spec = feature_spec(contract)
     moment, snapshot_id = snapshot_moment(snapshot_time)
     rows_sql, counts_sql = snapshot_queries(spec, dataset, table)
-
-    if local_root:
-        where = (local_root, dataset, table)
-        query = query_local
-    else:
-        if not project:
-            raise ValueError("extract needs the GCP project of the warehouse")
-        where = (project, bq_location)
-        query = query_bigquery
-    written = write_batches(*query(*where, rows_sql, moment), snapshot.path)
-    counts = counts_of(query, *where, counts_sql, moment)
+    warehouse = backend().warehouse(project, bq_location, dataset, job_label="extract")
+    at = {"snapshot_time": moment}
+    written = write_batches(*warehouse.stream(rows_sql, at, tables=[table]), snapshot.path)
+    counts = warehouse.read(counts_sql, at, tables=[table]).to_pylist()[0]
 
     last = counts["last_ingested_at"]
     snapshot.metadata.update(

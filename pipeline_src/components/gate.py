@@ -23,14 +23,11 @@ from kfp.dsl import Artifact, Dataset, Input
 
 from pipeline_src.components.common import (
     compute_threads,
-    feature_spec,
-    gcs_fuse_path,
-    local_environment,
     model_inputs,
     pipeline_component,
     read_json,
 )
-from pipeline_src.serving.integrity import bundle_digest, verify_bundle, vertex_bundle_digest
+from pipeline_src.serving.integrity import verify_bundle
 
 
 def decide(
@@ -73,47 +70,17 @@ def decide(
     )
 
 
-def local_champion(local_root: str, endpoint: str, model_id: str):
-    """The local champion: (versioned name, artifact directory, where it was found, recorded
-    bundle digest), or None."""
-    from local.registry import LocalEndpoint, LocalModelRegistry
-
-    env = local_environment(local_root)
-    registry = LocalModelRegistry(env.registry_dir)
-    serving = LocalEndpoint(env.endpoints_dir, endpoint).serving()
-    if serving is not None:
-        version = registry.get(serving.model_id, serving.version_id)
-        where = f"served by endpoint {endpoint}"
-        return version.resource_name, version.artifact_uri, where, version.bundle_sha256
-    if registry.exists(model_id):
-        version = registry.get(model_id)
+def champion(endpoints, registry, endpoint: str, model_id: str):
+    """The champion (ports: `Endpoints`, `ModelRegistry`): (versioned name, artifact directory,
+    where it was found, recorded bundle digest), or None."""
+    found = endpoints.serving(endpoint)
+    where = f"served by endpoint {endpoint}"
+    if found is None:
+        found = registry.default_version(model_id)
         where = "the registry's default version"
-        return version.resource_name, version.artifact_uri, where, version.bundle_sha256
-    return None
-
-
-def vertex_champion(project: str, location: str, endpoint: str, model_id: str):
-    """The Vertex AI champion: (versioned name, artifact directory, where it was found, recorded
-    bundle digest), or None."""
-    from google.api_core.exceptions import NotFound
-    from google.cloud import aiplatform
-
-    aiplatform.init(project=project, location=location)
-    serving = aiplatform.Endpoint(endpoint)
-    deployed = serving.list_models()
-    if deployed:
-        traffic = serving.traffic_split
-        top = max(deployed, key=lambda d: traffic.get(d.id, 0))
-        model = aiplatform.Model(top.model, version=top.model_version_id)
-        where = f"served by endpoint {endpoint}"
-    else:
-        try:
-            model = aiplatform.Model(model_id)
-        except NotFound:
-            return None
-        where = "the registry's default version"
-    digest = vertex_bundle_digest(model)
-    return model.versioned_resource_name, gcs_fuse_path(model.uri), where, digest
+    if found is None:
+        return None
+    return found.name, found.artifact_dir, where, found.digest
 
 
 def champion_accuracy(artifact_dir: str, digest: str, test_frame, spec: dict):
@@ -147,22 +114,7 @@ def champion_accuracy(artifact_dir: str, digest: str, test_frame, spec: dict):
 
 
 @pipeline_component(
-    packages=("pandas", "pyarrow", "scikit-learn", "threadpoolctl", "google-cloud-aiplatform"),
-    helpers=(
-        bundle_digest,
-        compute_threads,
-        feature_spec,
-        gcs_fuse_path,
-        local_environment,
-        model_inputs,
-        read_json,
-        verify_bundle,
-        vertex_bundle_digest,
-        decide,
-        local_champion,
-        vertex_champion,
-        champion_accuracy,
-    ),
+    packages=("pandas", "pyarrow", "scikit-learn", "threadpoolctl", "google-cloud-aiplatform")
 )
 def gate(
     contract: dict,
@@ -175,7 +127,6 @@ def gate(
     min_accuracy: float,
     min_improvement: float,
     deploy_by: str = "pipeline",
-    local_root: str = "",
 ) -> NamedTuple(
     "Outputs",
     [
@@ -191,6 +142,10 @@ def gate(
 
     import pandas as pd
 
+    from pipeline_src.components.common import feature_spec, read_json
+    from pipeline_src.components.gate import champion, champion_accuracy, decide
+    from pipeline_src.ports import backend
+
     if not 0 < min_accuracy <= 1 or not 0 <= min_improvement <= 1:
         raise ValueError(
             f"min_accuracy must be in (0, 1] and min_improvement in [0, 1], got {min_accuracy} "
@@ -203,20 +158,20 @@ def gate(
         )
     spec = feature_spec(contract)
     challenger = float(read_json(evaluation.path)["model"]["accuracy"])
-    if local_root:
-        found = local_champion(local_root, endpoint, model_id)
-    else:
-        found = vertex_champion(project, location, endpoint, model_id)
+    ports = backend()
+    found = champion(
+        ports.endpoints(project, location), ports.registry(project, location), endpoint, model_id
+    )
 
-    champion_name, champion, basis = "", None, f"nothing on endpoint {endpoint} or in the registry"
+    champion_name, score, basis = "", None, f"nothing on endpoint {endpoint} or in the registry"
     if found is not None:
         champion_name, artifact_dir, where, digest = found
         test_frame = pd.read_parquet(test_data.path)
-        champion, basis = champion_accuracy(artifact_dir, digest, test_frame, spec)
+        score, basis = champion_accuracy(artifact_dir, digest, test_frame, spec)
         # "…@1 served by endpoint staging is unscored, as …" or "served by …, on the same …"
-        basis = f"{champion_name} {where} is {basis}" if champion is None else f"{where}, {basis}"
+        basis = f"{champion_name} {where} is {basis}" if score is None else f"{where}, {basis}"
     decision, reason = decide(
-        challenger, champion, min_accuracy, min_improvement, champion_name, basis, deploy_by
+        challenger, score, min_accuracy, min_improvement, champion_name, basis, deploy_by
     )
     print(f"gate: {decision} — {reason}")
     outputs = namedtuple(
@@ -224,6 +179,4 @@ def gate(
         ["decision", "reason", "champion", "champion_accuracy", "challenger_accuracy"],
     )
     # -1 stands for "no champion": parameters cannot be None.
-    return outputs(
-        decision, reason, champion_name, -1.0 if champion is None else champion, challenger
-    )
+    return outputs(decision, reason, champion_name, -1.0 if score is None else score, challenger)

@@ -15,16 +15,7 @@ from typing import NamedTuple
 
 from kfp.dsl import Artifact, Dataset, Output
 
-from pipeline_src.components.common import (
-    feature_spec,
-    gcs_fuse_path,
-    local_environment,
-    pipeline_component,
-    read_json,
-    write_json,
-)
-from pipeline_src.components.record_metrics import write_rows_bigquery, write_rows_local
-from pipeline_src.serving.integrity import vertex_bundle_digest
+from pipeline_src.components.common import pipeline_component
 
 
 def new_rows_query(spec: dict, dataset: str, table: str, evaluations_table: str) -> str:
@@ -48,106 +39,19 @@ def new_rows_query(spec: dict, dataset: str, table: str, evaluations_table: str)
     )
 
 
-def warehouse_rows(
-    project: str,
-    bq_location: str,
-    local_root: str,
-    dataset: str,
-    sql: str,
-    params: dict,
-    tables: list,
-):
-    """Run BigQuery SQL (datetime parameters as TIMESTAMP, others as STRING) on BigQuery, or
-    on the local warehouse.
-
-    Locally, the platform `tables` the SQL reads are created first when missing (in the cloud
-    Pulumi creates them), so a first evaluation finds an empty history rather than an error.
-    """
-    if local_root:
-        return query_local_warehouse(local_root, dataset, sql, params, tables)
-    from google.cloud import bigquery
-
-    client = bigquery.Client(project=project, location=bq_location or None)
-    config = bigquery.QueryJobConfig(
-        query_parameters=[
-            bigquery.ScalarQueryParameter(
-                name, "TIMESTAMP" if hasattr(value, "tzinfo") else "STRING", value
-            )
-            for name, value in params.items()
-        ],
-        labels={"component": "evaluation"},
-    )
-    return client.query(sql, job_config=config).to_arrow()
-
-
-def query_local_warehouse(local_root: str, dataset: str, sql: str, params: dict, tables: list):
-    """Run BigQuery SQL on the local warehouse, creating the platform `tables` it reads if new."""
-    from contracts.tables import PLATFORM_TABLES
-    from local.warehouse import connect, create_table, query
-
-    with connect(local_environment(local_root).warehouse_path) as con:
-        for table in PLATFORM_TABLES:
-            if table.table_id in tables:
-                create_table(con, dataset, table.table_id, table.schema)
-        return query(con, sql, params)
-
-
-def served_model_local(local_root: str, endpoints: list, model_id: str):
-    """(versioned name, artifact directory, endpoint, recorded bundle digest) of the first
-    endpoint serving a model."""
-    from local.registry import LocalEndpoint, LocalModelRegistry
-
-    env = local_environment(local_root)
-    registry = LocalModelRegistry(env.registry_dir)
-    for endpoint in endpoints:
-        serving = LocalEndpoint(env.endpoints_dir, endpoint).serving()
-        if serving is not None:
-            version = registry.get(serving.model_id, serving.version_id)
-            return version.resource_name, version.artifact_uri, endpoint, version.bundle_sha256
-    return None
-
-
-def served_model_vertex(project: str, location: str, endpoints: list, model_id: str):
-    """(versioned name, artifact directory, endpoint, recorded bundle digest) of the first
-    endpoint serving a model."""
-    from google.cloud import aiplatform
-
-    aiplatform.init(project=project, location=location)
-    for endpoint in endpoints:
-        serving = aiplatform.Endpoint(endpoint)
-        deployed = serving.list_models()
-        if deployed:
-            traffic = serving.traffic_split
-            top = max(deployed, key=lambda d: traffic.get(d.id, 0))
-            model = aiplatform.Model(top.model, version=top.model_version_id)
-            uri, digest = gcs_fuse_path(model.uri), vertex_bundle_digest(model)
-            return model.versioned_resource_name, uri, endpoint, digest
-    return None
-
-
-def served_model(
-    project: str,
-    location: str,
-    local_root: str,
-    endpoint: str,
-    fallback_endpoint: str,
-    model_id: str,
-    purpose: str,
-):
+def served_model(endpoints, endpoint: str, fallback_endpoint: str, purpose: str):
     """(versioned name, artifact directory, endpoint, recorded bundle digest) of the model
-    `endpoint` serves, or `fallback_endpoint` while it serves none; a clear error when neither
-    does (`purpose`: what the run needed the model for)."""
-    endpoints = [e for e in (endpoint, fallback_endpoint) if e]
-    if local_root:
-        found = served_model_local(local_root, endpoints, model_id)
-    else:
-        found = served_model_vertex(project, location, endpoints, model_id)
-    if found is None:
-        raise ValueError(
-            f"no endpoint serves a model ({', '.join(endpoints)}): nothing to {purpose} yet; "
-            "run the training pipeline first"
-        )
-    return found
+    `endpoint` serves, or `fallback_endpoint` while it serves none (`endpoints`: the endpoint
+    port); a clear error when neither does (`purpose`: what the run needed the model for)."""
+    names = [e for e in (endpoint, fallback_endpoint) if e]
+    for name in names:
+        found = endpoints.serving(name)
+        if found is not None:
+            return found.name, found.artifact_dir, name, found.digest
+    raise ValueError(
+        f"no endpoint serves a model ({', '.join(names)}): nothing to {purpose} yet; "
+        "run the training pipeline first"
+    )
 
 
 def evaluation_row(
@@ -175,23 +79,7 @@ def evaluation_row(
     }
 
 
-@pipeline_component(
-    packages=("google-cloud-aiplatform", "google-cloud-bigquery", "pyarrow"),
-    helpers=(
-        feature_spec,
-        gcs_fuse_path,
-        local_environment,
-        read_json,
-        write_json,
-        new_rows_query,
-        query_local_warehouse,
-        warehouse_rows,
-        vertex_bundle_digest,
-        served_model_local,
-        served_model_vertex,
-        served_model,
-    ),
-)
+@pipeline_component(packages=("google-cloud-aiplatform", "google-cloud-bigquery", "pyarrow"))
 def new_data(
     contract: dict,
     project: str,
@@ -207,7 +95,6 @@ def new_data(
     new_rows: Output[Dataset],
     served: Output[Artifact],
     evaluations_table: str = "evaluations",
-    local_root: str = "",
 ) -> NamedTuple(
     "Outputs",
     [
@@ -227,13 +114,18 @@ def new_data(
 
     import pyarrow.parquet as pq
 
+    from pipeline_src.components.common import feature_spec, read_json, write_json
+    from pipeline_src.components.new_data import new_rows_query, served_model
+    from pipeline_src.ports import backend
+
     if min_new_rows < 1:
         raise ValueError(f"min_new_rows must be at least 1, got {min_new_rows}")
     if not dataset or not table:
         raise ValueError("new_data needs the warehouse dataset and table")
     spec = feature_spec(contract)
+    ports = backend()
     found = served_model(
-        project, location, local_root, endpoint, fallback_endpoint, model_id, "evaluate"
+        ports.endpoints(project, location), endpoint, fallback_endpoint, "evaluate"
     )
     model, artifact_dir, serving_endpoint, digest = found
     where = f"served by endpoint {serving_endpoint}"
@@ -251,9 +143,8 @@ def new_data(
     until = datetime.now(UTC)
     sql = new_rows_query(spec, dataset, table, evaluations_table)
     params = {"trained_until": datetime.fromisoformat(trained_until), "until": until}
-    rows = warehouse_rows(
-        project, bq_location, local_root, dataset, sql, params, [evaluations_table]
-    )
+    warehouse = ports.warehouse(project, bq_location, dataset, job_label="evaluation")
+    rows = warehouse.read(sql, params, tables=[evaluations_table])
     pq.write_table(rows, new_rows.path)
     batch_ids = sorted(set(rows.column("_batch_id").to_pylist()))
     served_info = {
@@ -283,10 +174,7 @@ def new_data(
     return outputs(decision, reason, rows.num_rows, json.dumps(batch_ids), model, until.isoformat())
 
 
-@pipeline_component(
-    packages=("google-cloud-bigquery",),
-    helpers=(local_environment, evaluation_row, write_rows_bigquery, write_rows_local),
-)
+@pipeline_component(packages=("google-cloud-bigquery",))
 def record_skip(
     evaluation_id: str,
     model: str,
@@ -297,17 +185,17 @@ def record_skip(
     bq_location: str,
     dataset: str,
     evaluations_table: str = "evaluations",
-    local_root: str = "",
 ):
     """Record an evaluation that stopped for want of data (its batches stay new)."""
     import json
+
+    from pipeline_src.components.new_data import evaluation_row
+    from pipeline_src.ports import backend
 
     record = evaluation_row(
         evaluation_id, model, json.loads(batch_ids), rows, "not_enough_data", reason,
         metric="accuracy",
     )  # fmt: skip
-    if local_root:
-        write_rows_local(local_root, dataset, evaluations_table, [record])
-    else:
-        write_rows_bigquery(project, bq_location, dataset, evaluations_table, [record])
+    warehouse = backend().warehouse(project, bq_location, dataset, job_label="evaluation")
+    warehouse.append_rows(evaluations_table, [record])
     print(f"not_enough_data: {reason}")

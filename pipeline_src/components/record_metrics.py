@@ -8,7 +8,7 @@ deployed) and the decision with its reason. Stakeholders follow model quality ov
 
 from kfp.dsl import Artifact, Input, Metrics
 
-from pipeline_src.components.common import local_environment, pipeline_component, read_json
+from pipeline_src.components.common import pipeline_component
 
 
 def metric_rows(
@@ -38,34 +38,7 @@ def metric_rows(
     ]
 
 
-def write_rows_bigquery(project: str, location: str, dataset: str, table: str, rows: list) -> None:
-    """Append rows to the BigQuery table (a load job: no streaming buffer, no cost)."""
-    from google.cloud import bigquery
-
-    client = bigquery.Client(project=project, location=location or None)
-    config = bigquery.LoadJobConfig(
-        write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
-        # The table and its schema belong to the platform (Pulumi); never create or guess one.
-        create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
-        autodetect=False,
-    )
-    client.load_table_from_json(rows, f"{project}.{dataset}.{table}", job_config=config).result()
-
-
-def write_rows_local(local_root: str, dataset: str, table: str, rows: list) -> None:
-    """Append rows to the local warehouse's table (created from the platform schema if new)."""
-    from contracts.tables import PLATFORM_TABLES
-    from local.warehouse import append_rows, connect
-
-    schema = next(t.schema for t in PLATFORM_TABLES if t.table_id == table)
-    with connect(local_environment(local_root).warehouse_path) as con:
-        append_rows(con, dataset, table, schema, rows)
-
-
-@pipeline_component(
-    packages=("google-cloud-bigquery",),
-    helpers=(local_environment, read_json, metric_rows, write_rows_bigquery, write_rows_local),
-)
+@pipeline_component(packages=("google-cloud-bigquery",))
 def record_metrics(
     evaluation: Input[Artifact],
     training_metrics: Input[Metrics],
@@ -79,10 +52,13 @@ def record_metrics(
     bq_location: str,
     dataset: str,
     table: str = "model_metrics",
-    local_root: str = "",
 ) -> int:
     """Append the run's metrics and decision to the model_metrics table; return the row count."""
     from datetime import UTC, datetime
+
+    from pipeline_src.components.common import read_json
+    from pipeline_src.components.record_metrics import metric_rows
+    from pipeline_src.ports import backend
 
     common = {
         "run_id": run_id,
@@ -94,9 +70,6 @@ def record_metrics(
     }
     scores = {k: v for k, v in training_metrics.metadata.items() if isinstance(v, int | float)}
     rows = metric_rows(read_json(evaluation.path), scores, champion_accuracy, common)
-    if local_root:
-        write_rows_local(local_root, dataset, table, rows)
-    else:
-        write_rows_bigquery(project, bq_location, dataset, table, rows)
+    backend().warehouse(project, bq_location, dataset, "record_metrics").append_rows(table, rows)
     print(f"recorded {len(rows)} metrics of run {run_id} in {dataset}.{table} ({decision})")
     return len(rows)

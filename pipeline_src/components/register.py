@@ -26,14 +26,7 @@ from typing import NamedTuple
 
 from kfp.dsl import HTML, Artifact, Input, Model, Output
 
-from pipeline_src.components.common import (
-    gcs_fuse_path,
-    label_value,
-    local_environment,
-    pipeline_component,
-    read_json,
-)
-from pipeline_src.serving.integrity import bundle_digest
+from pipeline_src.components.common import label_value, pipeline_component
 
 BUNDLE_FILES = ("model.joblib", "model.json", "evaluation.json", "baseline.json", "report.html")
 
@@ -60,66 +53,7 @@ def version_labels(
     return labels
 
 
-def serving_container() -> dict:
-    """How Vertex AI runs the serving image for the model: pipeline_src/serving's entry point.
-
-    The image's server reads the port and routes from the AIP_* variables Vertex AI sets from
-    these; the values are the server's defaults, so the image also serves as it is elsewhere.
-    """
-    return {
-        "serving_container_command": ["python", "-m", "pipeline_src.serving"],
-        "serving_container_predict_route": "/predict",
-        "serving_container_health_route": "/health",
-        "serving_container_ports": [8080],
-    }
-
-
-def register_local(local_root: str, bundle_dir: str, model_id: str, **fields):
-    """Upload to the local registry; (versioned name, version id, artifact directory)."""
-    from local.registry import LocalModelRegistry
-
-    registry = LocalModelRegistry(local_environment(local_root).registry_dir)
-    version = registry.upload(model_id, bundle_dir, **fields)
-    return version.resource_name, version.version_id, version.artifact_uri
-
-
-def register_vertex(
-    project: str, location: str, bundle_dir: str, destination_uri: str, model_id: str, **fields
-):
-    """Upload to the Vertex AI Model Registry; (versioned name, version id, artifact URI)."""
-    import shutil
-
-    from google.api_core.exceptions import NotFound
-    from google.cloud import aiplatform
-
-    if not destination_uri.startswith("gs://"):
-        raise ValueError(f"models_uri must be a gs:// location, got {destination_uri!r}")
-    shutil.copytree(bundle_dir, gcs_fuse_path(destination_uri), dirs_exist_ok=True)
-    aiplatform.init(project=project, location=location)
-    try:
-        parent = {"parent_model": aiplatform.Model(model_id).resource_name}
-    except NotFound:
-        parent = {"model_id": model_id}  # the first version creates the model
-    model = aiplatform.Model.upload(
-        artifact_uri=destination_uri, **parent, **serving_container(), **fields
-    )
-    return model.versioned_resource_name, model.version_id, destination_uri
-
-
-@pipeline_component(
-    packages=("google-cloud-aiplatform",),
-    helpers=(
-        bundle_digest,
-        gcs_fuse_path,
-        label_value,
-        local_environment,
-        read_json,
-        version_labels,
-        register_local,
-        serving_container,
-        register_vertex,
-    ),
-)
+@pipeline_component(packages=("google-cloud-aiplatform",))
 def register(
     model: Input[Model],
     evaluation: Input[Artifact],
@@ -140,12 +74,16 @@ def register(
     # KFP puts the default into the component spec; the dict is never mutated.
     labels: dict = {},  # noqa: B006
     deploy_by: str = "pipeline",
-    local_root: str = "",
 ) -> NamedTuple("Outputs", [("model", str), ("version", str)]):
     """Bundle the model with its evaluation, baseline and report, and register it as a version."""
     import os
     import shutil
     from collections import namedtuple
+
+    from pipeline_src.components.common import label_value, read_json
+    from pipeline_src.components.register import version_labels
+    from pipeline_src.ports import backend
+    from pipeline_src.serving.integrity import bundle_digest
 
     if not model_id or not alias:
         raise ValueError("register needs the model id and the alias the new version takes")
@@ -175,17 +113,11 @@ def register(
         # (serving, gate, evaluation, promotion), which refuses a bundle that does not match.
         "serving_container_environment_variables": {"MODEL_SHA256": bundle_digest(registered.path)},
     }
-    if local_root:
-        resource, version, artifact_uri = register_local(
-            local_root, registered.path, model_id, **fields
-        )
-    else:
-        if not serving_image:
-            raise ValueError("register needs the serving image the model is served with")
-        destination = f"{models_uri.rstrip('/')}/{model_id}/{label_value(run_id)}"
-        resource, version, artifact_uri = register_vertex(
-            project, location, registered.path, destination, model_id, **fields
-        )
+    destination = f"{models_uri.rstrip('/')}/{model_id}/{label_value(run_id)}"
+    registry = backend().registry(project, location)
+    resource, version, artifact_uri, promotable = registry.upload(
+        model_id, registered.path, destination, fields
+    )
     digest = fields["serving_container_environment_variables"]["MODEL_SHA256"]
     registered.metadata.update(
         {"resource_name": resource, "version": version, "artifact_uri": artifact_uri,
@@ -193,11 +125,6 @@ def register(
     )  # fmt: skip
     print(f"registered {resource} (alias {alias}) from {artifact_uri}")
     if deploy_by == "promotion":
-        promotable = (
-            resource
-            if local_root
-            else f"projects/{project}/locations/{location}/models/{model_id}@{version}"
-        )
         registered.metadata["promote"] = f"make promote MODEL={promotable}"
         print(
             f"registered {promotable}; the endpoint serves by promotion: "

@@ -7,45 +7,17 @@ named in config, or else every curated row of an ingestion batch no scoring run 
 
 score_rows predicts them with that model and appends one row per scored row to the predictions
 table (contracts/tables.py PREDICTIONS). On Vertex AI a batch prediction job of the served version
-predicts (the evaluation's `predict_vertex`, sized by the stack's machine type and replicas), and
+predicts (the batch prediction port, sized by the stack's machine type and replicas), and
 BigQuery appends the predictions by a load job from the run's artifact: the rows never pass through
 a streaming insert. Locally the verified bundle predicts chunk by chunk, and DuckDB appends the
-same file. The append is the run's last act, so a failed run writes nothing.
+same file (local/adapters.py). The append is the run's last act, so a failed run writes nothing.
 """
 
 from typing import NamedTuple
 
 from kfp.dsl import Artifact, Dataset, Input, Output
 
-from pipeline_src.components.batch_predict import (
-    instance_key,
-    instances,
-    load_bundle,
-    predict_frame,
-    predict_vertex,
-)
-from pipeline_src.components.common import (
-    compute_threads,
-    feature_spec,
-    gcs_fuse_path,
-    local_environment,
-    model_inputs,
-    pipeline_component,
-    read_json,
-    write_json,
-)
-from pipeline_src.components.extract import (
-    query_bigquery,
-    query_local,
-    snapshot_moment,
-    write_batches,
-)
-from pipeline_src.components.new_data import (
-    served_model,
-    served_model_local,
-    served_model_vertex,
-)
-from pipeline_src.serving.integrity import bundle_digest, verify_bundle, vertex_bundle_digest
+from pipeline_src.components.common import pipeline_component
 
 
 def scoring_query(spec: dict, dataset: str, table: str, predictions_table: str, source: str):
@@ -71,15 +43,6 @@ def scoring_query(spec: dict, dataset: str, table: str, predictions_table: str, 
         f"AND _batch_id NOT IN (SELECT source_batch_id FROM `{dataset}`.`{predictions_table}` "
         "WHERE source_batch_id IS NOT NULL) ORDER BY _ingested_at, _batch_id"
     )
-
-
-def ensure_local_predictions(local_root: str, dataset: str, predictions_table: str) -> None:
-    """Create the local predictions table if new (in the cloud Pulumi creates it)."""
-    from contracts.tables import PREDICTIONS
-    from local.warehouse import connect, create_table
-
-    with connect(local_environment(local_root).warehouse_path) as con:
-        create_table(con, dataset, predictions_table, PREDICTIONS.schema)
 
 
 def prediction_schema():
@@ -136,40 +99,10 @@ def prediction_rows(batch, results: list, spec: dict, run: dict, offset: int):
     return pa.Table.from_pydict(data, schema=prediction_schema())
 
 
-def append_local(local_root: str, dataset: str, table: str, path: str) -> None:
-    """Append the predictions file to the local warehouse's table (DuckDB reads the file)."""
-    from contracts.tables import PREDICTIONS
-    from local.warehouse import connect, create_table
-
-    with connect(local_environment(local_root).warehouse_path) as con:
-        create_table(con, dataset, table, PREDICTIONS.schema)
-        con.execute(
-            f'INSERT INTO "{dataset}"."{table}" BY NAME SELECT * FROM read_parquet(?)', [path]
-        )
-
-
-def append_bigquery(project: str, location: str, dataset: str, table: str, uri: str) -> None:
-    """Append the predictions file at gs:// `uri` to the table by a BigQuery load job."""
-    from google.cloud import bigquery
-
-    client = bigquery.Client(project=project, location=location or None)
-    config = bigquery.LoadJobConfig(
-        source_format=bigquery.SourceFormat.PARQUET,
-        write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
-        labels={"component": "score_rows"},
-    )
-    client.load_table_from_uri(uri, f"{project}.{dataset}.{table}", job_config=config).result()
-
-
 @pipeline_component(
     packages=(
         "google-cloud-aiplatform", "google-cloud-bigquery", "google-cloud-bigquery-storage",
         "pyarrow",
-    ),
-    helpers=(
-        feature_spec, gcs_fuse_path, local_environment, write_json, vertex_bundle_digest,
-        served_model_local, served_model_vertex, served_model, snapshot_moment, query_bigquery,
-        query_local, write_batches, scoring_query, ensure_local_predictions,
     ),
 )  # fmt: skip
 def select_rows(
@@ -186,16 +119,22 @@ def select_rows(
     served: Output[Artifact],
     source: str = "",
     predictions_table: str = "predictions",
-    local_root: str = "",
 ) -> NamedTuple("Outputs", [("selected", int), ("model", str)]):
     """Find the served model and stream the rows to score to a Parquet artifact."""
     from collections import namedtuple
 
+    from pipeline_src.components.common import feature_spec, write_json
+    from pipeline_src.components.extract import snapshot_moment, write_batches
+    from pipeline_src.components.new_data import served_model
+    from pipeline_src.components.score import scoring_query
+    from pipeline_src.ports import backend
+
     if not dataset or not table:
         raise ValueError("select_rows needs the warehouse dataset and curated table")
     spec = feature_spec(contract)
+    ports = backend()
     found = served_model(
-        project, location, local_root, endpoint, fallback_endpoint, model_id, "score with"
+        ports.endpoints(project, location), endpoint, fallback_endpoint, "score with"
     )
     model, artifact_dir, serving_endpoint, digest = found
     where = f"served by endpoint {serving_endpoint}"
@@ -205,15 +144,13 @@ def select_rows(
     )
     moment, _ = snapshot_moment("")
     sql = scoring_query(spec, dataset, table, predictions_table, source)
-    if local_root:
-        ensure_local_predictions(local_root, dataset, predictions_table)
-        # query_local checks the table it is given exists: the curated one, unless a source
-        # names the rows (then a missing table is the query's own error).
-        checked = predictions_table if source.strip() else table
-        batches = query_local(local_root, dataset, checked, sql, moment)
-        written = write_batches(*batches, rows.path)
-    else:
-        written = write_batches(*query_bigquery(project, bq_location, sql, moment), rows.path)
+    # The tables the query reads: the predictions (made empty where the platform did not make
+    # it) and the curated one, unless a source names the rows (then a missing table is the
+    # query's own error).
+    reads = [predictions_table] + ([] if source.strip() else [table])
+    warehouse = ports.warehouse(project, bq_location, dataset, job_label="extract")
+    batches = warehouse.stream(sql, {"snapshot_time": moment}, tables=reads)
+    written = write_batches(*batches, rows.path)
     what = source.strip() or f"batches of {dataset}.{table} not scored yet"
     rows.metadata.update({"rows": written, "source": what, "selected_at": moment.isoformat()})
     print(f"{written} rows to score ({what}) with {model}, {where}")
@@ -224,11 +161,6 @@ def select_rows(
     packages=(
         "google-cloud-aiplatform", "google-cloud-bigquery", "pandas", "pyarrow", "scikit-learn",
         "threadpoolctl",
-    ),
-    helpers=(
-        bundle_digest, verify_bundle, compute_threads, feature_spec, model_inputs, read_json,
-        gcs_fuse_path, local_environment, load_bundle, predict_frame, instances, instance_key,
-        predict_vertex, prediction_schema, prediction_rows, append_local, append_bigquery,
     ),
 )  # fmt: skip
 def score_rows(
@@ -247,7 +179,6 @@ def score_rows(
     service_account: str = "",
     kms_key: str = "",
     chunk_rows: int = 100_000,
-    local_root: str = "",
 ) -> int:
     """Predict the selected rows with the served model and append them to the predictions table;
     return how many were scored."""
@@ -255,25 +186,22 @@ def score_rows(
 
     import pyarrow.parquet as pq
 
+    from pipeline_src.components.common import feature_spec, read_json
+    from pipeline_src.components.score import prediction_rows, prediction_schema
+    from pipeline_src.ports import PredictionJob, backend
+
     spec = feature_spec(contract)
     model = read_json(served.path)
     source = pq.ParquetFile(rows.path)
     run = {"model_version": model["model"], "scoring_run_id": scoring_run_id,
            "scored_at": datetime.now(UTC)}  # fmt: skip
-    if local_root:
-        bundle = load_bundle(model["artifact_dir"], model.get("sha256", ""))
-
-        def predict(frame):
-            return predict_frame(bundle, frame, spec)
-    else:
-        # One job for the whole input: each job pays minutes of start-up.
-        chunk_rows = max(source.metadata.num_rows, 1)
-
-        def predict(frame):
-            return predict_vertex(
-                project, location, model["model"], frame, spec, predictions.uri + "-job",
-                machine_type, service_account, kms_key, replica_count, "scoring",
-            )  # fmt: skip
+    ports = backend()
+    prediction = ports.batch_prediction(project, location)
+    job = PredictionJob(
+        predictions.uri + "-job", machine_type, service_account, kms_key, replica_count, "scoring"
+    )
+    predict = prediction.predictor(model, spec, job)
+    chunk_rows = prediction.rows_per_call(chunk_rows, source.metadata.num_rows)
 
     scored = 0
     with pq.ParquetWriter(predictions.path, prediction_schema()) as writer:
@@ -281,10 +209,9 @@ def score_rows(
             results = predict(batch.to_pandas())
             writer.write_table(prediction_rows(batch, results, spec, run, scored))
             scored += batch.num_rows
-    if scored and local_root:
-        append_local(local_root, dataset, predictions_table, predictions.path)
-    elif scored:
-        append_bigquery(project, bq_location, dataset, predictions_table, predictions.uri)
+    if scored:
+        warehouse = ports.warehouse(project, bq_location, dataset, job_label="score_rows")
+        warehouse.append_parquet(predictions_table, predictions.uri)
     predictions.metadata.update({"rows": scored, "model": model["model"]})
     print(f"{scored} rows scored by {model['model']} into {dataset}.{predictions_table}")
     return scored

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from kfp.dsl import Dataset, Input, Output
 
-from pipeline_src.components.common import feature_spec, pipeline_component
+from pipeline_src.components.common import pipeline_component
 
 
 def split_sizes(rows: int, validation_fraction: float, test_fraction: float) -> tuple[int, int]:
@@ -59,7 +59,10 @@ def stratified_split(
 
 
 @pipeline_component(
-    packages=("pandas", "pyarrow"), helpers=(feature_spec, split_sizes, stratified_split)
+    packages=(
+        "pandas",
+        "pyarrow",
+    )
 )
 def split(
     contract: dict,
@@ -75,6 +78,9 @@ def split(
     from collections import namedtuple
 
     import pandas as pd
+
+    from pipeline_src.components.common import feature_spec
+    from pipeline_src.components.split import stratified_split
 
     spec = feature_spec(contract)
     frame = pd.read_parquet(snapshot.path)

@@ -13,11 +13,8 @@ categories, label, classes, contract, hyperparameters, library versions).
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from pipeline_src.components.common import (
-    compute_threads,
-    feature_spec,
     model_inputs,
     pipeline_component,
-    write_json,
 )
 
 
@@ -92,8 +89,12 @@ def fit_scores(model, frame, spec: dict) -> dict:
 
 
 @pipeline_component(
-    packages=("pandas", "pyarrow", "scikit-learn", "threadpoolctl"),
-    helpers=(compute_threads, feature_spec, model_inputs, write_json, build_model, fit_scores),
+    packages=(
+        "pandas",
+        "pyarrow",
+        "scikit-learn",
+        "threadpoolctl",
+    )
 )
 def train(
     contract: dict,
@@ -116,6 +117,14 @@ def train(
     import joblib
     import pandas as pd
     import sklearn
+
+    from pipeline_src.components.common import (
+        compute_threads,
+        feature_spec,
+        model_inputs,
+        write_json,
+    )
+    from pipeline_src.components.train import build_model, fit_scores
 
     spec = feature_spec(contract)
     frame = pd.read_parquet(train_data.path)

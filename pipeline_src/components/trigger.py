@@ -12,8 +12,9 @@ run's id is derived from the batches (`retrain-<digest>`), and starting it is an
 that id (a Vertex AI pipeline job id is unique in its location; locally a file created with
 O_EXCL), so a repeated, retried or concurrent evaluation of the same spans never starts a second
 one. The retraining runs on a snapshot taken at the evaluation's `until`: all data up to then,
-the new spans included, with the reason in its labels. Locally the claim is the request: the
-local runner starts the training pipeline for it (pipeline_src/run_local_evaluation.py).
+the new spans included, with the reason in its labels. The pipeline runs port starts it
+(pipeline_src/ports.py `PipelineRuns`); locally the claim is a request the local launcher
+carries out after the evaluation (local/adapters.py).
 
 Whatever the outcome, one row goes to the evaluations table with the metric, the drift, the
 decision, its reason and the run started, if any.
@@ -23,19 +24,7 @@ from typing import NamedTuple
 
 from kfp.dsl import Artifact, Input
 
-from pipeline_src.components.common import (
-    label_value,
-    local_environment,
-    pipeline_component,
-    read_json,
-    write_json,
-)
-from pipeline_src.components.new_data import (
-    evaluation_row,
-    query_local_warehouse,
-    warehouse_rows,
-)
-from pipeline_src.components.record_metrics import write_rows_bigquery, write_rows_local
+from pipeline_src.components.common import label_value, pipeline_component
 
 
 def decide(
@@ -81,81 +70,16 @@ def retraining_run_id(batch_ids: list) -> str:
     return f"retrain-{digest[:20]}"
 
 
-def claim_local(local_root: str, run_id: str, request: dict) -> bool:
-    """Create the local retraining request `run_id`; False if it exists (already triggered)."""
-    import json
-    import os
-
-    folder = local_environment(local_root).root / "retraining"
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        handle = os.open(folder / f"{run_id}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump({**request, "status": "requested"}, out, indent=2, sort_keys=True)
-    return True
+def retraining_labels(evaluation_id: str, model: str) -> dict:
+    """The retraining run's labels: who started it, and for which evaluation and model."""
+    return {
+        "managed-by": "evaluation-pipeline",
+        "evaluation": label_value(evaluation_id),
+        "evaluated-model": label_value(model),
+    }
 
 
-def submit_vertex(
-    project: str,
-    location: str,
-    run_id: str,
-    training_spec: dict,
-    parameters: dict,
-    pipeline_root: str,
-    service_account: str,
-    labels: dict,
-    kms_key: str = "",
-) -> bool:
-    """Submit the training pipeline as job `run_id`; False if that job exists already."""
-    import os
-    import tempfile
-
-    from google.api_core.exceptions import AlreadyExists
-    from google.cloud import aiplatform
-
-    if not training_spec:
-        raise ValueError("the evaluation needs the compiled training pipeline to retrain")
-    aiplatform.init(project=project, location=location)
-    with tempfile.TemporaryDirectory() as scratch:
-        template = os.path.join(scratch, "training-pipeline.json")
-        write_json(template, training_spec)
-        job = aiplatform.PipelineJob(
-            display_name=run_id,
-            template_path=template,
-            job_id=run_id,
-            pipeline_root=pipeline_root or None,
-            parameter_values=parameters,
-            labels=labels,
-            enable_caching=False,
-            encryption_spec_key_name=kms_key or None,
-        )
-        try:
-            job.submit(service_account=service_account or None)
-        except AlreadyExists:
-            return False
-    return True
-
-
-@pipeline_component(
-    packages=("google-cloud-aiplatform", "google-cloud-bigquery", "pyarrow"),
-    helpers=(
-        label_value,
-        local_environment,
-        read_json,
-        write_json,
-        evaluation_row,
-        query_local_warehouse,
-        warehouse_rows,
-        write_rows_bigquery,
-        write_rows_local,
-        decide,
-        retraining_run_id,
-        claim_local,
-        submit_vertex,
-    ),
-)
+@pipeline_component(packages=("google-cloud-aiplatform", "google-cloud-bigquery", "pyarrow"))
 def decide_and_trigger(
     assessment: Input[Artifact],
     rows: int,
@@ -175,11 +99,15 @@ def decide_and_trigger(
     service_account: str,
     kms_key: str = "",
     evaluations_table: str = "evaluations",
-    local_root: str = "",
 ) -> NamedTuple("Outputs", [("decision", str), ("reason", str), ("triggered_run", str)]):
     """Decide from the assessment, start retraining when degraded, record the evaluation."""
     import json
     from collections import namedtuple
+
+    from pipeline_src.components.common import read_json
+    from pipeline_src.components.new_data import evaluation_row
+    from pipeline_src.components.trigger import decide, retraining_labels, retraining_run_id
+    from pipeline_src.ports import TrainingRun, backend
 
     if not 0 < min_accuracy <= 1 or not 0 <= max_degradation <= 1:
         raise ValueError(
@@ -191,11 +119,12 @@ def decide_and_trigger(
     run_id = retraining_run_id(spans)
     # A retraining recorded for these very spans (e.g. by a run whose claim file or job has
     # since been cleaned up) counts as started too.
-    earlier = warehouse_rows(
-        project, bq_location, local_root, dataset,
+    ports = backend()
+    warehouse = ports.warehouse(project, bq_location, dataset, job_label="evaluation")
+    earlier = warehouse.read(
         f"SELECT COUNT(*) AS n FROM `{dataset}`.`{evaluations_table}` "
         "WHERE triggered_run = @run_id",
-        {"run_id": run_id}, [evaluations_table],
+        {"run_id": run_id}, tables=[evaluations_table],
     )  # fmt: skip
     already = run_id if earlier.to_pylist()[0]["n"] else ""
     args = (rows, min_new_rows, result["value"], result["test_value"], min_accuracy)
@@ -209,19 +138,13 @@ def decide_and_trigger(
             "snapshot_time": until,
             "reason": reason,
         }
-        if local_root:
-            started = claim_local(local_root, run_id, request)
-        else:
-            parameters = {**json.loads(training_parameters or "{}"), "snapshot_time": until}
-            labels = {
-                "managed-by": "evaluation-pipeline",
-                "evaluation": label_value(evaluation_id),
-                "evaluated-model": label_value(result["model"]),
-            }
-            started = submit_vertex(
-                project, location, run_id, training_spec, parameters, pipeline_root,
-                service_account, labels, kms_key,
-            )  # fmt: skip
+        run = TrainingRun(
+            spec=training_spec,
+            parameters={**json.loads(training_parameters or "{}"), "snapshot_time": until},
+            pipeline_root=pipeline_root, service_account=service_account,
+            labels=retraining_labels(evaluation_id, result["model"]), kms_key=kms_key,
+        )  # fmt: skip
+        started = ports.pipeline_runs(project, location).start(run_id, request, run)
         if started:
             triggered = run_id
         else:
@@ -232,10 +155,7 @@ def decide_and_trigger(
         metric=result["metric"], value=result["value"], baseline_value=result["test_value"],
         drift=json.dumps(drift, sort_keys=True), triggered_run=triggered or None,
     )  # fmt: skip
-    if local_root:
-        write_rows_local(local_root, dataset, evaluations_table, [record])
-    else:
-        write_rows_bigquery(project, bq_location, dataset, evaluations_table, [record])
+    warehouse.append_rows(evaluations_table, [record])
     # One structured line (Cloud Logging's jsonPayload): the retraining alert matches it
     # (resources/monitoring.py EVALUATION_LOG_EVENT).
     line = {"event": "evaluation", "decision": decision, "model": result["model"],

@@ -7,7 +7,7 @@ data with to measure drift; they travel with the model into the registry.
 
 from kfp.dsl import Artifact, Dataset, Input, Output
 
-from pipeline_src.components.common import feature_spec, pipeline_component, write_json
+from pipeline_src.components.common import pipeline_component
 
 
 def arrow_type_fits(column_type: str, arrow_type) -> bool:
@@ -148,8 +148,10 @@ def feature_statistics(frame, spec: dict) -> dict:
 
 
 @pipeline_component(
-    packages=("pandas", "pyarrow"),
-    helpers=(feature_spec, write_json, arrow_type_fits, check_snapshot, feature_statistics),
+    packages=(
+        "pandas",
+        "pyarrow",
+    )
 )
 def validate(
     contract: dict,
@@ -166,6 +168,9 @@ def validate(
     `max_missing_rate` of its values.
     """
     import pyarrow.parquet as pq
+
+    from pipeline_src.components.common import feature_spec, write_json
+    from pipeline_src.components.validate import check_snapshot, feature_statistics
 
     if min_rows_per_class < 1:
         raise ValueError(f"min_rows_per_class must be at least 1, got {min_rows_per_class}")

@@ -1,8 +1,8 @@
 """Serve a model over HTTP with Vertex AI's routes and payloads.
 
-    python -m pipeline_src.serving --endpoint staging [--root .local]  # a local endpoint
-    python -m pipeline_src.serving --model-dir DIR                    # one model directory
-    python -m pipeline_src.serving                                    # the container on Vertex
+    python -m pipeline_src.serving --model-dir DIR     # one model directory
+    python -m pipeline_src.serving                     # the container on Vertex
+    python -m local.serving --endpoint staging         # a local endpoint (local/serving.py)
 
 On Vertex AI the container is started without arguments: the model comes from AIP_STORAGE_URI
 (a gs:// copy of the model's artifact_uri), the port and routes from AIP_HTTP_PORT,
@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from pipeline_src.serving.http_server import stderr_log_config
-from pipeline_src.serving.server import EndpointSource, ModelSource, Routes, make_server
+from pipeline_src.serving.server import ModelSource, Routes, make_server
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -63,17 +63,9 @@ def expected_digest(model_dir: Path | None, environ: dict[str, str]) -> str | No
     return environ.get("MODEL_SHA256", "")
 
 
-def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
-    environ = dict(os.environ if environ is None else environ)
+def server_arguments(parser: argparse.ArgumentParser, environ: dict[str, str]) -> None:
+    """The options every way of serving takes: where to listen, how long a request may take."""
     in_container = "AIP_HTTP_PORT" in environ
-    parser = argparse.ArgumentParser(prog="python -m pipeline_src.serving", description=__doc__)
-    source_group = parser.add_mutually_exclusive_group()
-    source_group.add_argument("--endpoint", help="serve this local endpoint (staging, prod, …)")
-    source_group.add_argument("--model-dir", type=Path, help="serve one model directory")
-    parser.add_argument("--root", type=Path, help="local state folder (default .local)")
-    parser.add_argument(
-        "--contract", type=Path, help="data contract of a local endpoint's model (default: stack's)"
-    )
     parser.add_argument(
         "--host", default="0.0.0.0" if in_container else "127.0.0.1", help="address to bind"
     )
@@ -84,26 +76,15 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
         "--request-timeout", type=float, default=30.0,
         help="seconds a request may take to arrive (slow clients get a 408)",
     )  # fmt: skip
-    args = parser.parse_args(argv)
-    limit_threads(environ)
+
+
+def serve(source, args: argparse.Namespace, environ: dict[str, str]) -> int:
+    """Serve `source` (a ModelSource or EndpointSource) until stopped, on the routes Vertex AI
+    names in the environment; the first line printed says where."""
     routes = Routes(
         health=environ.get("AIP_HEALTH_ROUTE", Routes.health),
         predict=environ.get("AIP_PREDICT_ROUTE", Routes.predict),
     )
-
-    if args.endpoint:
-        from local.environment import DEFAULT_ROOT, LocalEnvironment, contract_path_of
-        from local.registry import LocalEndpoint
-
-        env = LocalEnvironment(root=args.root or DEFAULT_ROOT, contract_path=contract_path_of(args))
-        source = EndpointSource(LocalEndpoint(env.endpoints_dir, args.endpoint))
-    else:
-        model_dir = args.model_dir or environ.get("AIP_STORAGE_URI")
-        if not model_dir:
-            parser.error("give --endpoint or --model-dir (AIP_STORAGE_URI on Vertex AI)")
-        if str(model_dir).startswith("gs://"):
-            model_dir = download(str(model_dir), Path(tempfile.mkdtemp(prefix="model-")))
-        source = ModelSource(model_dir, expected_digest(args.model_dir, environ))
     server = make_server(
         source, args.host, args.port, routes,
         request_timeout=args.request_timeout, log_config=stderr_log_config(),
@@ -120,6 +101,21 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     finally:
         server.server_close()
     return 0
+
+
+def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    environ = dict(os.environ if environ is None else environ)
+    parser = argparse.ArgumentParser(prog="python -m pipeline_src.serving", description=__doc__)
+    parser.add_argument("--model-dir", type=Path, help="serve one model directory")
+    server_arguments(parser, environ)
+    args = parser.parse_args(argv)
+    limit_threads(environ)
+    model_dir = args.model_dir or environ.get("AIP_STORAGE_URI")
+    if not model_dir:
+        parser.error("give --model-dir (AIP_STORAGE_URI on Vertex AI)")
+    if str(model_dir).startswith("gs://"):
+        model_dir = download(str(model_dir), Path(tempfile.mkdtemp(prefix="model-")))
+    return serve(ModelSource(model_dir, expected_digest(args.model_dir, environ)), args, environ)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ must not be able to run code where a model is loaded (prod's serving container, 
 runner's gate and evaluation). So the register step records `bundle_digest` as the version's
 `MODEL_SHA256` serving variable, and every loader calls `verify_bundle` first (docs/serving.md).
 
-The functions are self-contained (imports inside): the components embed them in their source.
-This module imports nothing heavy, so the server and the local registry use it as it is.
+This module imports nothing heavy, so the server, the components (from the pipeline image) and
+the local registry use it as it is.
 """
 
 from __future__ import annotations

@@ -13,11 +13,13 @@ import pandas as pd
 import pytest
 from kfp import dsl
 
+from local.adapters import backend_variables
 from local.environment import LocalEnvironment
 from local.warehouse import connect, ingest_sample, query
 from pipeline_src.components.common import feature_spec
 from pipeline_src.components.extract import snapshot_moment, snapshot_queries
 from pipeline_src.components.split import stratified_split
+from pipeline_src.ports import BACKEND_VARIABLE
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +39,22 @@ def local_env(tmp_path) -> LocalEnvironment:
     env = LocalEnvironment(root=tmp_path / "state")
     ingest_sample(env)
     return env
+
+
+@pytest.fixture(autouse=True)
+def deployed_backend(monkeypatch) -> None:
+    """Components called in-process run on the deployed backend (Vertex AI, BigQuery: patched
+    where a test calls them) unless the test names the local one (`local_backend`)."""
+    monkeypatch.delenv(BACKEND_VARIABLE, raising=False)
+
+
+@pytest.fixture
+def local_backend(local_env, monkeypatch) -> LocalEnvironment:
+    """`local_env`, named as the backend of the components a test calls in-process, as the local
+    launcher names it for a run's tasks."""
+    for name, value in backend_variables(local_env.root).items():
+        monkeypatch.setenv(name, value)
+    return local_env
 
 
 @pytest.fixture

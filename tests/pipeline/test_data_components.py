@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 from kfp import dsl
 
+from local.adapters import backend_variables
 from local.warehouse import append_rows, connect, query, to_duckdb
 from pipeline_src.components.common import feature_spec
 from pipeline_src.components.extract import extract
@@ -31,12 +32,12 @@ def run_extract(env, contract, artifact, name="snapshot", snapshot_time=""):
         table=env.contract.name,
         snapshot=snapshot,
         snapshot_time=snapshot_time,
-        local_root=str(env.root),
     )
     return outputs, snapshot, pd.read_parquet(snapshot.path)
 
 
-def test_extract_snapshots_the_curated_table(local_env, contract, artifact):
+def test_extract_snapshots_the_curated_table(local_backend, contract, artifact):
+    local_env = local_backend
     outputs, snapshot, frame = run_extract(local_env, contract, artifact)
     assert outputs.rows == len(frame) == 344
     assert list(frame.columns) == [c["name"] for c in contract["columns"]] + LINEAGE
@@ -47,8 +48,9 @@ def test_extract_snapshots_the_curated_table(local_env, contract, artifact):
 
 
 def test_extract_takes_the_newest_row_of_each_key_as_of_the_snapshot_time(
-    local_env, contract, artifact
+    local_backend, contract, artifact
 ):
+    local_env = local_backend
     _, before, original = run_extract(local_env, contract, artifact, "before")
     corrected = original.iloc[[0]].drop(columns=LINEAGE).to_dict(orient="records")[0]
     corrected["body_mass_g"] = 4321.0
@@ -77,11 +79,12 @@ def test_extract_takes_the_newest_row_of_each_key_as_of_the_snapshot_time(
     pd.testing.assert_frame_equal(again, original)
 
 
-def test_extract_explains_a_missing_table_and_a_bad_time(tmp_path, local_env, contract, artifact):
+def test_extract_explains_a_missing_table_and_a_bad_time(local_backend, contract, artifact):
+    local_env = local_backend
     with pytest.raises(ValueError, match="has no table"):
         extract.python_func(
             contract=contract, project="p", bq_location="", dataset=local_env.dataset,
-            table="nope", snapshot=artifact(dsl.Dataset, "s"), local_root=str(local_env.root),
+            table="nope", snapshot=artifact(dsl.Dataset, "s"),
         )  # fmt: skip
     with pytest.raises(ValueError, match="not an ISO 8601 time"):
         run_extract(local_env, contract, artifact, snapshot_time="yesterday")
@@ -145,6 +148,8 @@ def test_extract_on_bigquery_sends_the_same_sql_with_a_timestamp_parameter(
     (parameter,) = config.query_parameters
     assert parameter.type_ == "TIMESTAMP" and parameter.value.tzinfo is not None
     assert calls[1] == ("read", "BigQueryReadClient")  # rows streamed by the Storage Read API
+    for name, value in backend_variables(local_env.root).items():  # the same, run locally
+        monkeypatch.setenv(name, value)
     _, _, local_frame = run_extract(local_env, contract, artifact, "local")
     pd.testing.assert_frame_equal(pd.read_parquet(snapshot.path), local_frame)
 

@@ -15,19 +15,17 @@ from kfp import dsl
 
 from contracts.generate import Drift, generate_records, sample_profile
 from contracts.tables import EVALUATIONS
+from local.adapters import LocalPipelineRuns
+from local.environment import LocalEnvironment
 from local.warehouse import append_rows, connect, query
+from pipeline_src.cloud.batch_prediction import predict_vertex
+from pipeline_src.cloud.pipeline_runs import VertexPipelineRuns
 from pipeline_src.components.assess import feature_drift, jensen_shannon, psi
-from pipeline_src.components.batch_predict import predict_vertex
 from pipeline_src.components.new_data import new_rows_query
-from pipeline_src.components.trigger import (
-    claim_local,
-    decide,
-    decide_and_trigger,
-    retraining_run_id,
-    submit_vertex,
-)
+from pipeline_src.components.trigger import decide, decide_and_trigger, retraining_run_id
 from pipeline_src.components.validate import feature_statistics
 from pipeline_src.evaluation import COMPONENTS
+from pipeline_src.ports import PredictionJob, TrainingRun
 from tests.pipeline.test_spec import test_component_source_is_self_contained as self_contained
 
 KEY = "projects/p/locations/l/keyRings/r/cryptoKeys/k"
@@ -132,9 +130,10 @@ def test_retraining_id_names_the_spans_not_their_order():
 
 
 def test_claim_is_atomic_and_once(tmp_path):
-    root = str(tmp_path)
-    assert claim_local(root, "retrain-1", {"batch_ids": ["b1"]}) is True
-    assert claim_local(root, "retrain-1", {"batch_ids": ["b1"]}) is False
+    runs = LocalPipelineRuns(LocalEnvironment(root=tmp_path))
+    run = TrainingRun(spec={}, parameters={})
+    assert runs.start("retrain-1", {"batch_ids": ["b1"]}, run) is True
+    assert runs.start("retrain-1", {"batch_ids": ["b1"]}, run) is False
     assert json.loads((tmp_path / "retraining" / "retrain-1.json").read_text())["status"] == (
         "requested"
     )
@@ -151,14 +150,15 @@ def _assessment(artifact, accuracy: float) -> dsl.Artifact:
     return out
 
 
-def test_decide_and_trigger_starts_retraining_once_per_spans(local_env, artifact):
+def test_decide_and_trigger_starts_retraining_once_per_spans(local_backend, artifact):
+    local_env = local_backend
+
     def evaluate(accuracy: float, evaluation_id: str, batches: list):
         return decide_and_trigger.python_func(
             assessment=_assessment(artifact, accuracy), rows=400, batch_ids=json.dumps(batches),
             until="2030-01-01T00:00:00+00:00", evaluation_id=evaluation_id, **BARS,
             project="p", location="l", bq_location="", dataset=local_env.dataset,
             training_spec={}, training_parameters="{}", pipeline_root="", service_account="",
-            local_root=str(local_env.root),
         )  # fmt: skip
 
     first = evaluate(0.6, "e1", ["b1", "b2"])
@@ -195,10 +195,11 @@ def test_submit_vertex_uses_the_spans_job_id_and_reports_an_existing_job(tmp_pat
         mock.patch("google.cloud.aiplatform.init"),
         mock.patch("google.cloud.aiplatform.PipelineJob") as job,
     ):
-        started = submit_vertex(
-            "p", "europe-west4", "retrain-abc", {"pipelineSpec": 1}, {"table": "penguins",
-            "snapshot_time": "t"}, "gs://b/root", "runner@p.iam.gserviceaccount.com",
-            {"managed-by": "evaluation-pipeline"}, KEY,
+        started = VertexPipelineRuns("p", "europe-west4").start(
+            "retrain-abc", {}, TrainingRun(
+                {"pipelineSpec": 1}, {"table": "penguins", "snapshot_time": "t"}, "gs://b/root",
+                "runner@p.iam.gserviceaccount.com", {"managed-by": "evaluation-pipeline"}, KEY,
+            ),
         )  # fmt: skip
         kwargs = job.call_args.kwargs
         assert started is True
@@ -209,9 +210,10 @@ def test_submit_vertex_uses_the_spans_job_id_and_reports_an_existing_job(tmp_pat
             service_account="runner@p.iam.gserviceaccount.com"
         )
         job.return_value.submit.side_effect = AlreadyExists("exists")
-        assert submit_vertex("p", "l", "retrain-abc", {"x": 1}, {}, "", "", {}) is False
+        runs = VertexPipelineRuns("p", "l")
+        assert runs.start("retrain-abc", {}, TrainingRun({"x": 1}, {})) is False
     with pytest.raises(ValueError, match="compiled training pipeline"):
-        submit_vertex("p", "l", "retrain-abc", {}, {}, "", "", {})
+        runs.start("retrain-abc", {}, TrainingRun({}, {}))
 
 
 def test_predict_vertex_matches_results_to_rows_whatever_their_order(tmp_path, spec):
@@ -240,9 +242,8 @@ def test_predict_vertex_matches_results_to_rows_whatever_their_order(tmp_path, s
         mock.patch("google.cloud.aiplatform.Model") as model,
     ):
         model.return_value.batch_predict.side_effect = batch_predict
-        results = predict_vertex(
-            "p", "l", "projects/p/models/m@2", frame, spec, str(tmp_path / "job"), "n1", "", KEY
-        )
+        job = PredictionJob(str(tmp_path / "job"), "n1", "", KEY)
+        results = predict_vertex("p", "l", "projects/p/models/m@2", frame, spec, job)
     assert [r["class"] for r in results] == [f"bill {v}" for v in frame["bill_length_mm"]]
     model.assert_called_once_with("projects/p/models/m@2")
 
@@ -298,12 +299,12 @@ def test_distributions_show_categorical_features_beside_numeric_ones(tmp_path):
 
 
 def test_bigquery_queries_type_their_parameters():
-    from pipeline_src.components.new_data import warehouse_rows
+    from pipeline_src.cloud.bigquery import BigQueryWarehouse
 
     moment = datetime(2030, 1, 1, tzinfo=UTC)
     with mock.patch("google.cloud.bigquery.Client") as client:
-        warehouse_rows(
-            "p", "EU", "", "ds", "SELECT 1", {"until": moment, "run_id": "retrain-x"}, []
+        BigQueryWarehouse("p", "EU", "ds", "evaluation").read(
+            "SELECT 1", {"until": moment, "run_id": "retrain-x"}
         )
     client.assert_called_once_with(project="p", location="EU")
     (sql,) = client.return_value.query.call_args.args
@@ -315,7 +316,8 @@ def test_bigquery_queries_type_their_parameters():
 
 
 def test_the_served_model_on_vertex_is_the_endpoint_model_with_most_traffic():
-    from pipeline_src.components.new_data import served_model_vertex
+    from pipeline_src.cloud.endpoints import VertexEndpoints
+    from pipeline_src.components.new_data import served_model
 
     def endpoint(name):
         served = {
@@ -336,7 +338,10 @@ def test_the_served_model_on_vertex_is_the_endpoint_model_with_most_traffic():
         mock.patch("google.cloud.aiplatform.Endpoint", side_effect=endpoint),
         mock.patch("google.cloud.aiplatform.Model", side_effect=model),
     ):
-        assert served_model_vertex("p", "l", ["prod", "staging"], "m") == (
+        endpoints = VertexEndpoints("p", "l")
+        assert served_model(endpoints, "prod", "staging", "evaluate") == (
             "models/m@3", "/gcs/b/models/3", "prod", "sha-3",
         )  # fmt: skip
-        assert served_model_vertex("p", "l", ["staging"], "m") is None
+        assert endpoints.serving("staging") is None
+        with pytest.raises(ValueError, match="no endpoint serves a model"):
+            served_model(endpoints, "staging", "", "evaluate")

@@ -8,10 +8,10 @@ import json
 
 from local.batches import ingest_generated
 from local.environment import LocalEnvironment
+from local.run_evaluation import run as evaluate
+from local.run_evaluation import summary
+from local.run_training import run as train
 from local.warehouse import connect
-from pipeline_src.run_local import run as train
-from pipeline_src.run_local_evaluation import run as evaluate
-from pipeline_src.run_local_evaluation import summary
 
 NUMERIC = {"bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"}
 

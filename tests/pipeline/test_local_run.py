@@ -8,9 +8,9 @@ import pytest
 
 from local.environment import LocalEnvironment
 from local.registry import LocalEndpoint, LocalModelRegistry
+from local.run_training import PipelineFailed, run, summary
 from local.warehouse import connect
 from pipeline_src.components.register import BUNDLE_FILES
-from pipeline_src.run_local import PipelineFailed, run, summary
 
 
 def test_the_gate_deploys_a_better_model_and_keeps_the_champion_against_a_worse(tmp_path):

@@ -13,9 +13,9 @@ from contracts.tables import PREDICTIONS
 from local.batches import ingest_generated
 from local.environment import LocalEnvironment
 from local.registry import LocalEndpoint, LocalModelRegistry
+from local.run_scoring import run, summary
 from local.warehouse import connect
 from pipeline_src.components.score import prediction_schema
-from pipeline_src.run_local_scoring import run, summary
 from pipeline_src.scoring import COMPONENTS, scoring_pipeline
 from pipeline_src.sizing import task_names
 from stacks.config import ConfigError, ScoringTask, parse_stack_config, stack_config_values
@@ -70,21 +70,23 @@ def score_in_process(env: LocalEnvironment, artifact, run_id: str) -> tuple[int,
     """The two components called in this process on the unscored batches: (selected, scored)."""
     from kfp import dsl
 
+    from local.run_scoring import scoring_parameters
+    from local.run_training import run_environment
     from pipeline_src.components.score import score_rows, select_rows
-    from pipeline_src.run_local_scoring import scoring_parameters
 
     params = scoring_parameters(env, source="")
     common = {k: params[k] for k in ("contract", "project", "location", "bq_location",
-                                     "dataset", "local_root")}  # fmt: skip
+                                     "dataset")}  # fmt: skip
     rows, served = artifact(dsl.Dataset, f"rows-{run_id}"), artifact(dsl.Artifact, f"m-{run_id}")
-    selected = select_rows.python_func(
-        **common, table=params["table"], endpoint="prod", fallback_endpoint="staging",
-        model_id=params["model_id"], rows=rows, served=served,
-    ).selected  # fmt: skip
-    scored = score_rows.python_func(
-        **common, rows=rows, served=served, predictions=artifact(dsl.Dataset, f"p-{run_id}"),
-        scoring_run_id=run_id,
-    )  # fmt: skip
+    with run_environment(env):  # the local backend, as the launcher names it for a run
+        selected = select_rows.python_func(
+            **common, table=params["table"], endpoint="prod", fallback_endpoint="staging",
+            model_id=params["model_id"], rows=rows, served=served,
+        ).selected  # fmt: skip
+        scored = score_rows.python_func(
+            **common, rows=rows, served=served, predictions=artifact(dsl.Dataset, f"p-{run_id}"),
+            scoring_run_id=run_id,
+        )  # fmt: skip
     return selected, scored
 
 
@@ -142,6 +144,8 @@ def test_in_the_cloud_one_sized_batch_job_predicts_and_a_load_job_appends(
     from kfp import dsl
 
     from contracts.generate import generate, sample_profile
+    from pipeline_src.cloud import batch_prediction
+    from pipeline_src.cloud.bigquery import BigQueryWarehouse
     from pipeline_src.components import score
     from pipeline_src.components.common import feature_spec
 
@@ -155,12 +159,16 @@ def test_in_the_cloud_one_sized_batch_job_predicts_and_a_load_job_appends(
         json.dump({"model": served_model, "artifact_dir": "/gcs/b/m", "sha256": "x"}, out)
     jobs, loads = [], []
 
-    def batch_job(project, location, model, frame, spec, folder, machine, account, key, n, name):
-        jobs.append((model, len(frame), machine, account, n, name))
+    def batch_job(project, location, model, frame, spec, job):
+        jobs.append((model, len(frame), job.machine_type, job.service_account,
+                     job.replica_count, job.job_prefix))  # fmt: skip
         return [{"class": "Adelie", "probabilities": {"Adelie": 0.75, "Gentoo": 0.25}}] * len(frame)
 
-    monkeypatch.setattr(score, "predict_vertex", batch_job)
-    monkeypatch.setattr(score, "append_bigquery", lambda *args: loads.append(args))
+    def load_job(warehouse, table, uri):
+        loads.append((warehouse.project, warehouse.location, warehouse.dataset, table, uri))
+
+    monkeypatch.setattr(batch_prediction, "predict_vertex", batch_job)
+    monkeypatch.setattr(BigQueryWarehouse, "append_parquet", load_job)
     predictions = artifact(dsl.Dataset, "predictions")
     scored = score.score_rows.python_func(
         contract=contract, rows=rows, served=served, predictions=predictions, project="p",

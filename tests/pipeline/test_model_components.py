@@ -14,9 +14,11 @@ import pytest
 from kfp import dsl
 
 from local.registry import LocalEndpoint, LocalModelRegistry
+from pipeline_src.cloud.endpoints import VertexEndpoints
+from pipeline_src.cloud.registry import VertexModelRegistry
 from pipeline_src.components.common import compute_threads, model_inputs
 from pipeline_src.components.evaluate import evaluate
-from pipeline_src.components.gate import decide, gate, vertex_champion
+from pipeline_src.components.gate import champion, decide, gate
 from pipeline_src.components.train import build_model
 
 HYPERPARAMETERS = dict(
@@ -182,7 +184,8 @@ def write_bundle(source: Path, target: Path, accuracy: float, **signature_change
 
 
 @pytest.fixture
-def gate_inputs(tmp_path, splits, local_env):
+def gate_inputs(tmp_path, splits, local_backend):
+    local_env = local_backend
     test = dsl.Dataset(name="test", uri=str(tmp_path / "test"))
     splits["test"].to_parquet(test.path, index=False)
 
@@ -193,7 +196,7 @@ def gate_inputs(tmp_path, splits, local_env):
             contract=local_env.contract.model_dump(mode="json", exclude_none=True),
             evaluation=evaluation, test_data=test, project="", location="",
             model_id=local_env.model_id, min_accuracy=0.9, min_improvement=min_improvement,
-            local_root=str(local_env.root), **{"endpoint": "staging", **deployment},
+            **{"endpoint": "staging", **deployment},
         )  # fmt: skip
 
     return run
@@ -317,10 +320,14 @@ def test_vertex_champion_is_the_deployed_model_with_the_most_traffic(monkeypatch
     monkeypatch.setattr(aiplatform, "Endpoint", Endpoint)
     monkeypatch.setattr(aiplatform, "Model", Model)
 
-    name, directory, where, digest = vertex_champion("p", "l", "e1", "m")
+    name, directory, where, digest = champion(
+        VertexEndpoints("p", "l"), VertexModelRegistry("p", "l"), "e1", "m"
+    )
     assert name.endswith("m@4") and directory == "/gcs/bucket/models/m/4"
     assert where == "served by endpoint e1" and digest == "sha-4"
-    name, _, where, _ = vertex_champion("p", "l", "e2", "m")
+    name, _, where, _ = champion(
+        VertexEndpoints("p", "l"), VertexModelRegistry("p", "l"), "e2", "m"
+    )
     assert name.endswith("m@7") and where == "the registry's default version"
     models.clear()
-    assert vertex_champion("p", "l", "e2", "m") is None
+    assert champion(VertexEndpoints("p", "l"), VertexModelRegistry("p", "l"), "e2", "m") is None

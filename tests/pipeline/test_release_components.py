@@ -9,7 +9,7 @@ from typing import ClassVar
 import pytest
 from kfp import dsl
 
-import pipeline_src.components.register as register_module
+import pipeline_src.cloud.registry as cloud_registry
 from local.registry import LocalEndpoint, LocalModelRegistry
 from local.warehouse import connect
 from pipeline_src.components.deploy import deploy
@@ -47,7 +47,7 @@ def call_register(tmp_path, run_outputs, name="registered", **overrides):
         serving_image="registry/pipeline:deps-1",
         models_uri="gs://acme-artifacts/models", snapshot_id="20240501t030000z",
         git_commit="0123456789ab", run_id="tabular-mlops-training-20240501",
-        gate_reason="no champion", labels={"stack": "staging"}, local_root="",
+        gate_reason="no champion", labels={"stack": "staging"},
     )  # fmt: skip
     registered = dsl.Model(name=name, uri=str(tmp_path / name))
     outputs = register.python_func(
@@ -57,9 +57,10 @@ def call_register(tmp_path, run_outputs, name="registered", **overrides):
 
 
 def test_register_locally_adds_a_version_with_its_bundle_labels_and_alias(
-    tmp_path, run_outputs, local_env
+    tmp_path, run_outputs, local_backend
 ):
-    common = dict(model_id=local_env.model_id, local_root=str(local_env.root))
+    local_env = local_backend
+    common = dict(model_id=local_env.model_id)
     first, registered = call_register(tmp_path, run_outputs, "first", **common)
     second, _ = call_register(tmp_path, run_outputs, "second", **common)
     assert (first.version, second.version) == ("1", "2")
@@ -111,7 +112,7 @@ def vertex(monkeypatch, tmp_path):
     monkeypatch.setattr(aiplatform, "Model", FakeVertexModel)
     mount = tmp_path / "gcs"
     monkeypatch.setattr(
-        register_module, "gcs_fuse_path", lambda uri: str(mount / uri.removeprefix("gs://"))
+        cloud_registry, "gcs_fuse_path", lambda uri: str(mount / uri.removeprefix("gs://"))
     )
     return mount
 
@@ -171,12 +172,13 @@ def test_register_on_vertex_needs_a_serving_image_and_a_gcs_destination(
 
 
 def test_deploy_locally_moves_all_traffic_then_retires_the_previous_model(
-    tmp_path, run_outputs, local_env
+    tmp_path, run_outputs, local_backend
 ):
-    common = dict(model_id=local_env.model_id, local_root=str(local_env.root))
+    local_env = local_backend
+    common = dict(model_id=local_env.model_id)
     first, _ = call_register(tmp_path, run_outputs, "first", **common)
     second, _ = call_register(tmp_path, run_outputs, "second", **common)
-    target = dict(project="", location="", endpoint="staging", local_root=str(local_env.root))
+    target = dict(project="", location="", endpoint="staging")
 
     assert deploy.python_func(model=first.model, **target).undeployed == []
     outputs = deploy.python_func(model=second.model, **target)
@@ -262,10 +264,11 @@ def test_metric_rows_cover_test_per_class_baseline_champion_and_training_scores(
     assert not any(r["metric"] == "champion/accuracy" for r in no_champion)
 
 
-def test_record_metrics_appends_to_the_local_model_metrics_table(tmp_path, local_env):
+def test_record_metrics_appends_to_the_local_model_metrics_table(tmp_path, local_backend):
+    local_env = local_backend
     common = dict(
         snapshot_id="s1", project="", bq_location="", dataset=local_env.dataset,
-        local_root=str(local_env.root), champion_accuracy=-1.0,
+        champion_accuracy=-1.0,
     )  # fmt: skip
     deployed = record_metrics.python_func(
         **metrics_inputs(tmp_path), decision="deploy", reason="better", model_version="m@1",

@@ -14,9 +14,9 @@ from contracts.generate import main as make_generate
 from contracts.sample import anes96_file
 from local.environment import LocalEnvironment
 from local.ingest_file import main as make_ingest
+from local.run_evaluation import run as evaluate
+from local.run_training import run
 from local.serving import serve_endpoint
-from pipeline_src.run_local import run
-from pipeline_src.run_local_evaluation import run as evaluate
 from pipeline_src.serving.client import endpoint_client, predict
 
 

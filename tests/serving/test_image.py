@@ -1,4 +1,5 @@
-"""The pipeline image also serves the model: it carries the server's code, named by its tag."""
+"""The pipeline image also serves the model: it carries the server's code (the whole pipeline
+package), named by its tag."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import fnmatch
 import shutil
 
 import pipeline_src.image as image
-from pipeline_src.components.register import serving_container
+from pipeline_src.cloud.registry import serving_container
 from pipeline_src.serving.server import DEFAULT_ROUTES
 
 
@@ -21,19 +22,33 @@ def copied_paths() -> list[str]:
 
 def test_the_image_copies_every_serving_source_and_the_build_context_lets_it_in():
     copied = copied_paths()
-    allowed = [
-        line[1:]
+    rules = [
+        line
         for line in (image.PROJECT_ROOT / ".dockerignore").read_text().splitlines()
-        if line.startswith("!")
+        if line and not line.startswith("#")
     ]
-    for path in image.SERVING_SOURCES:
-        relative = path.relative_to(image.PROJECT_ROOT).as_posix()
+
+    def in_context(relative: str) -> bool:
+        """Docker's rule: the last matching pattern wins; `dir/` lets in what is under it."""
+        kept = True
+        for rule in rules:
+            pattern = rule.lstrip("!").rstrip("/")
+            parts = relative.split("/")
+            prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+            if any(fnmatch.fnmatch(p, pattern) for p in prefixes) or fnmatch.fnmatch(
+                relative, pattern.replace("**/", "*")
+            ):
+                kept = rule.startswith("!")
+        return kept
+
+    sources = [p.relative_to(image.PROJECT_ROOT).as_posix() for p in image.image_sources()]
+    for relative in sources:
         assert any(relative == c or relative.startswith(c) for c in copied), relative
-        assert any(fnmatch.fnmatch(relative, pattern) for pattern in allowed), relative
+        assert in_context(relative), relative
+    assert not in_context("pipeline_src/serving/__pycache__/server.cpython-311.pyc")
+    assert not in_context("local/adapters.py") and not in_context("contracts/tables.py")
     # What the server imports at start-up is in the image (the container runs nothing else).
-    assert "pipeline_src/serving/contract.py" in {
-        p.relative_to(image.PROJECT_ROOT).as_posix() for p in image.SERVING_SOURCES
-    }
+    assert "pipeline_src/serving/contract.py" in sources
 
 
 def test_a_change_to_the_server_names_a_new_image(monkeypatch, tmp_path):
@@ -47,12 +62,16 @@ def test_a_change_to_the_server_names_a_new_image(monkeypatch, tmp_path):
     monkeypatch.setattr(image, "DOCKERFILE", here / "Dockerfile")
     monkeypatch.setattr(image, "REQUIREMENTS", here / "requirements.txt")
     monkeypatch.setattr(image, "LOCK", root / "requirements.txt")
-    sources = tuple(here / p.relative_to(image.HERE) for p in image.SERVING_SOURCES)
-    monkeypatch.setattr(image, "SERVING_SOURCES", sources)
+    monkeypatch.setattr(image, "HERE", here)
     assert image.image_tag() == tag
     server = here / "serving" / "server.py"
     server.write_text(server.read_text() + "\n# a change\n")
     assert image.image_tag() != tag
+    changed = image.image_tag()
+    # Components import the package in the image: a change to any of its code names a new image.
+    ports = here / "ports.py"
+    ports.write_text(ports.read_text() + "\n# a change\n")
+    assert image.image_tag() != changed
 
 
 def test_vertex_runs_the_image_on_the_routes_the_server_answers():

@@ -13,11 +13,12 @@ import joblib
 import pandas as pd
 import pytest
 
+from local.adapters import LocalBatchPrediction
 from local.environment import LocalEnvironment
 from local.registry import LocalEndpoint, LocalModelRegistry, RegistryError
-from pipeline_src.components.batch_predict import predict_local
 from pipeline_src.components.common import feature_spec
 from pipeline_src.components.gate import champion_accuracy
+from pipeline_src.ports import PredictionJob
 from pipeline_src.serving.__main__ import expected_digest
 from pipeline_src.serving.integrity import bundle_digest, verify_bundle
 from pipeline_src.serving.server import EndpointSource, ModelSource, Unavailable
@@ -109,6 +110,7 @@ def test_gate_and_evaluation_refuse_a_tampered_champion(sample_model_dir, tmp_pa
     frame = pd.DataFrame([{**PENGUIN, "species": "Chinstrap"}])
     _, basis = champion_accuracy(str(bundle), digest, frame, spec)
     assert "could not be loaded (ValueError: model bundle" in basis
-    with pytest.raises(ValueError, match="refusing to unpickle it"):
-        predict_local(str(bundle), digest, frame, spec)
+    served = {"model": "m@1", "artifact_dir": str(bundle), "sha256": digest}
+    with pytest.raises(ValueError, match="refusing to unpickle it"):  # the local batch prediction
+        LocalBatchPrediction().predictor(served, spec, PredictionJob(str(tmp_path / "job")))(frame)
     assert unpickled == []

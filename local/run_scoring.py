@@ -1,6 +1,6 @@
 """`make score`: the batch scoring pipeline, run locally by kfp.local, into the local warehouse.
 
-    python -m pipeline_src.run_local_scoring [--root DIR] [--param NAME=VALUE ...]
+    python -m local.run_scoring [--root DIR] [--param NAME=VALUE ...]
 
 The same components as on Vertex AI score rows with the model the local prod endpoint serves
 (staging's while prod serves nothing) and append the predictions to the warehouse's predictions
@@ -22,14 +22,14 @@ from typing import Any
 
 from contracts.tables import PREDICTIONS
 from local.environment import LocalEnvironment
-from pipeline_src.compile import typed_arguments
-from pipeline_src.run_local import (
+from local.run_evaluation import PROD_ENDPOINT
+from local.run_training import (
     STAGING_ENDPOINT,
     command_line,
     execute,
     local_base_parameters,
 )
-from pipeline_src.run_local_evaluation import PROD_ENDPOINT
+from pipeline_src.compile import typed_arguments
 from pipeline_src.scoring import scoring_pipeline
 
 GENERATED_TABLE = "scoring_batch"
@@ -160,7 +160,7 @@ def summary(outcome: LocalScoring) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     return command_line(
-        argv, prog="python -m pipeline_src.run_local_scoring", doc=__doc__,
+        argv, prog="python -m local.run_scoring", doc=__doc__,
         title="scoring pipeline", run=run, summary=summary,
     )  # fmt: skip
 

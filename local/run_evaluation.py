@@ -1,6 +1,6 @@
 """`make evaluate`: the continuous evaluation pipeline, run locally by kfp.local, then retraining.
 
-    python -m pipeline_src.run_local_evaluation [--root DIR] [--param NAME=VALUE ...]
+    python -m local.run_evaluation [--root DIR] [--param NAME=VALUE ...]
 
 The same components as on Vertex AI judge the model the local prod endpoint serves (staging's
 while prod serves nothing) on the batches ingested since its training snapshot. When it has
@@ -23,9 +23,7 @@ from typing import Any
 
 from local.environment import LocalEnvironment
 from local.lifecycle import write_index
-from pipeline_src.compile import typed_arguments
-from pipeline_src.evaluation import evaluation_pipeline
-from pipeline_src.run_local import (
+from local.run_training import (
     STAGING_ENDPOINT,
     LocalRun,
     PipelineFailed,
@@ -33,7 +31,9 @@ from pipeline_src.run_local import (
     execute,
     local_base_parameters,
 )
-from pipeline_src.run_local import run as run_training
+from local.run_training import run as run_training
+from pipeline_src.compile import typed_arguments
+from pipeline_src.evaluation import evaluation_pipeline
 from stacks.config import EvaluationConfig
 
 PROD_ENDPOINT = "prod"
@@ -187,7 +187,7 @@ def summary(outcome: LocalEvaluation) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     return command_line(
-        argv, prog="python -m pipeline_src.run_local_evaluation", doc=__doc__,
+        argv, prog="python -m local.run_evaluation", doc=__doc__,
         title="evaluation pipeline", run=run, summary=summary,
     )  # fmt: skip
 

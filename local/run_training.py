@@ -1,10 +1,11 @@
 """`make pipeline`: the training pipeline, run locally by kfp.local on the local warehouse.
 
-    python -m pipeline_src.run_local [--root DIR] [--param NAME=VALUE ...]
+    python -m local.run_training [--root DIR] [--param NAME=VALUE ...]
 
 The same components run as on Vertex AI, each in a subprocess of this environment (which holds
-the pipeline image's packages at the same pins), with `local_root` pointing them at the local
-stand-ins: the DuckDB warehouse, the file-based registry and the local staging endpoint. When the
+the pipeline image's packages at the same pins). The run names the local backend once, for all
+its tasks (`run_environment`; pipeline_src/ports.py): the DuckDB warehouse, the file-based
+registry and the local staging endpoint stand in for BigQuery and Vertex AI. When the
 warehouse has no curated table yet, the palmerpenguins sample is ingested first (uploaded as a
 CSV to the emulated landing bucket and loaded by the ingestion function).
 
@@ -27,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from local.adapters import backend_variables
 from local.console import fit
 from local.environment import (
     DEFAULT_ROOT,
@@ -34,7 +36,7 @@ from local.environment import (
     add_contract_argument,
     contract_path_of,
 )
-from pipeline_src.compile import code_version, typed_arguments
+from pipeline_src.compile import code_version, parse_params, typed_arguments
 from pipeline_src.image import PROJECT_ROOT
 from stacks.config import TrainingConfig
 
@@ -68,7 +70,7 @@ class LocalRun:
 
 
 def local_base_parameters(env: LocalEnvironment) -> dict[str, Any]:
-    """What both pipelines take to run on the local stand-ins: the data, the model, the root."""
+    """What the pipelines take to run on the local stand-ins: the data and the model."""
     contract = env.contract
     return {
         "contract": contract.model_dump(mode="json", exclude_none=True),
@@ -78,7 +80,6 @@ def local_base_parameters(env: LocalEnvironment) -> dict[str, Any]:
         "dataset": env.dataset,
         "table": contract.name,
         "model_id": env.model_id,
-        "local_root": str(env.root.resolve()),
     }
 
 
@@ -142,7 +143,7 @@ def execute(
     )
     with (
         log_path.open("w", encoding="utf-8") as log,
-        _project_importable(),
+        run_environment(env),
         warnings.catch_warnings(),
     ):
         # Display names are for the Vertex AI console; kfp.local says it ignores them.
@@ -220,17 +221,21 @@ def _copy_report(
 
 
 @contextlib.contextmanager
-def _project_importable() -> Iterator[None]:
-    """Task subprocesses import the local stand-ins (local/, contracts/) from this project."""
-    previous = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), previous]))
+def run_environment(env: LocalEnvironment) -> Iterator[None]:
+    """The environment kfp.local's task processes inherit: this project importable (the image
+    carries pipeline_src; here the checkout does, with local/ and contracts/ for the adapters),
+    and the local backend named for the run (the one place a local run chooses it)."""
+    previous = {name: os.environ.get(name) for name in ("PYTHONPATH", *backend_variables(env.root))}
+    path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), previous["PYTHONPATH"]]))
+    os.environ.update({"PYTHONPATH": path, **backend_variables(env.root)})
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class _Progress:
@@ -312,19 +317,6 @@ def summary(outcome: LocalRun) -> list[str]:
     ]
 
 
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """`NAME=VALUE` pairs as pipeline arguments (values read as YAML: 0.05, 200, true, text)."""
-    import yaml
-
-    params = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--param expects NAME=VALUE, got {pair!r}")
-        params[name] = yaml.safe_load(value)  # 0.05 -> float, 200 -> int, text stays text
-    return params
-
-
 def command_line(
     argv: list[str] | None,
     *,
@@ -361,7 +353,7 @@ def command_line(
 
 def main(argv: list[str] | None = None) -> int:
     return command_line(
-        argv, prog="python -m pipeline_src.run_local", doc=__doc__, title="training pipeline",
+        argv, prog="python -m local.run_training", doc=__doc__, title="training pipeline",
         run=run, summary=summary,
     )  # fmt: skip
 
