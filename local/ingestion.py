@@ -24,13 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from contracts import wire
 from contracts.tables import INGESTION_LOG
 from local.environment import LocalEnvironment
-from stacks.config import PROJECT_ROOT
+from stacks.config import PROJECT_ROOT, IngestionConfig
 
 FUNCTION_DIR = PROJECT_ROOT / "function_src"
-FINALIZED = "google.cloud.storage.object.v1.finalized"
-LANDING_PREFIX = "incoming/"
+LANDING_PREFIX = IngestionConfig().landing_prefix
+"""The stacks' default: local uploads land where a deployed stack's would."""
 
 
 def free_port() -> int:
@@ -42,16 +43,16 @@ def free_port() -> int:
 def function_environment(env: LocalEnvironment, emulator_host: str) -> dict[str, str]:
     """The variables resources/ingestion.py sets on the deployed function, for local mode."""
     return {
-        "CONTRACT_PATH": str(env.contract_path.resolve()),
-        "LANDING_BUCKET": env.landing_bucket,
-        "LANDING_PREFIX": LANDING_PREFIX,
-        "QUARANTINE_BUCKET": env.quarantine_bucket,
-        "BQ_PROJECT": env.project,
-        "BQ_DATASET": env.dataset,
-        "BQ_LOCATION": "local",
-        "CURATED_TABLE": env.contract.name,
-        "INGESTION_LOG_TABLE": INGESTION_LOG.table_id,
-        "LOCAL_WAREHOUSE": str(env.warehouse_path.resolve()),
+        wire.CONTRACT_PATH: str(env.contract_path.resolve()),
+        wire.LANDING_BUCKET: env.landing_bucket,
+        wire.LANDING_PREFIX: LANDING_PREFIX,
+        wire.QUARANTINE_BUCKET: env.quarantine_bucket,
+        wire.BQ_PROJECT: env.project,
+        wire.BQ_DATASET: env.dataset,
+        wire.BQ_LOCATION: "local",
+        wire.CURATED_TABLE: env.contract.name,
+        wire.INGESTION_LOG_TABLE: INGESTION_LOG.table_id,
+        wire.LOCAL_WAREHOUSE: str(env.warehouse_path.resolve()),
         "STORAGE_EMULATOR_HOST": emulator_host,
     }
 
@@ -60,7 +61,7 @@ def finalized_event(bucket: str, blob: Any) -> dict[str, Any]:
     """The CloudEvent Eventarc delivers for a finalized object: attributes and data."""
     return {
         "attributes": {
-            "type": FINALIZED,
+            "type": wire.FINALIZED,
             "source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
             "subject": f"objects/{blob.name}",
             "id": uuid.uuid4().hex,

@@ -23,6 +23,7 @@ from typing import ClassVar
 import pulumi
 import pulumi_gcp as gcp
 
+from contracts import wire
 from resources.access import Condition, Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
 from stacks.config import DataLakeConfig
@@ -162,8 +163,8 @@ class DataLake(PlatformComponent):
             condition=Condition(
                 title="ingestion staging copies only",
                 expression='resource.name.startsWith("projects/_/buckets/{artifacts_bucket}/'
-                'objects/tmp/ingestion/")',
-                description="the load jobs' copies under tmp/ingestion/, nothing else",
+                f'objects/{wire.STAGING_PREFIX}")',
+                description=f"the load jobs' copies under {wire.STAGING_PREFIX}, nothing else",
             ),
         ),
         Permission(

@@ -26,16 +26,15 @@ from typing import ClassVar
 import pulumi
 import pulumi_gcp as gcp
 
-from contracts import CONTRACTS_DIR
+from contracts import CONTRACTS_DIR, wire
 from resources.access import PROJECT, Condition, Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
 from stacks.config import IngestionConfig
 
 ENTRY_POINT = "ingest"
 RUNTIME = "python311"
-FINALIZED = "google.cloud.storage.object.v1.finalized"
 # The contracts package files the function imports (the package has no other dependencies).
-CONTRACT_MODULES = ("__init__.py", "model.py", "dates.py", "messages.py", "tables.py")
+CONTRACT_MODULES = ("__init__.py", "model.py", "dates.py", "messages.py", "tables.py", "wire.py")
 # Never shipped: caches, tests and local state only bloat the archive and churn its digest.
 _SKIPPED_DIRS = {"__pycache__", "tests", "test", ".pytest_cache", ".ruff_cache", ".venv"}
 _SKIPPED_FILES = ("*.pyc", "*.pyo", "test_*.py", "*_test.py", "conftest.py", ".*")
@@ -118,10 +117,6 @@ def _deployability(function_dir: Path) -> tuple[str, ...]:
     if ENTRY_POINT not in defined:
         return (f"{function_dir.name}/main.py defines no top-level function `{ENTRY_POINT}`",)
     return ()
-
-
-STAGING_PREFIX = "tmp/ingestion/"
-"""Under the artifacts bucket: the function's per-attempt copies for BigQuery load jobs."""
 
 
 @dataclass(frozen=True)
@@ -337,24 +332,24 @@ class Ingestion(PlatformComponent):
                 "all_traffic_on_latest_revision": True,
                 "service_account_email": args.runtime_account_email,
                 "environment_variables": {
-                    "CONTRACT_PATH": args.source.contract_path,
+                    wire.CONTRACT_PATH: args.source.contract_path,
                     # Events for any other bucket are refused, not read.
-                    "LANDING_BUCKET": args.landing_bucket,
-                    "LANDING_PREFIX": settings.landing_prefix,
-                    "QUARANTINE_BUCKET": args.quarantine_bucket,
-                    "BQ_PROJECT": args.project,
-                    "BQ_DATASET": args.dataset_id,
-                    "BQ_LOCATION": args.bq_location,
-                    "CURATED_TABLE": args.curated_table,
-                    "INGESTION_LOG_TABLE": args.ingestion_log_table,
+                    wire.LANDING_BUCKET: args.landing_bucket,
+                    wire.LANDING_PREFIX: settings.landing_prefix,
+                    wire.QUARANTINE_BUCKET: args.quarantine_bucket,
+                    wire.BQ_PROJECT: args.project,
+                    wire.BQ_DATASET: args.dataset_id,
+                    wire.BQ_LOCATION: args.bq_location,
+                    wire.CURATED_TABLE: args.curated_table,
+                    wire.INGESTION_LOG_TABLE: args.ingestion_log_table,
                     # An attempt older than this with no outcome was cut short (its FAILED row).
-                    "TIMEOUT_SECONDS": str(settings.timeout_seconds),
+                    wire.TIMEOUT_SECONDS: str(settings.timeout_seconds),
                     # Load jobs read a copy of the event's generation from here (tmp/ expires).
-                    "STAGING_URI": f"gs://{args.artifacts_bucket}/{STAGING_PREFIX}",
+                    wire.STAGING_URI: f"gs://{args.artifacts_bucket}/{wire.STAGING_PREFIX}",
                 },
             },
             event_trigger={
-                "event_type": FINALIZED,
+                "event_type": wire.FINALIZED,
                 # A storage trigger must be in the bucket's location (a multi-region is "eu"…).
                 "trigger_region": args.landing_location.lower(),
                 "event_filters": [{"attribute": "bucket", "value": args.landing_bucket}],

@@ -6,7 +6,7 @@ row, with at least:
 
     {"event": "ingestion", "status": "LOADED|REJECTED|DUPLICATE|FAILED", "rows_loaded": 342, ...}
 
-(`INGESTION_LOG_EVENT` and the ingestion_log table's `status` values; an object outside the
+(its names in contracts/wire.py, which the function imports too; an object outside the
 landing prefix, or not a CSV, gets a line with status IGNORED and no log row; a generation gone
 before it was read, an IGNORED line and row). Pipeline runs
 come from the state changes Vertex AI Pipelines logs for every job; function errors and endpoint
@@ -24,12 +24,11 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumiverse_time as time
 
+from contracts import wire
 from resources.access import PROJECT, Grantee, Members, Permission
 from resources.base import PlatformComponent
 from stacks.config import MonitoringConfig
 
-INGESTION_LOG_EVENT = "ingestion"
-"""`jsonPayload.event` of the function's one structured log line per ingestion attempt."""
 EVALUATION_LOG_EVENT = "evaluation"
 """`jsonPayload.event` of the evaluation's decision line (pipeline_src/components/trigger.py):
 `{"event": "evaluation", "decision": "healthy|degraded|already_triggered", "triggered_run": …}`."""
@@ -154,8 +153,9 @@ class Monitoring(PlatformComponent):
             args,
             "ingestion_outcomes",
             "Ingestion attempts of uploaded files, by outcome.",
-            f'{_function_logs(args.function_name)} AND jsonPayload.event="{INGESTION_LOG_EVENT}"',
-            {"status": ("LOADED, REJECTED…", "status")},
+            f"{_function_logs(args.function_name)} "
+            f'AND jsonPayload.{wire.LOG_EVENT_FIELD}="{wire.LOG_EVENT}"',
+            {"status": ("LOADED, REJECTED…", wire.LOG_STATUS_FIELD)},
         )
         self.pipeline_runs = self._log_metric(
             args,
@@ -307,7 +307,7 @@ def _ingestion_alerts(args: MonitoringArgs, outcomes_type: pulumi.Output[str]) -
         (
             _above(
                 f"rejected files in 1 h >= {threshold}",
-                _outcomes(outcomes_type, "REJECTED"),
+                _outcomes(outcomes_type, wire.REJECTED),
                 "3600s",
                 threshold - 1,
             ),
@@ -329,7 +329,7 @@ def _ingestion_alerts(args: MonitoringArgs, outcomes_type: pulumi.Output[str]) -
                 f'AND metric.label.response_code_class="5xx"',
                 "300s",
             ),
-            _above("ingestion attempts FAILED", _outcomes(outcomes_type, "FAILED"), "300s"),
+            _above("ingestion attempts FAILED", _outcomes(outcomes_type, wire.FAILED), "300s"),
         ),
     )
     return [quarantine, function_errors]
@@ -512,7 +512,7 @@ def _ingestion_charts(function_name: str, outcomes_type: pulumi.Output[str]) -> 
         ),
         _chart(
             "Rejected files (per hour)",
-            pulumi.Output.concat(outcomes, ' AND metric.label.status="REJECTED"'),
+            pulumi.Output.concat(outcomes, f' AND metric.label.status="{wire.REJECTED}"'),
             "ALIGN_SUM",
             [],
         ),

@@ -38,16 +38,21 @@ from typing import Any, TextIO
 
 from contracts import ContractError, DataContract
 from contracts.tables import INGESTION_LOG
-
-from . import sql
-from .head import HEAD_BYTES, check_head, staging_columns
-from .objects import (
+from contracts.wire import (
     DUPLICATE,
     FAILED,
     IGNORED,
     LOADED,
+    LOG_EVENT,
+    LOG_EVENT_FIELD,
+    LOG_STATUS_FIELD,
     REJECTED,
     STARTED,
+)
+
+from . import sql
+from .head import HEAD_BYTES, check_head, staging_columns
+from .objects import (
     Batch,
     Check,
     FileRejected,
@@ -56,9 +61,6 @@ from .objects import (
 )
 from .port import Warehouse
 from .storage import Storage
-
-LOG_EVENT = "ingestion"
-"""`jsonPayload.event` of the one log line per attempt (resources/monitoring.py reads it)."""
 
 RETRY_WINDOW = timedelta(hours=6)
 """How long a transient failure is retried: Eventarc redelivers with backoff (up to 10 min apart)
@@ -379,8 +381,9 @@ class Ingestor:
             outcome = replace(outcome, duration_ms=int((time.perf_counter() - started) * 1000))
         severity = {FAILED: "ERROR", REJECTED: "WARNING"}.get(outcome.status, "INFO")
         line = {
-            "event": LOG_EVENT,
-            "status": outcome.status,
+            # What the deployment's log-based metric counts (resources/monitoring.py).
+            LOG_EVENT_FIELD: LOG_EVENT,
+            LOG_STATUS_FIELD: outcome.status,
             "severity": severity,
             "message": _message(outcome),
             "source_uri": outcome.source_uri,

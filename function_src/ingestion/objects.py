@@ -10,17 +10,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-# The outcomes of one attempt, as the ingestion log and the function's log lines name them.
-LOADED, REJECTED, DUPLICATE, FAILED, IGNORED = (
-    "LOADED",
-    "REJECTED",
-    "DUPLICATE",
-    "FAILED",
-    "IGNORED",
-)
-STARTED = "STARTED"
-"""The row an attempt writes before its work: one with no outcome row beside it is a crashed
-attempt, which a later delivery of the batch resolves (ingest.Ingestor._resolve_crashed)."""
+# The outcomes of one attempt are named in contracts/wire.py: the ingestion log, the function's
+# log lines and the deployment's alerts share them. A STARTED row with no outcome row beside it
+# is a crashed attempt, which a later delivery of the batch resolves
+# (ingest.Ingestor._resolve_crashed).
+from contracts.wire import LOADED, REJECTED
+
 FINAL = (LOADED, REJECTED)
 """A batch with one of these in the log is done: every later event for it is a duplicate."""
 

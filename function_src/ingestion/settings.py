@@ -1,7 +1,8 @@
 """The function's settings: read once from the environment Pulumi sets on it.
 
-resources/ingestion.py sets exactly these variables; `LOCAL_WAREHOUSE` exists only in local mode
-(a DuckDB file instead of BigQuery) and is never set by the deployment.
+The variables are named in contracts/wire.py, which resources/ingestion.py sets them by;
+`LOCAL_WAREHOUSE` exists only in local mode (a DuckDB file instead of BigQuery) and is never set
+by the deployment.
 """
 
 from __future__ import annotations
@@ -10,17 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-REQUIRED = (
-    "CONTRACT_PATH",
-    "LANDING_BUCKET",
-    "LANDING_PREFIX",
-    "QUARANTINE_BUCKET",
-    "BQ_PROJECT",
-    "BQ_DATASET",
-    "BQ_LOCATION",
-    "CURATED_TABLE",
-    "INGESTION_LOG_TABLE",
-)
+from contracts import wire
 
 
 @dataclass(frozen=True)
@@ -44,24 +35,24 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str], base: Path) -> Settings:
         """`base` is the function's folder: CONTRACT_PATH is relative to it in the archive."""
-        missing = [name for name in REQUIRED if name not in environ]
+        missing = [name for name in wire.REQUIRED_ENVIRONMENT if name not in environ]
         if missing:
             raise RuntimeError(
                 f"the ingestion function is missing environment variable(s) {', '.join(missing)} "
                 "(set by resources/ingestion.py on deploy)"
             )
-        local = environ.get("LOCAL_WAREHOUSE")
+        local = environ.get(wire.LOCAL_WAREHOUSE)
         return cls(
-            contract_path=base / environ["CONTRACT_PATH"],
-            landing_bucket=environ["LANDING_BUCKET"],
-            landing_prefix=environ["LANDING_PREFIX"],
-            quarantine_bucket=environ["QUARANTINE_BUCKET"],
-            project=environ["BQ_PROJECT"],
-            dataset=environ["BQ_DATASET"],
-            location=environ["BQ_LOCATION"],
-            curated_table=environ["CURATED_TABLE"],
-            log_table=environ["INGESTION_LOG_TABLE"],
-            attempt_timeout_seconds=int(environ.get("TIMEOUT_SECONDS", "540")),
-            staging_uri=environ.get("STAGING_URI"),
+            contract_path=base / environ[wire.CONTRACT_PATH],
+            landing_bucket=environ[wire.LANDING_BUCKET],
+            landing_prefix=environ[wire.LANDING_PREFIX],
+            quarantine_bucket=environ[wire.QUARANTINE_BUCKET],
+            project=environ[wire.BQ_PROJECT],
+            dataset=environ[wire.BQ_DATASET],
+            location=environ[wire.BQ_LOCATION],
+            curated_table=environ[wire.CURATED_TABLE],
+            log_table=environ[wire.INGESTION_LOG_TABLE],
+            attempt_timeout_seconds=int(environ.get(wire.TIMEOUT_SECONDS, "540")),
+            staging_uri=environ.get(wire.STAGING_URI),
             local_warehouse=Path(local) if local else None,
         )

@@ -17,8 +17,9 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from contracts import LINEAGE_COLUMNS, Column, DataContract, dates
+from contracts.wire import STARTED
 
-from .objects import FINAL, STARTED
+from .objects import FINAL
 
 # Types of parameter values, as BigQuery query parameters name them.
 Params = dict[str, tuple[str, Any]]

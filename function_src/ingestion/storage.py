@@ -18,7 +18,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .objects import IGNORED, StoredObject, Unfixable
+from contracts.wire import IGNORED
+
+from .objects import StoredObject, Unfixable
 
 
 class Storage:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pulumi
@@ -24,6 +25,7 @@ CONTRACT_FILES = {
     "contracts/dates.py",
     "contracts/messages.py",
     "contracts/tables.py",
+    "contracts/wire.py",
 }
 
 
@@ -55,6 +57,34 @@ def test_archive_holds_the_function_and_the_contract_package(function_dir):
     assert source.contract_path == "contracts/penguins.yaml"
     assert source.problems == ()
     assert source.object_name == f"sources/ingestion-{source.digest[:16]}.zip"
+
+
+def _contracts_modules(node: ast.AST) -> set[str]:
+    """The modules of the `contracts` package an import statement names."""
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.module == "contracts":
+        names = [f"contracts.{a.name}" for a in node.names]
+    elif isinstance(node, ast.ImportFrom):
+        names = [node.module or ""]
+    else:
+        return set()
+    modules = {n.split(".")[1] for n in names if n.startswith("contracts.")}
+    return {m for m in modules if (CONTRACTS_DIR / f"{m}.py").exists()}
+
+
+def test_the_archive_carries_every_contracts_module_the_function_imports():
+    """The function imports the shared wire names and tables from `contracts`: a module it
+    imports but the archive lacks would fail only once deployed."""
+    imported = {
+        module
+        for path in FUNCTION_DIR.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        for module in _contracts_modules(node)
+    }
+    assert {"wire", "tables"} <= imported
+    shipped = function_source(FUNCTION_DIR, CONTRACT).files
+    assert {f"contracts/{module}.py" for module in imported} <= set(shipped)
 
 
 def test_only_a_change_of_shipped_content_changes_the_digest(function_dir):
