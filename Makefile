@@ -239,8 +239,8 @@ plan: $(READY) ## offline plan of one stack and its monthly cost estimate: make 
 plan-fresh: $(READY) ## both stacks planned from nothing in first-deploy order (docs/first-deploy.md)
 	$(PY) -m tooling.plan.fresh
 
-plan-diff: $(READY) ## what differs between the staging and prod plans, and what it costs
-	$(PY) -m tooling.plan --diff staging prod --out-dir $(BUILD)
+plan-diff: $(READY) ## what differs between the staging and prod plans, and what it costs [FULL=1]
+	$(PY) -m tooling.plan --diff staging prod --out-dir $(BUILD) $(if $(FULL),--full)
 
 cost-diff: $(READY) ## monthly cost change between two plan JSON files: make cost-diff BEFORE=a.json AFTER=b.json
 	$(PY) -m tooling.cost diff $(BEFORE) $(AFTER)

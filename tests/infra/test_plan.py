@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import re
 import resource
 import subprocess
 import sys
@@ -169,6 +170,29 @@ def test_diff_pairs_a_grant_whose_name_differs_only_by_its_member_digest(stack_r
     )
     text = diff(staging, changed)
     assert f"{stem}<member digest>\n      role: roles/iam.serviceAccountUser -> roles/owner" in text
+
+
+SETTING = re.compile(r"^ {6}[A-Za-z]")  # a setting's line in the diff, under its resource
+
+
+def test_diff_fits_100_columns_and_full_shows_every_value_whole(stack_records):
+    staging, prod = stack_records["staging"], stack_records["prod"]
+
+    def settings(text: str) -> list[str]:
+        """The changed settings' paths, whichever layout each took."""
+        part = text.split("settings that differ in resources both declare:")[1]
+        return [line.split(":")[0].strip() for line in part.splitlines() if SETTING.match(line)]
+
+    text, whole = diff(staging, prod), diff(staging, prod, width=None)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert max(len(line) for line in whole.splitlines()) > 100
+    assert "…" in text and "make plan-diff FULL=1" in text and "…" not in whole
+    assert settings(text) == settings(whole) and len(settings(text)) > 40
+    # A value too long for one line goes under its setting, old then new.
+    assert (
+        "      kmsKeyName:\n           None\n"
+        "        -> projects/acme-security/locations/europe-west4/keyRings/tabular-mlops/"
+    ) in text
 
 
 def test_plan_command_for_both_stacks_is_fast_and_writes_json(tmp_path):

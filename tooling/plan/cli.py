@@ -355,8 +355,9 @@ def to_json(record: StackRecord) -> dict[str, Any]:
     }
 
 
-def diff(a: StackRecord, b: StackRecord) -> str:
-    """What differs between two stacks' plans, for a reviewer comparing environments."""
+def diff(a: StackRecord, b: StackRecord, width: int | None = 100) -> str:
+    """What differs between two stacks' plans, for a reviewer comparing environments; within
+    `width` columns (a long value cut in its middle, the plan JSON has it whole), None: whole."""
     identity_a, identity_b = _identity(a), _identity(b)
     lines = [
         f"Plan difference: {a.stack} -> {b.stack}",
@@ -366,34 +367,63 @@ def diff(a: StackRecord, b: StackRecord) -> str:
         "",
     ]
     index_a, index_b = _by_logical_key(a, identity_a), _by_logical_key(b, identity_b)
-    only_a = sorted(set(index_a) - set(index_b))
-    only_b = sorted(set(index_b) - set(index_a))
-    for label, keys, index in (
-        (f"only in {a.stack}", only_a, index_a),
-        (f"only in {b.stack}", only_b, index_b),
-    ):
-        lines.append(f"{label}: {len(keys)} resource(s)")
-        lines += [f"  {short_type(key[0])}  {index[key].name}" for key in keys]
-        lines.append("")
-    changed = 0
+    for stack, index, other in ((a.stack, index_a, index_b), (b.stack, index_b, index_a)):
+        lines += _only_in(stack, [index[key] for key in sorted(set(index) - set(other))])
+    changed, cut = 0, False
     lines.append("settings that differ in resources both declare:")
     for key in sorted(set(index_a) & set(index_b)):
         res_a, res_b = index_a[key], index_b[key]
         flat_a = _normalized(flatten(res_a.inputs), identity_a)
         flat_b = _normalized(flatten(res_b.inputs), identity_b)
         deltas = [
-            f"      {path}: {_show(flat_a.get(path))} -> {_show(flat_b.get(path))}"
+            _delta(path, _show(flat_a.get(path)), _show(flat_b.get(path)), width)
             for path in sorted(set(flat_a) | set(flat_b))
             if flat_a.get(path) != flat_b.get(path)
         ]
         if deltas:
             changed += 1
             shown = res_a.name if res_a.name == res_b.name else f"{key[1]}-<member digest>"
-            lines.append(f"  {short_type(key[0])}  {shown}")
-            lines += deltas
+            lines += _heading(short_type(key[0]), shown, width)
+            lines += [line for delta, _ in deltas for line in delta]
+            cut = cut or any(was_cut for _, was_cut in deltas)
     if not changed:
         lines.append("  (none)")
+    if cut:
+        lines += ["", "(… marks a value cut to fit: make plan-diff FULL=1 shows every value whole)"]
     return "\n".join(lines)
+
+
+def _only_in(stack: str, resources: list[ResourceRecord]) -> list[str]:
+    """The resources one stack alone declares, their names under their type."""
+    lines = [f"only in {stack}: {len(resources)} resource(s)"]
+    for type_ in sorted({r.type for r in resources}, key=short_type):
+        lines.append(f"  {short_type(type_)}")
+        lines += [f"      {r.name}" for r in resources if r.type == type_]
+    return [*lines, ""]
+
+
+def _heading(type_: str, name: str, width: int | None) -> list[str]:
+    line = f"  {type_}  {name}"
+    return [line] if width is None or len(line) <= width else [f"  {type_}", f"    {name}"]
+
+
+def _delta(path: str, old: str, new: str, width: int | None) -> tuple[list[str], bool]:
+    """One changed setting on one line, or its two values under it, each cut to fit."""
+    line = f"      {path}: {old} -> {new}"
+    if width is None or len(line) <= width:
+        return [line], False
+    room = width - len("           ")
+    old_fit, new_fit = _fit(old or '""', room), _fit(new or '""', room)
+    lines = [f"      {path}:", f"           {old_fit}", f"        -> {new_fit}"]
+    return lines, "…" in old_fit.replace(old, "") + new_fit.replace(new, "")
+
+
+def _fit(text: str, room: int) -> str:
+    """`text`, or its start and end around "…" when longer than `room`."""
+    if len(text) <= room:
+        return text
+    head = (room - 1) * 2 // 3
+    return f"{text[:head]}…{text[len(text) - (room - 1 - head) :]}"
 
 
 # A grant to a configured member is named by a digest of the member (resources/access.py
@@ -460,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=Path("build"), help="where JSON goes")
     parser.add_argument("--output", metavar="NAME", help="print only this stack output")
     parser.add_argument(
-        "--full", action="store_true", help="every resource with its key settings (wide)"
+        "--full", action="store_true", help="every resource and every value whole (wide)"
     )
     args = parser.parse_args(argv)
     if not args.stack and not args.diff:
@@ -502,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.diff:
         print()
-        print(diff(records[args.diff[0]], records[args.diff[1]]))
+        print(diff(records[args.diff[0]], records[args.diff[1]], None if args.full else 100))
         before, after = estimates[args.diff[0]], estimates[args.diff[1]]
         print(f"\ncost change {before.stack} -> {after.stack} (monthly estimate, docs/cost.md):")
         print(cost.render_diff(cost.diff(before, after)))
