@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -73,9 +74,20 @@ class LoadedModel:
         signature = json.loads(signature_path.read_text(encoding="utf-8"))
         return cls(pipeline=joblib.load(model_path), signature=signature)
 
-    @property
-    def feature_names(self) -> list[str]:
-        return [f["name"] for f in self.signature["features"]]
+    @cached_property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f["name"] for f in self.signature["features"])
+
+    @cached_property
+    def _feature_set(self) -> frozenset[str]:
+        return frozenset(self.feature_names)
+
+    @cached_property
+    def _acceptors(self) -> tuple[tuple[str, Callable[[Any], bool]], ...]:
+        """Per feature, a quick test that passes the values the contract accepts. Most requests
+        are good: their instances pass these tests and skip `check`, which only runs for an
+        instance with a problem, to say what it is (the tests never pass a value it rejects)."""
+        return tuple((f["name"], _acceptor(f)) for f in self.signature["features"])
 
     @cached_property
     def classes(self) -> list[str]:
@@ -88,13 +100,13 @@ class LoadedModel:
         (one thread per prediction) instead of around each request."""
         import numpy as np
 
-        probabilities = np.round(self.pipeline.predict_proba(self.inputs(instances_of(payload))), 6)
+        probabilities = self.pipeline.predict_proba(self.inputs(instances_of(payload)))
+        best = probabilities.argmax(axis=1).tolist()
         classes = self.classes
         return [
-            {"class": classes[int(row.argmax())],
-             "probabilities": dict(zip(classes, row.tolist(), strict=True))}
-            for row in probabilities
-        ]  # fmt: skip
+            {"class": classes[index], "probabilities": dict(zip(classes, row, strict=True))}
+            for index, row in zip(best, np.round(probabilities, 6).tolist(), strict=True)
+        ]
 
     def inputs(self, instances: list[Any]):
         """The model's input frame for checked instances: the frame training used
@@ -102,7 +114,12 @@ class LoadedModel:
         import numpy as np
         import pandas as pd
 
-        problems = [p for i, inst in enumerate(instances) for p in self.check(i, inst)]
+        problems = [
+            problem
+            for index, instance in enumerate(instances)
+            if not self._accepted(instance)
+            for problem in self.check(index, instance)
+        ]
         if problems:
             raise InvalidRequest(problems)
         columns = {}
@@ -112,6 +129,14 @@ class LoadedModel:
             as_text = feature["categorical"] and feature["type"] != "INT64"
             columns[name] = np.array(values, dtype=object if as_text else float)
         return pd.DataFrame(columns, copy=False)
+
+    def _accepted(self, instance: Any) -> bool:
+        """True for an instance with exactly the features, each value passing its quick test."""
+        return (
+            type(instance) is dict
+            and instance.keys() == self._feature_set
+            and all(accepts(instance[name]) for name, accepts in self._acceptors)
+        )
 
     def check(self, index: int, instance: Any) -> list[str]:
         """Every problem of one instance, each naming the instance and the field."""
@@ -156,6 +181,25 @@ def instances_of(payload: Any) -> list[Any]:
             [f"body.instances: {len(instances)} instances, at most {MAX_INSTANCES} per request"]
         )
     return instances
+
+
+def _acceptor(feature: dict) -> Callable[[Any], bool]:
+    """A quick test for the common good values of a feature (null, a finite number, a listed
+    category); False sends the value through `_value_problem`, which has the last word."""
+    categories = feature.get("categories")
+    if feature["type"] == "BOOL":
+        return lambda value: value is None or type(value) is bool
+    if feature["type"] in ("FLOAT64", "INT64"):
+        if categories is not None:
+            return lambda value: value is None
+        return lambda value: value is None or (
+            (type(value) is float and math.isfinite(value))
+            or (type(value) is int and -_LARGEST_FLOAT <= value <= _LARGEST_FLOAT)
+        )  # fmt: skip
+    if categories is not None:
+        allowed = frozenset(categories)
+        return lambda value: value is None or (type(value) is str and value in allowed)
+    return lambda value: value is None or type(value) is str
 
 
 def _value_problem(feature: dict, value: Any) -> str | None:

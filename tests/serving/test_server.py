@@ -311,6 +311,37 @@ def test_checks_follow_the_signature_of_any_contract():
     ]
 
 
+def test_the_quick_path_for_good_instances_lets_nothing_through_the_checks_refuse():
+    """`inputs` skips `check` for instances whose values pass a quick per-feature test; every
+    value of every type, in every kind of feature, is refused by one exactly when by the other."""
+    signature = {
+        "features": [
+            {"name": "member", "type": "BOOL", "categorical": False, "categories": None},
+            {"name": "grade", "type": "INT64", "categorical": True, "categories": [1.0, 2.0]},
+            {"name": "city", "type": "STRING", "categorical": True, "categories": None},
+            {"name": "island", "type": "STRING", "categorical": True, "categories": ["Dream"]},
+            {"name": "score", "type": "FLOAT64", "categorical": False, "categories": None},
+        ]
+    }
+    model = LoadedModel(pipeline=None, signature=signature)
+    good = {"member": True, "grade": 2, "city": "anywhere", "island": "Dream", "score": 0.5}
+    values = [None, True, False, 0, 1, 2, 2.0, -3.5, 1e308, 10**400, float("nan"), float("inf"),
+              "", "Dream", "dream", "1", [], {}, ["Dream"]]  # fmt: skip
+    for name in good:
+        for value in values:
+            instance = {**good, name: value}
+            problems = model.check(0, instance)
+            if problems:
+                with pytest.raises(InvalidRequest) as refused:
+                    model.inputs([good, instance])
+                assert refused.value.problems == [p.replace("[0]", "[1]") for p in problems]
+            else:
+                assert len(model.inputs([good, instance])) == 2
+    for instance in ({k: v for k, v in good.items() if k != "city"}, {**good, "extra": 1}, [1]):
+        with pytest.raises(InvalidRequest):
+            model.inputs([instance])
+
+
 def test_a_canary_swap_under_load_answers_every_request(env, sample_model_dir):
     """Requests keep flowing while a new version is deployed beside the old one at 10%, then
     takes all traffic, then the old one is undeployed: each is answered 200, by either version."""
