@@ -31,6 +31,22 @@ def limit_threads(environ: dict[str, str]) -> None:
         os.environ[name] = environ.get(name, "1")
 
 
+def default_workers(environ: dict[str, str], in_container: bool) -> int:
+    """SERVING_WORKERS if set; else in the container one server process per core it may use
+    (a prediction holds the GIL most of its time, so one process uses about one core), and one
+    process elsewhere (`make serve`, tests: the machine is shared)."""
+    if environ.get("SERVING_WORKERS"):
+        return int(environ["SERVING_WORKERS"])
+    return len(os.sched_getaffinity(0)) if in_container else 1
+
+
+def positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, got {number}")
+    return number
+
+
 def download(uri: str, destination: Path) -> Path:
     """Copy a gs:// model directory to `destination` (the container's local disk)."""
     from google.cloud import storage
@@ -64,7 +80,8 @@ def expected_digest(model_dir: Path | None, environ: dict[str, str]) -> str | No
 
 
 def server_arguments(parser: argparse.ArgumentParser, environ: dict[str, str]) -> None:
-    """The options every way of serving takes: where to listen, how long a request may take."""
+    """The options every way of serving takes: where to listen, how long a request may take,
+    how many server processes."""
     in_container = "AIP_HTTP_PORT" in environ
     parser.add_argument(
         "--host", default="0.0.0.0" if in_container else "127.0.0.1", help="address to bind"
@@ -76,6 +93,14 @@ def server_arguments(parser: argparse.ArgumentParser, environ: dict[str, str]) -
         "--request-timeout", type=float, default=30.0,
         help="seconds a request may take to arrive (slow clients get a 408)",
     )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=positive, default=default_workers(environ, in_container),
+        help="server processes (default: SERVING_WORKERS, else one per core in the container, "
+        "1 elsewhere)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--access-log", action="store_true", help="log a line per request on stderr (off: cost)"
+    )
 
 
 def serve(source, args: argparse.Namespace, environ: dict[str, str]) -> int:
@@ -88,15 +113,19 @@ def serve(source, args: argparse.Namespace, environ: dict[str, str]) -> int:
     server = make_server(
         source, args.host, args.port, routes,
         request_timeout=args.request_timeout, log_config=stderr_log_config(),
+        access_log=args.access_log,
     )  # fmt: skip
     host, port = server.server_address[:2]
+    processes = f", {args.workers} processes" if args.workers > 1 else ""
     # The first line says where to reach it (tests and the demo read it to learn a port 0 choice).
     print(
         f"serving {source.describe()} on http://{host}:{port} "
-        f"(GET {routes.health}, POST {routes.predict})",
+        f"(GET {routes.health}, POST {routes.predict}{processes})",
         flush=True,
     )
     try:
+        if args.workers > 1:
+            return server.serve_in_processes(args.workers)
         server.serve_forever()  # uvicorn stops on SIGINT and SIGTERM
     finally:
         server.server_close()

@@ -24,10 +24,16 @@ address is known before serving (tests and `local/serving.py` rely on that).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
+import os
 import re
+import signal
 import socket
+import sys
 import threading
+import time
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -42,6 +48,11 @@ KEEP_ALIVE_SECONDS = 65
 """Idle kept-alive connections are closed after this; above the 60 s idle timeout of common load
 balancers, so they close first and never reuse a connection the server has just closed."""
 
+CRASH_LOOP_SECONDS = 5.0
+"""A worker process that dies sooner than this after its start is not replaced: the server stops
+(a worker that cannot start would otherwise be forked again and again)."""
+
+log = logging.getLogger("pipeline_src.serving")
 _CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*([^\r\n]*)")
 
 
@@ -157,6 +168,7 @@ class ModelServer:
         *,
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
         log_config: dict | None = None,
+        access_log: bool = False,
     ):
         self.socket = listening_socket(host, port)
         protocol = type("Protocol", (GuardedProtocol,), {"request_timeout": request_timeout})
@@ -168,7 +180,7 @@ class ModelServer:
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
             server_header=False,
             log_config=log_config,
-            access_log=log_config is not None,
+            access_log=access_log,
         )
         self._server = uvicorn.Server(config)
         self._stopped = threading.Event()
@@ -182,6 +194,67 @@ class ModelServer:
             self._server.run(sockets=[self.socket])
         finally:
             self._stopped.set()
+
+    def serve_in_processes(self, workers: int) -> int:
+        """Serve from `workers` processes forked from this one, all accepting on the one listening
+        socket; the model, loaded before, is shared copy-on-write. This process only supervises:
+        SIGTERM or SIGINT stops the workers, a worker that dies is replaced (unless it died
+        within CRASH_LOOP_SECONDS of its start: then all stop). Returns the exit status.
+
+        Why processes: a prediction is mostly Python (pandas, scikit-learn's checks) holding the
+        GIL, so one process uses about one core whatever its threads; one process per core uses
+        them all. Fork before any thread or OpenMP pool exists in this process."""
+        started: dict[int, float] = {}
+        stopping = False
+
+        def stop(signum, frame) -> None:
+            nonlocal stopping
+            stopping = True
+            for pid in started:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            for _ in range(workers):
+                started[self._fork_worker(previous)] = time.monotonic()
+            status = 0
+            while started:
+                pid, wait_status = os.wait()
+                born = started.pop(pid, None)
+                if born is None or stopping:
+                    continue
+                code = os.waitstatus_to_exitcode(wait_status)
+                if time.monotonic() - born < CRASH_LOOP_SECONDS:
+                    log.error("worker %d exited (%d) right after starting: stopping", pid, code)
+                    status = 1
+                    stop(signal.SIGTERM, None)
+                else:
+                    log.error("worker %d exited (%d): starting another", pid, code)
+                    started[self._fork_worker(previous)] = time.monotonic()
+            return status
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _fork_worker(self, handlers: dict) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:  # the worker: the signal handlers this process had, then uvicorn's own
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
+            self._server.run(sockets=[self.socket])
+            code = 0
+        except BaseException:
+            log.exception("worker %d failed", os.getpid())
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop serving (from another thread) and wait until the server has stopped."""

@@ -12,11 +12,16 @@ import asyncio
 import http.client
 import json
 import logging
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -239,7 +244,7 @@ def test_a_bundle_that_cannot_be_loaded_is_reported_once_and_health_says_503(
     assert [r.getMessage() for r in caplog.records].count(answer["error"]["message"]) == 1
 
 
-def test_every_accepted_connection_has_nagle_off(port):
+def test_every_accepted_connection_has_nagle_off():
     """uvicorn writes a response's head and body in two sends; with Nagle's algorithm on, the body
     waited for the client's delayed ACK (~40 ms per kept-alive request). asyncio turns it off
     only on connections of a listener created with IPPROTO_TCP, which the server's is."""
@@ -268,3 +273,25 @@ def test_every_accepted_connection_has_nagle_off(port):
         return result
 
     assert asyncio.run(accepted_nodelay()) != 0
+
+
+def test_server_processes_share_the_port_and_stop_together(sample_model_dir):
+    """--workers 2: two processes answer on the one port; SIGTERM to the first (what a container
+    gets) stops them all, exit 0."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_src.serving", "--model-dir", str(sample_model_dir),
+         "--port", "0", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        port = int(re.search(r":(\d+) ", process.stdout.readline()).group(1))
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        assert call(connection, b"", method="GET", path="/health")[0] == 200
+        assert still_serves(connection)
+        connection.close()
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(children) == 2
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
