@@ -25,13 +25,11 @@ import pulumi_gcp as gcp
 import pulumiverse_time as time
 
 from contracts import wire
+from pipeline_src.components.trigger import EVALUATION_LOG_EVENT
 from resources.access import PROJECT, Grantee, Members, Permission
 from resources.base import PlatformComponent
 from stacks.config import MonitoringConfig
 
-EVALUATION_LOG_EVENT = "evaluation"
-"""`jsonPayload.event` of the evaluation's decision line (pipeline_src/components/trigger.py):
-`{"event": "evaluation", "decision": "healthy|degraded|already_triggered", "triggered_run": …}`."""
 METRIC_VISIBILITY_WAIT = "10m"
 """How long a new log-based metric is waited for before the alert policies on it are created.
 Monitoring only finds a new `logging.googleapis.com/user/…` metric minutes later: an alert

@@ -26,6 +26,12 @@ from kfp.dsl import Artifact, Input
 
 from pipeline_src.components.common import label_value, pipeline_component
 
+EVALUATION_LOG_EVENT = "evaluation"
+"""`event` of the decide step's one structured stdout line (Cloud Logging's `jsonPayload`),
+`{"event": "evaluation", "decision": "healthy|degraded|already_triggered", "triggered_run": …}`:
+the deployment's evaluations metric counts it and its retraining alert matches it
+(resources/monitoring.py imports this name)."""
+
 
 def decide(
     rows: int,
@@ -106,7 +112,12 @@ def decide_and_trigger(
 
     from pipeline_src.components.common import read_json
     from pipeline_src.components.new_data import evaluation_row
-    from pipeline_src.components.trigger import decide, retraining_labels, retraining_run_id
+    from pipeline_src.components.trigger import (
+        EVALUATION_LOG_EVENT,
+        decide,
+        retraining_labels,
+        retraining_run_id,
+    )
     from pipeline_src.ports import TrainingRun, backend
 
     if not 0 < min_accuracy <= 1 or not 0 <= max_degradation <= 1:
@@ -156,9 +167,8 @@ def decide_and_trigger(
         drift=json.dumps(drift, sort_keys=True), triggered_run=triggered or None,
     )  # fmt: skip
     warehouse.append_rows(evaluations_table, [record])
-    # One structured line (Cloud Logging's jsonPayload): the retraining alert matches it
-    # (resources/monitoring.py EVALUATION_LOG_EVENT).
-    line = {"event": "evaluation", "decision": decision, "model": result["model"],
+    # One structured line (Cloud Logging's jsonPayload): the retraining alert matches it.
+    line = {"event": EVALUATION_LOG_EVENT, "decision": decision, "model": result["model"],
             "triggered_run": triggered, "accuracy": result["value"], "reason": reason}  # fmt: skip
     print(json.dumps(line))
     outputs = namedtuple("Outputs", ["decision", "reason", "triggered_run"])

@@ -86,9 +86,10 @@ def test_alerts_for_a_failed_evaluation_and_a_started_retraining(stack_record):
         retraining["severity"] == "WARNING"
         and "triggered_run" in retraining["documentation"]["content"]
     )
-    # The decide step writes exactly the line the alert matches.
+    # The decide step writes exactly the line the alert matches: one name, imported by both
+    # (tests/pipeline/test_evaluation_components.py runs the step and reads its line).
     source = decide_and_trigger.component_spec.implementation.container.command[-1]
-    assert f'"event": "{EVALUATION_LOG_EVENT}", "decision": decision' in source
+    assert '{"event": EVALUATION_LOG_EVENT, "decision": decision' in source
 
 
 def test_the_dashboard_counts_evaluations_by_decision(stack_record):

@@ -22,7 +22,12 @@ from pipeline_src.cloud.batch_prediction import predict_vertex
 from pipeline_src.cloud.pipeline_runs import VertexPipelineRuns
 from pipeline_src.components.assess import feature_drift, jensen_shannon, psi
 from pipeline_src.components.new_data import new_rows_query
-from pipeline_src.components.trigger import decide, decide_and_trigger, retraining_run_id
+from pipeline_src.components.trigger import (
+    EVALUATION_LOG_EVENT,
+    decide,
+    decide_and_trigger,
+    retraining_run_id,
+)
 from pipeline_src.components.validate import feature_statistics
 from pipeline_src.evaluation import COMPONENTS
 from pipeline_src.ports import PredictionJob, TrainingRun
@@ -150,7 +155,7 @@ def _assessment(artifact, accuracy: float) -> dsl.Artifact:
     return out
 
 
-def test_decide_and_trigger_starts_retraining_once_per_spans(local_backend, artifact):
+def test_decide_and_trigger_starts_retraining_once_per_spans(local_backend, artifact, capsys):
     local_env = local_backend
 
     def evaluate(accuracy: float, evaluation_id: str, batches: list):
@@ -162,6 +167,10 @@ def test_decide_and_trigger_starts_retraining_once_per_spans(local_backend, arti
         )  # fmt: skip
 
     first = evaluate(0.6, "e1", ["b1", "b2"])
+    # The structured line the deployment's retraining alert matches (resources/monitoring.py).
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert line["event"] == EVALUATION_LOG_EVENT and line["decision"] == "degraded"
+    assert line["triggered_run"] == first.triggered_run
     again = evaluate(0.6, "e2", ["b2", "b1"])  # a retry or a concurrent run on the same spans
     other = evaluate(0.6, "e3", ["b3"])
     healthy = evaluate(0.97, "e4", ["b4"])
