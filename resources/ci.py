@@ -26,8 +26,9 @@ from typing import ClassVar
 import pulumi
 import pulumi_gcp as gcp
 
-from resources.access import PROJECT, Condition, Grantee, Members, Permission
+from resources.access import PROJECT, Binder, Condition, Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
+from stacks.config import CiConfig
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
@@ -144,15 +145,10 @@ class CiIdentityArgs:
     deployer_account_id: str
     previewer_account_id: str
     display_prefix: str
-    github_repository: str
-    """owner/name: the only repository whose tokens the provider accepts."""
-    deploy_environment: str
-    """The GitHub environment whose jobs may act as the deployer."""
-    github_repository_owner_id: str | None = None
-    """When set, tokens must also carry this owner id (a re-created owner of the same name
-    gets a new id)."""
-    state_bucket: str | None = None
-    secrets_key: str | None = None
+    settings: CiConfig
+    """The repository (and owner id) whose tokens the provider accepts, the GitHub environment
+    whose jobs may act as the deployer, the state bucket and the secrets key: the stack's `ci:`
+    section as validated (it names a repository, or the stack has no CI identity)."""
     cmek_key: str | None = None
     """The platform's CMEK key, on which the deployer grants the service agents."""
     workbench: bool = False
@@ -208,15 +204,59 @@ class CiIdentity(PlatformComponent):
 
     def __init__(self, name: str, args: CiIdentityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(name, opts)
+        repository = args.settings.github_repository
         self.pool = gcp.iam.WorkloadIdentityPool(
             f"{name}-pool",
             project=args.project,
             workload_identity_pool_id=args.pool_id,
             display_name=f"{args.display_prefix} CI"[:32],
-            description=f"GitHub Actions of {args.github_repository}",
+            description=f"GitHub Actions of {repository}",
             opts=self.child(),
         )
-        self.provider = gcp.iam.WorkloadIdentityPoolProvider(
+        self.provider = self._github_provider(name, args)
+        self.deployer = gcp.serviceaccount.Account(
+            f"{name}-deployer",
+            project=args.project,
+            account_id=args.deployer_account_id,
+            display_name=f"{args.display_prefix}: CI deployer",
+            description=f"`pulumi up` from {repository} "
+            f"(GitHub environment {args.settings.deploy_environment})",
+            opts=self.child(),
+        )
+        self.previewer = gcp.serviceaccount.Account(
+            f"{name}-previewer",
+            project=args.project,
+            account_id=args.previewer_account_id,
+            display_name=f"{args.display_prefix}: CI previewer",
+            description=f"read-only `pulumi preview` on pull requests of {repository}",
+            opts=self.child(),
+        )
+        members: Members = {
+            Grantee.CI_DEPLOYER: [self.deployer.member],
+            Grantee.CI_PREVIEWER: [self.previewer.member],
+            Grantee.DEPLOY_JOBS: [subject(self.pool.name, deploy_subject(args))],
+            Grantee.PREVIEW_JOBS: [subject(self.pool.name, preview_subject(args))],
+        }
+        binders = self._binders(args)
+        self.bindings = self.grant(
+            args.project,
+            members,
+            binders,
+            only=(PROJECT, *binders),
+            context={"project_roles": ", ".join(f"'{role}'" for role in args.project_roles)},
+        )
+        self.register_outputs(
+            {
+                "workload_identity_provider": self.provider.name,
+                "deployer": self.deployer.email,
+                "previewer": self.previewer.email,
+            }
+        )
+
+    def _github_provider(
+        self, name: str, args: CiIdentityArgs
+    ) -> gcp.iam.WorkloadIdentityPoolProvider:
+        return gcp.iam.WorkloadIdentityPoolProvider(
             f"{name}-github",
             project=args.project,
             workload_identity_pool_id=self.pool.workload_identity_pool_id,
@@ -227,8 +267,8 @@ class CiIdentity(PlatformComponent):
             # grants below name may exchange at all: a token of another workflow context (a
             # branch push, another environment) is refused before any grant is looked at.
             attribute_condition=attribute_condition(
-                args.github_repository,
-                args.github_repository_owner_id,
+                args.settings.github_repository,
+                args.settings.github_repository_owner_id,
                 subjects=(deploy_subject(args), preview_subject(args)),
             ),
             # The subject is what the grants below name; repository and ref are kept for the
@@ -241,29 +281,11 @@ class CiIdentity(PlatformComponent):
             oidc={"issuer_uri": GITHUB_ISSUER},
             opts=self.child(),
         )
-        self.deployer = gcp.serviceaccount.Account(
-            f"{name}-deployer",
-            project=args.project,
-            account_id=args.deployer_account_id,
-            display_name=f"{args.display_prefix}: CI deployer",
-            description=f"`pulumi up` from {args.github_repository} "
-            f"(GitHub environment {args.deploy_environment})",
-            opts=self.child(),
-        )
-        self.previewer = gcp.serviceaccount.Account(
-            f"{name}-previewer",
-            project=args.project,
-            account_id=args.previewer_account_id,
-            display_name=f"{args.display_prefix}: CI previewer",
-            description=f"read-only `pulumi preview` on pull requests of {args.github_repository}",
-            opts=self.child(),
-        )
-        members: Members = {
-            Grantee.CI_DEPLOYER: [self.deployer.member],
-            Grantee.CI_PREVIEWER: [self.previewer.member],
-            Grantee.DEPLOY_JOBS: [subject(self.pool.name, deploy_subject(args))],
-            Grantee.PREVIEW_JOBS: [subject(self.pool.name, preview_subject(args))],
-        }
+
+    def _binders(self, args: CiIdentityArgs) -> dict[str, Binder]:
+        """Where the deployer's and the previewer's grants go: their accounts, and the targets
+        only some stacks have (Workbench, a network, private serving, CMEK, the state bucket
+        and the secrets key)."""
         binders = {
             "deployer_account": binder(
                 self, gcp.serviceaccount.IAMMember, service_account_id=self.deployer.name
@@ -284,28 +306,15 @@ class CiIdentity(PlatformComponent):
             binders[CMEK_KEY] = binder(
                 self, gcp.kms.CryptoKeyIAMMember, crypto_key_id=args.cmek_key
             )
-        if args.state_bucket:
+        if args.settings.state_bucket:
             binders[STATE_BUCKET] = binder(
-                self, gcp.storage.BucketIAMMember, bucket=args.state_bucket
+                self, gcp.storage.BucketIAMMember, bucket=args.settings.state_bucket
             )
-        if args.secrets_key:
+        if args.settings.secrets_key:
             binders[SECRETS_KEY] = binder(
-                self, gcp.kms.CryptoKeyIAMMember, crypto_key_id=args.secrets_key
+                self, gcp.kms.CryptoKeyIAMMember, crypto_key_id=args.settings.secrets_key
             )
-        self.bindings = self.grant(
-            args.project,
-            members,
-            binders,
-            only=(PROJECT, *binders),
-            context={"project_roles": ", ".join(f"'{role}'" for role in args.project_roles)},
-        )
-        self.register_outputs(
-            {
-                "workload_identity_provider": self.provider.name,
-                "deployer": self.deployer.email,
-                "previewer": self.previewer.email,
-            }
-        )
+        return binders
 
 
 def attribute_condition(
@@ -323,12 +332,12 @@ def attribute_condition(
 
 def deploy_subject(args: CiIdentityArgs) -> str:
     """GitHub's subject of jobs in the stack's deploy environment."""
-    return f"repo:{args.github_repository}:environment:{args.deploy_environment}"
+    return f"repo:{args.settings.github_repository}:environment:{args.settings.deploy_environment}"
 
 
 def preview_subject(args: CiIdentityArgs) -> str:
     """GitHub's subject of pull-request jobs."""
-    return f"repo:{args.github_repository}:pull_request"
+    return f"repo:{args.settings.github_repository}:pull_request"
 
 
 def subject(pool_name: pulumi.Input[str], sub: str) -> pulumi.Output[str]:

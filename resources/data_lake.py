@@ -239,13 +239,7 @@ class DataLake(PlatformComponent):
             args,
             args.access_logs_bucket,
             versioned=True,
-            lifecycle_rules=[
-                {
-                    "action": {"type": "Delete"},
-                    "condition": {"age": args.settings.access_log_retention_days},
-                },
-                _noncurrent_expiry(args.settings.noncurrent_retention_days),
-            ],
+            lifecycle_rules=_access_log_rules(args.settings),
             logged=False,
         )
         self.landing = self._bucket(
@@ -265,17 +259,7 @@ class DataLake(PlatformComponent):
             args,
             args.artifacts_bucket,
             versioned=True,
-            lifecycle_rules=[
-                {
-                    "action": {"type": "Delete"},
-                    "condition": {
-                        "age": args.settings.artifacts_retention_days,
-                        "matches_prefixes": ["pipeline-root/", "tmp/"],
-                    },
-                },
-                # What a run overwrote, or the rule above expired, is kept this long.
-                _noncurrent_expiry(args.settings.noncurrent_retention_days),
-            ],
+            lifecycle_rules=_artifacts_rules(args.settings),
         )
         # Bundles are never expired (a promoted version is served from its bundle for as long as
         # prod serves it); the retention policy keeps each from being replaced or deleted. Cloud
@@ -287,30 +271,23 @@ class DataLake(PlatformComponent):
             versioned=False,
             retention_days=args.settings.models_retention_days,
         )
+        buckets = {
+            "landing": self.landing,
+            "quarantine": self.quarantine,
+            "artifacts": self.artifacts,
+            "access_logs": self.access_logs,
+            "models": self.models,
+        }
         self.bindings = self.grant(
             args.project,
             {**args.members, Grantee.STORAGE_ANALYTICS: [STORAGE_ANALYTICS]},
             {
                 key: binder(self, gcp.storage.BucketIAMMember, bucket=bucket.name)
-                for key, bucket in (
-                    ("landing", self.landing),
-                    ("quarantine", self.quarantine),
-                    ("artifacts", self.artifacts),
-                    ("access_logs", self.access_logs),
-                    ("models", self.models),
-                )
+                for key, bucket in buckets.items()
             },
             context={"artifacts_bucket": args.artifacts_bucket},
         )
-        self.register_outputs(
-            {
-                "landing": self.landing.name,
-                "quarantine": self.quarantine.name,
-                "artifacts": self.artifacts.name,
-                "access_logs": self.access_logs.name,
-                "models": self.models.name,
-            }
-        )
+        self.register_outputs({key: bucket.name for key, bucket in buckets.items()})
 
     def _bucket(
         self,
@@ -348,6 +325,28 @@ class DataLake(PlatformComponent):
             # Where the config protects data, Pulumi also refuses to delete or replace the bucket.
             opts=self.child(protect=not args.settings.force_destroy),
         )
+
+
+def _access_log_rules(settings: DataLakeConfig) -> list[dict]:
+    return [
+        {"action": {"type": "Delete"}, "condition": {"age": settings.access_log_retention_days}},
+        _noncurrent_expiry(settings.noncurrent_retention_days),
+    ]
+
+
+def _artifacts_rules(settings: DataLakeConfig) -> list[dict]:
+    """Transient run data (the pipeline root, the function's staging copies under tmp/) expires;
+    what a run overwrote, or this rule expired, is kept as a noncurrent version a while."""
+    return [
+        {
+            "action": {"type": "Delete"},
+            "condition": {
+                "age": settings.artifacts_retention_days,
+                "matches_prefixes": ["pipeline-root/", "tmp/"],
+            },
+        },
+        _noncurrent_expiry(settings.noncurrent_retention_days),
+    ]
 
 
 def _noncurrent_expiry(days: int) -> dict:

@@ -234,14 +234,7 @@ class Ingestion(PlatformComponent):
 
     def __init__(self, name: str, args: IngestionArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(name, opts)
-        if args.source.problems:
-            # Preview shows the plan anyway (the function's code may be landing separately);
-            # a deploy stops here instead of failing in Cloud Build minutes later.
-            message = "the ingestion function cannot be built: " + "; ".join(args.source.problems)
-            if not pulumi.runtime.is_dry_run():
-                raise pulumi.RunError(message)
-            pulumi.log.warn(message, resource=self)
-
+        self._check_buildable(args)
         self.repository = gcp.artifactregistry.Repository(
             f"{name}-images",
             project=args.project,
@@ -275,7 +268,31 @@ class Ingestion(PlatformComponent):
             service="eventarc.googleapis.com",
             opts=self.child(),
         )
-        before = self.grant(
+        before = self._grants_before_the_function(args)
+        self.function = self._function(args, before)
+        self.bindings = [*before, *self._grants_on_the_function(args)]
+        self.register_outputs(
+            {
+                "function": self.function.name,
+                "source_object": self.source_object.name,
+                "repository": self.repository.repository_id,
+            }
+        )
+
+    def _check_buildable(self, args: IngestionArgs) -> None:
+        if not args.source.problems:
+            return
+        # Preview shows the plan anyway (the function's code may be landing separately);
+        # a deploy stops here instead of failing in Cloud Build minutes later.
+        message = "the ingestion function cannot be built: " + "; ".join(args.source.problems)
+        if not pulumi.runtime.is_dry_run():
+            raise pulumi.RunError(message)
+        pulumi.log.warn(message, resource=self)
+
+    def _grants_before_the_function(self, args: IngestionArgs) -> list[pulumi.Resource]:
+        """What building the function and delivering its events need (project-wide roles, the
+        image repository)."""
+        return self.grant(
             args.project,
             args.members,
             {
@@ -290,9 +307,12 @@ class Ingestion(PlatformComponent):
             only=(PROJECT, "repository"),
             context={"artifacts_bucket": args.artifacts_bucket},
         )
-        settings = args.settings
-        self.function = gcp.cloudfunctionsv2.Function(
-            f"{name}-function",
+
+    def _function(
+        self, args: IngestionArgs, before: list[pulumi.Resource]
+    ) -> gcp.cloudfunctionsv2.Function:
+        return gcp.cloudfunctionsv2.Function(
+            f"{self._name}-function",
             project=args.project,
             location=args.region,
             name=args.function_name,
@@ -321,33 +341,7 @@ class Ingestion(PlatformComponent):
                     self.repository.repository_id,
                 ),
             },
-            service_config={
-                "available_memory": settings.memory,
-                "timeout_seconds": settings.timeout_seconds,
-                "min_instance_count": settings.min_instances,
-                "max_instance_count": settings.max_instances,
-                # One file per instance at a time keeps memory use predictable.
-                "max_instance_request_concurrency": 1,
-                "ingress_settings": "ALLOW_INTERNAL_ONLY",
-                "all_traffic_on_latest_revision": True,
-                "service_account_email": args.runtime_account_email,
-                "environment_variables": {
-                    wire.CONTRACT_PATH: args.source.contract_path,
-                    # Events for any other bucket are refused, not read.
-                    wire.LANDING_BUCKET: args.landing_bucket,
-                    wire.LANDING_PREFIX: settings.landing_prefix,
-                    wire.QUARANTINE_BUCKET: args.quarantine_bucket,
-                    wire.BQ_PROJECT: args.project,
-                    wire.BQ_DATASET: args.dataset_id,
-                    wire.BQ_LOCATION: args.bq_location,
-                    wire.CURATED_TABLE: args.curated_table,
-                    wire.INGESTION_LOG_TABLE: args.ingestion_log_table,
-                    # An attempt older than this with no outcome was cut short (its FAILED row).
-                    wire.TIMEOUT_SECONDS: str(settings.timeout_seconds),
-                    # Load jobs read a copy of the event's generation from here (tmp/ expires).
-                    wire.STAGING_URI: f"gs://{args.artifacts_bucket}/{wire.STAGING_PREFIX}",
-                },
-            },
+            service_config=_service_config(args),
             event_trigger={
                 "event_type": wire.FINALIZED,
                 # A storage trigger must be in the bucket's location (a multi-region is "eu"…).
@@ -359,34 +353,59 @@ class Ingestion(PlatformComponent):
             },
             opts=self.child(depends_on=[self.eventarc_agent, self.source_object, *before]),
         )
-        self.bindings = [
-            *before,
-            *self.grant(
-                args.project,
-                args.members,
-                {
-                    "function_service": binder(
-                        self,
-                        gcp.cloudrunv2.ServiceIamMember,
-                        project=args.project,
-                        location=args.region,
-                        name=self.function.service_config.service,
-                    ),
-                    "function": binder(
-                        self,
-                        gcp.cloudfunctionsv2.FunctionIamMember,
-                        project=args.project,
-                        location=args.region,
-                        cloud_function=self.function.name,
-                    ),
-                },
-                only=("function_service", "function"),
-            ),
-        ]
-        self.register_outputs(
+
+    def _grants_on_the_function(self, args: IngestionArgs) -> list[pulumi.Resource]:
+        """Grants on the function and its Cloud Run service, which exist only now."""
+        return self.grant(
+            args.project,
+            args.members,
             {
-                "function": self.function.name,
-                "source_object": self.source_object.name,
-                "repository": self.repository.repository_id,
-            }
+                "function_service": binder(
+                    self,
+                    gcp.cloudrunv2.ServiceIamMember,
+                    project=args.project,
+                    location=args.region,
+                    name=self.function.service_config.service,
+                ),
+                "function": binder(
+                    self,
+                    gcp.cloudfunctionsv2.FunctionIamMember,
+                    project=args.project,
+                    location=args.region,
+                    cloud_function=self.function.name,
+                ),
+            },
+            only=("function_service", "function"),
         )
+
+
+def _service_config(args: IngestionArgs) -> dict:
+    """How the function's instances run, and the environment they read their settings from."""
+    settings = args.settings
+    return {
+        "available_memory": settings.memory,
+        "timeout_seconds": settings.timeout_seconds,
+        "min_instance_count": settings.min_instances,
+        "max_instance_count": settings.max_instances,
+        # One file per instance at a time keeps memory use predictable.
+        "max_instance_request_concurrency": 1,
+        "ingress_settings": "ALLOW_INTERNAL_ONLY",
+        "all_traffic_on_latest_revision": True,
+        "service_account_email": args.runtime_account_email,
+        "environment_variables": {
+            wire.CONTRACT_PATH: args.source.contract_path,
+            # Events for any other bucket are refused, not read.
+            wire.LANDING_BUCKET: args.landing_bucket,
+            wire.LANDING_PREFIX: settings.landing_prefix,
+            wire.QUARANTINE_BUCKET: args.quarantine_bucket,
+            wire.BQ_PROJECT: args.project,
+            wire.BQ_DATASET: args.dataset_id,
+            wire.BQ_LOCATION: args.bq_location,
+            wire.CURATED_TABLE: args.curated_table,
+            wire.INGESTION_LOG_TABLE: args.ingestion_log_table,
+            # An attempt older than this with no outcome was cut short (its FAILED row).
+            wire.TIMEOUT_SECONDS: str(settings.timeout_seconds),
+            # Load jobs read a copy of the event's generation from here (tmp/ expires).
+            wire.STAGING_URI: f"gs://{args.artifacts_bucket}/{wire.STAGING_PREFIX}",
+        },
+    }

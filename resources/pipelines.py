@@ -154,36 +154,7 @@ class Pipelines(PlatformComponent):
     def __init__(self, name: str, args: PipelinesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(name, opts)
         self.image = args.image
-        self.repository = gcp.artifactregistry.Repository(
-            f"{name}-images",
-            project=args.project,
-            location=args.region,
-            repository_id=args.repository_id,
-            format="DOCKER",
-            description="The training pipeline's image: Python and the pinned packages.",
-            # A tag names one image for good: the spec compiled for it cannot change under it.
-            docker_config={"immutable_tags": True},
-            labels=dict(args.labels),
-            kms_key_name=args.kms_key,
-            cleanup_policy_dry_run=False,
-            cleanup_policies=[
-                # Old tags may still be named by a registered model (its serving image): only
-                # untagged layers left by rebuilt tags are removed.
-                {"id": "untagged", "action": "DELETE", "condition": {"tag_state": "UNTAGGED"}},
-            ],
-            opts=self.child(),
-        )
-        self.templates = gcp.artifactregistry.Repository(
-            f"{name}-templates",
-            project=args.project,
-            location=args.region,
-            repository_id=args.templates_repository_id,
-            format="KFP",
-            description="Compiled training pipeline templates, one version per submitted change.",
-            labels=dict(args.labels),
-            kms_key_name=args.kms_key,
-            opts=self.child(),
-        )
+        self.repository, self.templates = self._repositories(name, args)
         self.template_registry = (
             f"https://{args.region}-kfp.pkg.dev/{args.project}/{args.templates_repository_id}"
         )
@@ -236,6 +207,42 @@ class Pipelines(PlatformComponent):
                 "scoring_schedule": self.scoring_schedule.id if self.scoring_schedule else None,
             }
         )
+
+    def _repositories(
+        self, name: str, args: PipelinesArgs
+    ) -> tuple[gcp.artifactregistry.Repository, gcp.artifactregistry.Repository]:
+        """The pipeline image's repository and the compiled templates' repository."""
+        images = gcp.artifactregistry.Repository(
+            f"{name}-images",
+            project=args.project,
+            location=args.region,
+            repository_id=args.repository_id,
+            format="DOCKER",
+            description="The training pipeline's image: Python and the pinned packages.",
+            # A tag names one image for good: the spec compiled for it cannot change under it.
+            docker_config={"immutable_tags": True},
+            labels=dict(args.labels),
+            kms_key_name=args.kms_key,
+            cleanup_policy_dry_run=False,
+            cleanup_policies=[
+                # Old tags may still be named by a registered model (its serving image): only
+                # untagged layers left by rebuilt tags are removed.
+                {"id": "untagged", "action": "DELETE", "condition": {"tag_state": "UNTAGGED"}},
+            ],
+            opts=self.child(),
+        )
+        templates = gcp.artifactregistry.Repository(
+            f"{name}-templates",
+            project=args.project,
+            location=args.region,
+            repository_id=args.templates_repository_id,
+            format="KFP",
+            description="Compiled training pipeline templates, one version per submitted change.",
+            labels=dict(args.labels),
+            kms_key_name=args.kms_key,
+            opts=self.child(),
+        )
+        return images, templates
 
     def _schedule(
         self, resource_name: str, args: PipelinesArgs, pipeline: ScheduledPipeline

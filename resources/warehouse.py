@@ -23,7 +23,7 @@ from contracts.tables import (
     PLATFORM_TABLES,
     PREDICTIONS,
 )
-from resources.access import PROJECT, Grantee, Members, Permission
+from resources.access import PROJECT, Binder, Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
 
 JOB_USER = "roles/bigquery.jobUser"
@@ -163,7 +163,6 @@ class Warehouse(PlatformComponent):
 
     def __init__(self, name: str, args: WarehouseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(name, opts)
-        encryption = {"kms_key_name": args.kms_key} if args.kms_key else None
         self.dataset = gcp.bigquery.Dataset(
             f"{name}-dataset",
             project=args.project,
@@ -173,36 +172,12 @@ class Warehouse(PlatformComponent):
             labels=dict(args.labels),
             # Deleting the dataset with its tables must be a deliberate act where data matters.
             delete_contents_on_destroy=not args.deletion_protection,
-            default_encryption_configuration=encryption,
+            default_encryption_configuration=_encryption(args),
             opts=self.child(protect=args.deletion_protection),
         )
-
-        def table(
-            table_id: str,
-            description: str,
-            schema: list[dict] | tuple[dict, ...],
-            partition_field: str | None,
-            clustering: list[str],
-        ) -> gcp.bigquery.Table:
-            return gcp.bigquery.Table(
-                f"{name}-{table_id.replace('_', '-')}",
-                project=args.project,
-                dataset_id=self.dataset.dataset_id,
-                table_id=table_id,
-                description=description,
-                schema=json.dumps(list(schema)),
-                time_partitioning=(
-                    {"type": "DAY", "field": partition_field} if partition_field else None
-                ),
-                clusterings=clustering or None,
-                deletion_protection=args.deletion_protection,
-                encryption_configuration=encryption,
-                labels=dict(args.labels),
-                opts=self.child(protect=args.deletion_protection),
-            )
-
         contract = args.contract
-        self.curated = table(
+        self.curated = self._table(
+            args,
             contract.name,
             f"{contract.description} Loaded by the ingestion function; schema from contract "
             f"{contract.name} v{contract.version}.",
@@ -211,36 +186,15 @@ class Warehouse(PlatformComponent):
             [contract.label_column],
         )
         self.tables = {
-            t.table_id: table(
-                t.table_id, t.description, t.schema, t.partition_field, list(t.clustering)
+            t.table_id: self._table(
+                args, t.table_id, t.description, t.schema, t.partition_field, list(t.clustering)
             )
             for t in PLATFORM_TABLES
         }
         missing = set(self.TARGETS) - {"dataset", *self.tables}
         if missing:
             raise ValueError(f"platform tables missing from contracts/tables.py: {missing}")
-        self.bindings = self.grant(
-            args.project,
-            args.members,
-            {
-                "dataset": binder(
-                    self,
-                    gcp.bigquery.DatasetIamMember,
-                    project=args.project,
-                    dataset_id=self.dataset.dataset_id,
-                ),
-                **{
-                    table_id: binder(
-                        self,
-                        gcp.bigquery.IamMember,
-                        project=args.project,
-                        dataset_id=self.dataset.dataset_id,
-                        table_id=table.table_id,
-                    )
-                    for table_id, table in self.tables.items()
-                },
-            },
-        )
+        self.bindings = self.grant(args.project, args.members, self._binders(args))
         self.register_outputs(
             {
                 "dataset": self.dataset.dataset_id,
@@ -248,3 +202,54 @@ class Warehouse(PlatformComponent):
                 "tables": sorted(self.tables),
             }
         )
+
+    def _table(
+        self,
+        args: WarehouseArgs,
+        table_id: str,
+        description: str,
+        schema: list[dict] | tuple[dict, ...],
+        partition_field: str | None,
+        clustering: list[str],
+    ) -> gcp.bigquery.Table:
+        return gcp.bigquery.Table(
+            f"{self._name}-{table_id.replace('_', '-')}",
+            project=args.project,
+            dataset_id=self.dataset.dataset_id,
+            table_id=table_id,
+            description=description,
+            schema=json.dumps(list(schema)),
+            time_partitioning=(
+                {"type": "DAY", "field": partition_field} if partition_field else None
+            ),
+            clusterings=clustering or None,
+            deletion_protection=args.deletion_protection,
+            encryption_configuration=_encryption(args),
+            labels=dict(args.labels),
+            opts=self.child(protect=args.deletion_protection),
+        )
+
+    def _binders(self, args: WarehouseArgs) -> dict[str, Binder]:
+        """Grants on the dataset and on each platform table."""
+        return {
+            "dataset": binder(
+                self,
+                gcp.bigquery.DatasetIamMember,
+                project=args.project,
+                dataset_id=self.dataset.dataset_id,
+            ),
+            **{
+                table_id: binder(
+                    self,
+                    gcp.bigquery.IamMember,
+                    project=args.project,
+                    dataset_id=self.dataset.dataset_id,
+                    table_id=table.table_id,
+                )
+                for table_id, table in self.tables.items()
+            },
+        }
+
+
+def _encryption(args: WarehouseArgs) -> dict[str, str] | None:
+    return {"kms_key_name": args.kms_key} if args.kms_key else None

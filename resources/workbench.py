@@ -117,33 +117,56 @@ class Workbench(PlatformComponent):
             opts=self.child(),
         )
         self.firewall = self._firewall(name, args)
-        if args.settings.internet_egress:
-            router = gcp.compute.Router(
-                f"{name}-router",
-                project=args.project,
-                region=args.region,
-                name=args.network_name,
-                network=self.network.id,
-                opts=self.child(),
-            )
-            gcp.compute.RouterNat(
-                f"{name}-nat",
-                project=args.project,
-                region=args.region,
-                name=args.network_name,
-                router=router.name,
-                nat_ip_allocate_option="AUTO_ONLY",
-                source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS",
-                subnetworks=[
-                    {"name": self.subnet.id, "source_ip_ranges_to_nats": ["ALL_IP_RANGES"]}
-                ],
-                log_config={"enable": True, "filter": "ERRORS_ONLY"},
-                opts=self.child(),
-            )
+        self._nat(name, args)
+        self.instance = self._instance(name, args)
+        self.bindings = self.grant(
+            args.project,
+            args.members,
+            {
+                "instance": binder(
+                    self,
+                    gcp.workbench.InstanceIamMember,
+                    project=args.project,
+                    location=args.zone,
+                    name=self.instance.name,
+                ),
+                "account": binder(
+                    self, gcp.serviceaccount.IAMMember, service_account_id=args.service_account_name
+                ),
+            },
+        )
+        self.register_outputs({"instance": self.instance.name, "network": self.network.name})
+
+    def _nat(self, name: str, args: WorkbenchArgs) -> None:
+        """Outbound-only internet (pip install) through Cloud NAT, when the settings allow it."""
+        if not args.settings.internet_egress:
+            return
+        router = gcp.compute.Router(
+            f"{name}-router",
+            project=args.project,
+            region=args.region,
+            name=args.network_name,
+            network=self.network.id,
+            opts=self.child(),
+        )
+        gcp.compute.RouterNat(
+            f"{name}-nat",
+            project=args.project,
+            region=args.region,
+            name=args.network_name,
+            router=router.name,
+            nat_ip_allocate_option="AUTO_ONLY",
+            source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS",
+            subnetworks=[{"name": self.subnet.id, "source_ip_ranges_to_nats": ["ALL_IP_RANGES"]}],
+            log_config={"enable": True, "filter": "ERRORS_ONLY"},
+            opts=self.child(),
+        )
+
+    def _instance(self, name: str, args: WorkbenchArgs) -> gcp.workbench.Instance:
         disk_encryption = (
             {"disk_encryption": "CMEK", "kms_key": args.kms_key} if args.kms_key else {}
         )
-        self.instance = gcp.workbench.Instance(
+        return gcp.workbench.Instance(
             f"{name}-instance",
             project=args.project,
             location=args.zone,
@@ -172,23 +195,6 @@ class Workbench(PlatformComponent):
             },
             opts=self.child(),
         )
-        self.bindings = self.grant(
-            args.project,
-            args.members,
-            {
-                "instance": binder(
-                    self,
-                    gcp.workbench.InstanceIamMember,
-                    project=args.project,
-                    location=args.zone,
-                    name=self.instance.name,
-                ),
-                "account": binder(
-                    self, gcp.serviceaccount.IAMMember, service_account_id=args.service_account_name
-                ),
-            },
-        )
-        self.register_outputs({"instance": self.instance.name, "network": self.network.name})
 
     def _firewall(self, name: str, args: WorkbenchArgs) -> list[gcp.compute.Firewall]:
         everywhere = ["0.0.0.0/0"]
