@@ -4,24 +4,32 @@
     make bench-serve
 
 Serves one model directory (default: what the local staging endpoint serves, `make pipeline`)
-three ways, each a server process of its own with one compute thread per prediction:
+five ways, each a server process of its own with one compute thread per prediction:
 
-- ours:     `python -m pipeline_src.serving --model-dir DIR` (FastAPI/uvicorn, the contract's
-            checks, the frame built column by column);
-- previous: the stdlib `ThreadingHTTPServer` this project served with before (its server.py and
-            contract.py, read from git at `PREVIOUS_COMMIT` into a temporary package);
-- fastapi:  a plain FastAPI/uvicorn app doing the minimum for the same model: a sync endpoint,
-            pandas frame from the instances, predict_proba, the same response shape, no checks;
+- ours:       `python -m pipeline_src.serving --model-dir DIR` (FastAPI/uvicorn, the contract's
+              checks, the frame built column by column), one process;
+- ours-2proc: the same with `--workers 2` (two server processes on the one socket);
+- previous:   the stdlib `ThreadingHTTPServer` this project served with before (its server.py and
+              contract.py, read from git at `PREVIOUS_COMMIT` into a temporary package);
+- fastapi:    a plain FastAPI/uvicorn app doing the minimum for the same model: a sync endpoint,
+              pandas frame from the instances, predict_proba, the same response shape, no checks;
+- null:       a bare asyncio server answering `{}` at once: the load generator's own ceiling,
+              so a figure near it measures the client, not the server;
 
 and measures in-process, beside each single-client cell: the floor (the model's `predict_proba`
 on a ready frame, thread limits set once) and "ours in-process" (a request's bytes through the
 server's `answer_predict`: what our code adds, without HTTP). A closed-loop load generator
-(asyncio, one kept-alive connection per worker) sends single-instance and 100-instance requests;
-a request without an answer in 30 s counts as lost.
-Latencies count requests started after a 1 s warm-up: a row of "-" means none of them finished
-within the cell (the first wave took longer), not that requests were lost.
-Prints the table, the ratios the serving issue sets as targets and the cost per million
-predictions on the prod stack's machine type.
+(asyncio, one kept-alive connection per worker, each request one send on a TCP_NODELAY socket)
+sends single-instance and 100-instance requests; a request without an answer in 30 s counts as
+lost. Latencies count requests started after a 1 s warm-up: a row of "-" means none of them
+finished within the cell (the first wave took longer), not that requests were lost.
+
+The machine may be shared: each row gives the 1-minute load average at its end, and the CPU
+time the server spent per answered request (all its processes; in-process rows: this process),
+which a busy machine disturbs far less than latencies. Prints the table, the targets of the
+serving issue (p50 within 1.3x the floor's and no worse than plain FastAPI, batch throughput
+within 1.3x the floor's, no request lost at 128 clients, p99 at 8 clients) and the cost per
+million predictions on the prod stack's machine type.
 """
 
 from __future__ import annotations
@@ -31,29 +39,33 @@ import asyncio
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PREVIOUS_COMMIT = "861d88a"
 """The last commit serving with the stdlib server (issue 14 replaced it)."""
-SERVERS = ("ours", "previous", "fastapi")
+SERVERS = ("ours", "ours-2proc", "previous", "fastapi", "null")
 CELLS = ((1, 1), (1, 8), (1, 128), (100, 1), (100, 8))
 """(instances per request, concurrent clients)."""
 TIMEOUT_SECONDS = 30.0
+SLICES = 8
+"""Cells below 128 clients are measured in this many turns per server (see measure_cell)."""
 PRICES = PROJECT_ROOT / "tooling" / "prices" / "gcp.yaml"
 """The project's price table: the node hour of prod's serving machine type is read from it."""
 INSTANCE = {"island": "Dream", "bill_length_mm": 46.5, "bill_depth_mm": 17.9,
             "flipper_length_mm": 192, "body_mass_g": 3500, "sex": "female"}  # fmt: skip
 TABLE_HEAD = (
-    "| server | instances | clients | req/s | inst/s | p50 ms | p95 ms | p99 ms | lost | non-200 |"
-    "\n|---|---|---|---|---|---|---|---|---|---|"
+    "| server | instances | clients | req/s | inst/s | p50 ms | p95 ms | p99 ms | lost | non-200 "
+    "| CPU ms/req | load |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
+NULL_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _LISTENING = re.compile(r" on (http://\S+)")
 
 
@@ -76,9 +88,11 @@ def previous_package(into: Path) -> Path:
 
 
 def server_command(kind: str, model_dir: Path, scratch: Path) -> list[str]:
-    if kind == "ours":
+    if kind in ("ours", "ours-2proc"):
         return [sys.executable, "-m", "pipeline_src.serving", "--model-dir", str(model_dir),
-                "--port", "0"]  # fmt: skip
+                "--port", "0", "--workers", "2" if kind == "ours-2proc" else "1"]  # fmt: skip
+    if kind == "null":
+        return [sys.executable, "-m", "benchmarks.serving", "--serve-null"]
     if kind == "previous":
         code = (
             f"import sys; sys.path.insert(0, {str(previous_package(scratch))!r})\n"
@@ -126,6 +140,42 @@ def serve_plain(model_dir: Path) -> None:
     uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning")).run([sock])
 
 
+def serve_null() -> None:
+    """The null server: `{}` for every request, one write each, TCP_NODELAY (asyncio's own
+    listener): what the load generator reaches when the server costs nothing."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(int(_content_length(head)))
+                writer.write(NULL_RESPONSE)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def run() -> None:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0, backlog=2048)
+        print(f"serving on http://127.0.0.1:{server.sockets[0].getsockname()[1]} ", flush=True)
+        await server.serve_forever()
+
+    asyncio.run(run())
+
+
+def _content_length(head: bytes) -> bytes:
+    match = re.search(rb"(?i)content-length: *(\d+)", head)
+    return match.group(1) if match else b"0"
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its child processes so far."""
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for each in [pid, *map(int, children.read_text().split())]:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return total
+
+
 def start(kind: str, model_dir: Path, scratch: Path) -> tuple[subprocess.Popen, str]:
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     process = subprocess.Popen(
@@ -151,18 +201,35 @@ class Cell:
     lost: int
     errors: int
     seconds: float
+    cpu_seconds: float | None = None
+    """CPU time the server (or this process, in-process) spent in the measured window."""
+    load: float = 0.0
+    """1-minute load average at the cell's end."""
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_per_request(self) -> float | None:
+        if self.cpu_seconds is None or not self.latencies:
+            return None
+        return self.cpu_seconds / len(self.latencies)
+
+    def percentile(self, q: float) -> float | None:
+        done = sorted(self.latencies)
+        return done[min(len(done) - 1, int(q * len(done)))] if done else None
 
     def row(self) -> str:
-        done = sorted(self.latencies)
-        rate = len(done) / self.seconds
+        def ms(q: float) -> str:
+            value = self.percentile(q)
+            return "-" if value is None else f"{value * 1000:.1f}"
 
-        def pct(q: float) -> str:
-            return f"{done[min(len(done) - 1, int(q * len(done)))] * 1000:.1f}" if done else "-"
-
+        cpu = "-" if self.cpu_per_request is None else f"{self.cpu_per_request * 1000:.2f}"
         return (
-            f"| {self.server} | {self.instances} | {self.concurrency} | {rate:.1f} | "
-            f"{rate * self.instances:.0f} | {pct(0.5)} | {pct(0.95)} | {pct(0.99)} | "
-            f"{self.lost} | {self.errors} |"
+            f"| {self.server} | {self.instances} | {self.concurrency} | {self.rate:.1f} | "
+            f"{self.rate * self.instances:.0f} | {ms(0.5)} | {ms(0.95)} | {ms(0.99)} | "
+            f"{self.lost} | {self.errors} | {cpu} | {self.load:.1f} |"
         )
 
 
@@ -179,7 +246,7 @@ async def one_client(port: int, request: bytes, until: float, warm_until: float,
             started = time.perf_counter()
             writer.write(request)
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT_SECONDS)
-            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            length = int(_content_length(head))
             await asyncio.wait_for(reader.readexactly(length), TIMEOUT_SECONDS)
             if started >= warm_until:
                 cell.latencies.append(time.perf_counter() - started)
@@ -190,38 +257,70 @@ async def one_client(port: int, request: bytes, until: float, warm_until: float,
         writer.close()
 
 
-async def load(server: str, url: str, instances: int, concurrency: int, seconds: float) -> Cell:
-    port = int(url.rsplit(":", 1)[1])
+def request_bytes(instances: int) -> bytes:
     body = json.dumps({"instances": [INSTANCE] * instances}).encode()
-    request = (
+    return (
         f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    cell = Cell(server, instances, concurrency, [], 0, 0, seconds)
-    warm_until = time.perf_counter() + 1.0
-    until = warm_until + seconds
-    await asyncio.gather(
-        *(one_client(port, request, until, warm_until, cell) for _ in range(concurrency))
-    )
-    return cell
+    ).encode() + body  # one send: headers and body in the same segment
+
+
+@dataclass
+class Server:
+    """A server process under load: `url`, and `pid` whose CPU time (children included) counts."""
+
+    url: str
+    pid: int
+
+    def measure(self, cell: Cell, seconds: float, warm: float) -> None:
+        asyncio.run(self._load(cell, seconds, warm))
+
+    async def _load(self, cell: Cell, seconds: float, warm: float) -> None:
+        """`cell.concurrency` closed-loop clients, `warm` s uncounted, then `seconds` counted
+        (and the answers to requests started by then)."""
+        port = int(self.url.rsplit(":", 1)[1])
+        request = request_bytes(cell.instances)
+        warm_until = time.perf_counter() + warm
+        until = warm_until + seconds
+        before = []
+
+        async def sample() -> None:
+            await asyncio.sleep(warm_until - time.perf_counter())
+            before.append(cpu_seconds(self.pid))
+
+        await asyncio.gather(
+            sample(),
+            *(one_client(port, request, until, warm_until, cell) for _ in range(cell.concurrency)),
+        )
+        cell.cpu_seconds = (cell.cpu_seconds or 0.0) + cpu_seconds(self.pid) - before[0]
+        cell.seconds += time.perf_counter() - warm_until
+        cell.load = os.getloadavg()[0]
+
+
+@dataclass
+class InProcess:
+    """`call()` in a loop in this process (one client)."""
+
+    call: Callable[[], object]
+
+    def measure(self, cell: Cell, seconds: float, warm: float) -> None:
+        warm_until = time.perf_counter() + warm
+        until = warm_until + seconds
+        cell.cpu_seconds = cell.cpu_seconds or 0.0
+        while (started := time.perf_counter()) < until:
+            cpu = time.process_time()
+            self.call()
+            if started >= warm_until:
+                cell.latencies.append(time.perf_counter() - started)
+                cell.cpu_seconds += time.process_time() - cpu
+        cell.seconds += time.perf_counter() - warm_until
+        cell.load = os.getloadavg()[0]
 
 
 # --- the floor -------------------------------------------------------------------------------
 
 
-def in_process_cell(name: str, call, instances: int, seconds: float) -> Cell:
-    """`call()` in a loop in this process, for as long as a server's cell."""
-    cell = Cell(name, instances, 1, [], 0, 0, seconds)
-    warm_until = time.perf_counter() + 1.0
-    until = warm_until + seconds
-    while (started := time.perf_counter()) < until:
-        call()
-        if started >= warm_until:
-            cell.latencies.append(time.perf_counter() - started)
-    return cell
-
-
-def in_process_cells(model_dir: Path, instances: int, seconds: float) -> list[Cell]:
+def in_process_targets(model_dir: Path, instances: int) -> dict[str, InProcess]:
     """The floor: predict_proba on a ready frame, thread limits set once (OMP_NUM_THREADS, set
     before the model's libraries load); and ours without HTTP: the request's bytes through
     `answer_predict` (JSON, the contract's checks, the frame, predict_proba, the answer's JSON)."""
@@ -230,12 +329,10 @@ def in_process_cells(model_dir: Path, instances: int, seconds: float) -> list[Ce
     source = ModelSource(model_dir)
     frame = source.model.inputs([INSTANCE] * instances)
     body = json.dumps({"instances": [INSTANCE] * instances}).encode()
-    return [
-        in_process_cell("floor", lambda: source.model.pipeline.predict_proba(frame), instances,
-                        seconds),
-        in_process_cell("ours in-process", lambda: answer_predict(source, body), instances,
-                        seconds),
-    ]  # fmt: skip
+    return {
+        "floor": InProcess(lambda: source.model.pipeline.predict_proba(frame)),
+        "ours in-process": InProcess(lambda: answer_predict(source, body)),
+    }
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -252,50 +349,117 @@ def default_model_dir() -> Path:
     return Path(serving.artifact_uri)
 
 
+def measure_cell(targets: dict, instances: int, concurrency: int, seconds: float) -> list[Cell]:
+    """One cell for every target. Below 128 clients the targets take turns in SLICES slices
+    (after a 1 s warm-up each), so a change in the shared machine's load hits them alike; at 128
+    one stretch each (a slice would end in a long drain of the clients' last requests)."""
+    cells = {name: Cell(name, instances, concurrency, [], 0, 0, 0.0) for name in targets}
+    slices = 1 if concurrency >= 128 else SLICES
+    for number in range(slices):
+        for name, target in targets.items():
+            target.measure(cells[name], seconds / slices, warm=1.0 if number == 0 else 0.0)
+    return list(cells.values())
+
+
 def measure(kinds: list[str], model_dir: Path, seconds: float) -> list[Cell]:
-    """Every cell for every server, the servers taking turns cell by cell (and the floor before
-    each single-client cell), so a change in the shared machine's load hits them alike."""
+    """Every cell for every server (and, for one client, the floor and ours in-process)."""
     cells = []
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as scratch:
-        servers = {kind: start(kind, model_dir, Path(scratch)) for kind in kinds}
+        processes = {kind: start(kind, model_dir, Path(scratch)) for kind in kinds}
+        servers = {kind: Server(url, process.pid) for kind, (process, url) in processes.items()}
         try:
             for instances, concurrency in CELLS:
-                turn = in_process_cells(model_dir, instances, seconds) if concurrency == 1 else []
-                for kind, (_, url) in servers.items():
-                    turn.append(asyncio.run(load(kind, url, instances, concurrency, seconds)))
+                local = in_process_targets(model_dir, instances) if concurrency == 1 else {}
+                turn = measure_cell({**local, **servers}, instances, concurrency, seconds)
                 for cell in turn:
                     print(cell.row(), flush=True)
                 cells += turn
         finally:
-            for process, _ in servers.values():
+            for process, _ in processes.values():
                 process.terminate()
                 process.wait(timeout=10)
     return cells
 
 
-def summarise(cells: list[Cell]) -> None:
-    def find(kind: str, instances: int, concurrency: int) -> tuple[float, float]:
-        cell = next(c for c in cells if (c.server, c.instances, c.concurrency)
-                    == (kind, instances, concurrency))  # fmt: skip
-        return statistics.median(cell.latencies), len(cell.latencies) / cell.seconds * instances
+def find(cells: list[Cell], kind: str, instances: int, concurrency: int) -> Cell | None:
+    return next(
+        (
+            c
+            for c in cells
+            if (c.server, c.instances, c.concurrency) == (kind, instances, concurrency)
+        ),
+        None,
+    )
 
-    floor1, _ = find("floor", 1, 1)
-    _, floor_rate = find("floor", 100, 1)
+
+def ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def targets(cells: list[Cell], kind: str) -> list[str]:
+    """The serving issue's targets for one server, each with the load its figures ran at."""
+    floor, floor_batch = find(cells, "floor", 1, 1), find(cells, "floor", 100, 1)
+    single, batch = find(cells, kind, 1, 1), find(cells, kind, 100, 1)
+    lines = []
+    if floor and single and single.latencies:
+        ratio = single.percentile(0.5) / floor.percentile(0.5)
+        lines.append(
+            f"p50, 1 instance, 1 client: {ms(single.percentile(0.5))} = {ratio:.2f}x the floor's "
+            f"{ms(floor.percentile(0.5))} (target 1.3x: {verdict(ratio <= 1.3)}; load "
+            f"{floor.load:.1f}/{single.load:.1f})"
+        )
+    plain = find(cells, "fastapi", 1, 1)
+    if single and plain and single.latencies and plain.latencies and kind != "fastapi":
+        lines.append(
+            f"p50 vs plain FastAPI: {ms(single.percentile(0.5))} vs {ms(plain.percentile(0.5))} "
+            f"(target no worse: {verdict(single.percentile(0.5) <= plain.percentile(0.5))}; "
+            f"load {single.load:.1f}/{plain.load:.1f}); server CPU per request "
+            f"{ms(single.cpu_per_request)} vs {ms(plain.cpu_per_request)}"
+        )
+    if floor_batch and batch and batch.rate:
+        ratio = floor_batch.rate / batch.rate
+        lines.append(
+            f"100 instances, 1 client: the floor's throughput / {ratio:.2f} (target 1.3: "
+            f"{verdict(ratio <= 1.3)}; load {floor_batch.load:.1f}/{batch.load:.1f})"
+        )
+    for instances in (1, 100):
+        crowd = find(cells, kind, instances, 128)
+        if crowd:
+            lines.append(
+                f"{instances} instance(s), 128 clients: {crowd.lost} without an answer, "
+                f"{crowd.errors} non-200 (target none: {verdict(not crowd.lost)})"
+            )
+    eight = find(cells, kind, 1, 8)
+    if eight:
+        lines.append(
+            f"p99, 1 instance, 8 clients: {ms(eight.percentile(0.99))} (load {eight.load:.1f})"
+        )
+    return lines
+
+
+def summarise(cells: list[Cell]) -> None:
     print()
-    for kind in sorted({c.server for c in cells} - {"floor"}, key=str.lower):
-        single, _ = find(kind, 1, 1)
-        _, rate = find(kind, 100, 1)
-        print(f"{kind}: 1 instance, 1 client: p50 {single / floor1:.2f}x the floor's; 100 "
-              f"instances, 1 client: the floor's throughput / {floor_rate / rate:.2f}")  # fmt: skip
-    if any(c.server == "ours" for c in cells):
+    for kind in [k for k in SERVERS if k != "null" and any(c.server == k for c in cells)]:
+        print(f"{kind}:")
+        for line in targets(cells, kind):
+            print(f"  {line}")
+    measured = next((k for k in ("ours-2proc", "ours") if find(cells, k, 1, 8)), None)
+    if measured:
         price, source = node_hour_price()
-        print(f"\ncost per million predictions, ours at 8 clients, one server process per node "
-              f"({source}):")  # fmt: skip
+        print(f"\ncost per million predictions, {measured} at 8 clients on this machine's "
+              f"{os.cpu_count()} cores, one node ({source}; the node has at least these cores "
+              "and the container runs one server process per core):")  # fmt: skip
         for instances in (1, 100):
-            _, per_second = find("ours", instances, 8)
-            usd = price / (per_second * 3600) * 1e6
-            print(f"  {instances}-instance requests: {per_second:.0f} predictions/s "
-                  f"-> USD {usd:.3f}")  # fmt: skip
+            cell = find(cells, measured, instances, 8)
+            if cell and cell.rate:
+                per_second = cell.rate * instances
+                usd = price / (per_second * 3600) * 1e6
+                print(f"  {instances}-instance requests: {per_second:.0f} predictions/s "
+                      f"-> USD {usd:.3f} (load {cell.load:.1f})")  # fmt: skip
 
 
 def node_hour_price(machine_type: str = "n1-standard-4", region: str = "europe-west4"):
@@ -319,9 +483,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per cell")
     parser.add_argument("--only", default=",".join(SERVERS), help="servers, comma-separated")
     parser.add_argument("--serve-plain", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-null", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_plain:
         serve_plain(args.serve_plain)
+        return 0
+    if args.serve_null:
+        serve_null()
         return 0
     os.environ["OMP_NUM_THREADS"] = "1"  # the floor's thread limit, before sklearn loads
     model_dir = args.model_dir or default_model_dir()
