@@ -7,6 +7,7 @@ deployed models, the server's own refusals, and the Vertex transport (the SDK pa
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import pytest
 from local.environment import LocalEnvironment
 from local.registry import LocalEndpoint, LocalModelRegistry
 from pipeline_src.serving import client as client_module
-from pipeline_src.serving.__main__ import download
+from pipeline_src.serving.__main__ import default_workers, download
 from pipeline_src.serving.client import (
     HttpEndpointClient,
     VertexEndpointClient,
@@ -309,6 +310,13 @@ def test_checks_follow_the_signature_of_any_contract():
         "instances[1].member: expected true or false, got 1",
         "instances[1].score: expected a number, got true",
     ]
+
+
+def test_the_container_runs_one_server_process_per_core_unless_told():
+    cores = len(os.sched_getaffinity(0))
+    assert default_workers({"AIP_HTTP_PORT": "8080"}, in_container=True) == cores
+    assert default_workers({}, in_container=False) == 1  # make serve, tests: a shared machine
+    assert default_workers({"SERVING_WORKERS": "3"}, in_container=True) == 3
 
 
 def test_the_quick_path_for_good_instances_lets_nothing_through_the_checks_refuse():
