@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .objects import Batch, Check, FileRejected, StoredObject
+from .objects import Batch, Check, FileRejected, StoredObject, TypedReadFailed
 from .scratch import attempt_scratch
 from .sql import Params, Statement, drop_statement
 
@@ -60,7 +60,8 @@ def to_duckdb(sql: str) -> str:
     `TRY_STRPTIME(text, format)` cast to DATE / TIMESTAMPTZ (the session is UTC, as BigQuery's
     default time zone): sqlglot's own rendering prefixes a default year and keeps a SAFE. that
     DuckDB cannot run. The contract's formats use only directives both engines read alike
-    (contracts/dates.py), so the format string passes through unchanged.
+    (contracts/dates.py), so the format string passes through unchanged. FARM_FINGERPRINT,
+    which DuckDB lacks, becomes its HASH.
     """
     return ";\n".join(duckdb_statements(sql))
 
@@ -70,19 +71,22 @@ def duckdb_statements(sql: str) -> list[str]:
     import sqlglot
 
     return [
-        tree.transform(_safe_parse_for_duckdb).sql(dialect="duckdb")
+        tree.transform(_bigquery_for_duckdb).sql(dialect="duckdb")
         for tree in sqlglot.parse(sql, read="bigquery")
         if tree is not None
     ]
 
 
-def _safe_parse_for_duckdb(node: Any) -> Any:
+def _bigquery_for_duckdb(node: Any) -> Any:
     from sqlglot import exp
 
     if isinstance(node, exp.SafeFunc) and isinstance(node.this, exp.StrToDate | exp.StrToTime):
         parse = node.this
         parsed = exp.func("TRY_STRPTIME", parse.this, parse.args["format"])
         return exp.cast(parsed, "DATE" if isinstance(parse, exp.StrToDate) else "TIMESTAMPTZ")
+    if isinstance(node, exp.FarmFingerprint):
+        # Another 64-bit hash: only whether fingerprints repeat is used, never their values.
+        return exp.func("HASH", *node.expressions)
     return node
 
 
@@ -173,6 +177,8 @@ class DuckDbWarehouse:
         self.con, self.path, self.dataset = con, path, dataset
         self.curated, self.log_table = curated, log_table
         self.fetch, self.scratch = fetch, scratch
+        self._typed = False
+        """The staging is a typed view (stage_typed): its queries read the file itself."""
 
     @classmethod
     @contextmanager
@@ -191,6 +197,7 @@ class DuckDbWarehouse:
         with connect(path) as con, attempt_scratch() as scratch:
             if memory_limit:
                 con.execute(f"SET memory_limit = '{memory_limit}'")
+            _keep_try_cast(con)
             # Staging tables live in memory (spilled to disk beyond the memory limit): they are
             # scratch, so writing them to the warehouse file would only cost time.
             # Connections to one file in one process share its catalog, so two attempts'
@@ -213,21 +220,13 @@ class DuckDbWarehouse:
     def stage(
         self, batch: Batch, contract: DataContract, columns: Sequence[str] | None = None
     ) -> None:
-        from .sql import staging_null_markers
-
-        local = self.scratch / f"{batch.attempt_id}.csv"
-        self.fetch(batch.object, local)
-        rules = contract.file
         names = contract.column_names if columns is None else columns
-        types = "{" + ", ".join(f"{_quote(c)}: 'VARCHAR'" for c in names) + "}"
-        nulls = "[" + ", ".join(_quote(m) for m in staging_null_markers(contract)) + "]"
+        local = self._local_copy(batch)
+        self._drop_relation(batch)  # the typed view, if the fast path tried first
         try:
             self.con.execute(
                 f'CREATE OR REPLACE TABLE "{SCRATCH}"."{batch.staging_table}" AS '
-                f"SELECT * FROM read_csv({_quote(str(local))}, header = true, "
-                f"columns = {types}, auto_detect = false, strict_mode = true, "
-                f"delim = {_quote(rules.delimiter)}, quote = '\"', escape = '\"', "
-                f"nullstr = {nulls}, encoding = 'utf-8')"
+                f"SELECT * FROM {_read_csv(local, contract, dict.fromkeys(names, 'VARCHAR'))}"
             )
         except Exception as error:  # duckdb.Error subclasses; the message says what and where
             if "CSV Error" not in str(error) and "unicode" not in str(error).lower():
@@ -236,9 +235,47 @@ class DuckDbWarehouse:
         finally:
             local.unlink(missing_ok=True)
 
+    def stage_typed(
+        self, batch: Batch, contract: DataContract, columns: Sequence[str] | None = None
+    ) -> bool:
+        """A view reading the local copy with DuckDB's typed reader: nothing is materialised, so
+        the checks' scan and the load each parse the file (a parse costs less than a copy)."""
+        from .sql import typed_staging_columns
+
+        names = contract.column_names if columns is None else columns
+        if set(names) - set(contract.column_names):
+            # Ignored extra columns: no query reads them, and DuckDB checks the bytes (UTF-8) of
+            # the columns a query reads only; staged as text, every column is read.
+            return False
+        typed = set(typed_staging_columns(contract))
+        types = {n: DUCKDB_TYPES[contract.column(n).type] if n in typed else "VARCHAR"
+                 for n in names}  # fmt: skip
+        local = self._local_copy(batch)
+        self.con.execute(
+            f'CREATE OR REPLACE VIEW "{SCRATCH}"."{batch.staging_table}" AS '
+            f"SELECT * FROM {_read_csv(local, contract, types)}"
+        )
+        self._typed = True
+        return True
+
+    def _local_copy(self, batch: Batch) -> Path:
+        """The attempt's local copy of the object, fetched once (a typed staging that falls
+        back to text reads the same copy)."""
+        local = self.scratch / f"{batch.attempt_id}.csv"
+        if not local.exists():
+            self.fetch(batch.object, local)
+        return local
+
     def query(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
+        import duckdb
+
         values = {name: value for name, (_, value) in (params or {}).items()}
-        return query(self.con, sql, values).to_pylist()
+        try:
+            return query(self.con, sql, values).to_pylist()
+        except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
+            if not self._typed:  # a text staging is a table: no query of it reads the file
+                raise
+            raise TypedReadFailed(str(error).splitlines()[0]) from None
 
     def commit(self, statements: Sequence[Statement], batch: Batch) -> None:
         with self._commit_lock():
@@ -257,12 +294,49 @@ class DuckDbWarehouse:
                 self.con.execute("RESET preserve_insertion_order")
 
     def drop_staging(self, batch: Batch) -> None:
-        self.con.execute(to_duckdb(drop_statement(self.staging_ref(batch))))
+        try:
+            self._drop_relation(batch)
+        finally:
+            (self.scratch / f"{batch.attempt_id}.csv").unlink(missing_ok=True)
+
+    def _drop_relation(self, batch: Batch) -> None:
+        """Drop the staging, a view or a table (DuckDB's DROP names the kind)."""
+        if self._typed:
+            self.con.execute(f'DROP VIEW IF EXISTS "{SCRATCH}"."{batch.staging_table}"')
+            self._typed = False
+        else:
+            self.con.execute(to_duckdb(drop_statement(self.staging_ref(batch))))
 
     def _commit_lock(self) -> threading.Lock:
         key = str(self.path.resolve())
         with _LOCKS_GUARD:
             return _COMMIT_LOCKS.setdefault(key, threading.Lock())
+
+
+def _keep_try_cast(con: duckdb.DuckDBPyConnection) -> None:
+    """TRY_CAST over a typed staging view stays a TRY_CAST (NULL where the text is no value).
+
+    DuckDB's type_pushdown optimizer moves a cast of a column read_csv reads as VARCHAR into the
+    reader, which then fails the whole query on a value the cast would have made NULL: the load
+    would raise where the SQL says NULL. It costs nothing measurable to keep here.
+    """
+    known = con.execute("SELECT name FROM duckdb_optimizers() WHERE name = 'type_pushdown'")
+    if known.fetchall():
+        con.execute("SET disabled_optimizers = 'type_pushdown'")
+
+
+def _read_csv(local: Path, contract: DataContract, types: Mapping[str, str]) -> str:
+    """read_csv of the local copy by the contract's file rules, columns named and typed."""
+    from .sql import staging_null_markers
+
+    rules = contract.file
+    columns = "{" + ", ".join(f"{_quote(c)}: {_quote(t)}" for c, t in types.items()) + "}"
+    nulls = "[" + ", ".join(_quote(m) for m in staging_null_markers(contract)) + "]"
+    return (
+        f"read_csv({_quote(str(local))}, header = true, columns = {columns}, "
+        f"auto_detect = false, strict_mode = true, delim = {_quote(rules.delimiter)}, "
+        f"quote = '\"', escape = '\"', nullstr = {nulls}, encoding = 'utf-8')"
+    )
 
 
 def _quote(value: str) -> str:

@@ -3,7 +3,9 @@
 1. Outside the landing prefix, or not a .csv: logged and ignored.
 2. A batch already LOADED or REJECTED (a redelivered event): a DUPLICATE, nothing else happens.
 3. Head checks (size, encoding, line endings, header), then the whole file into a staging table
-   and the contract's row checks as SQL, then duplicate keys.
+   and the contract's row checks as SQL, then duplicate keys. Where the warehouse can, the file
+   is first staged typed (one parse, no text cast again: the fast path for clean files); any
+   problem there stages it as text and checks again, so results and reasons never depend on it.
 4. Rejected: the file is copied to quarantine with a JSON report beside it, first; then the log
    records the rejection. Accepted: one transaction inserts the rows (cast, with lineage) and the
    log row. Either final write happens only if the batch has no final row yet, so concurrent or
@@ -57,6 +59,7 @@ from .objects import (
     Check,
     FileRejected,
     StoredObject,
+    TypedReadFailed,
     Unfixable,
 )
 from .port import Warehouse
@@ -218,10 +221,10 @@ class Ingestor:
         rows_in_file = None
         if all(c.passed for c in checks):
             try:
-                warehouse.stage(batch, self.contract, staging_columns(head, self.contract))
-                checks.append(Check.ok("rows.readable"))
-                rows_in_file, row_checks = self._row_checks(warehouse, batch)
-                checks += row_checks
+                rows_in_file, row_checks = self._staged_and_checked(
+                    warehouse, batch, staging_columns(head, self.contract)
+                )
+                checks += [Check.ok("rows.readable"), *row_checks]
             except FileRejected as rejected:
                 checks.append(rejected.check)
         failed = [c for c in checks if not c.passed]
@@ -256,10 +259,37 @@ class Ingestor:
             self._log_row(warehouse, batch, outcome)
         return outcome
 
-    def _row_checks(self, warehouse: Warehouse, batch: Batch) -> tuple[int, list[Check]]:
+    def _staged_and_checked(
+        self, warehouse: Warehouse, batch: Batch, columns: list[str]
+    ) -> tuple[int, list[Check]]:
+        """The file staged and its rows checked: typed first, where the warehouse can.
+
+        The typed staging's verdict stands only when every check passes (the clean file, the
+        usual case: one parse into types, no text copy cast again). Anything else (a value the
+        typed reader refuses, a rule broken, a repeated key) stages the file as text and checks
+        it again, which finds, counts and samples each problem exactly as it always did: the
+        checks' results and reasons do not depend on which path ran.
+        """
+        contract = self.contract
+        if warehouse.stage_typed(batch, contract, columns):
+            try:
+                (counts,) = warehouse.query(sql.count_query(contract, warehouse.staging_ref(batch)))
+            except TypedReadFailed:
+                counts = None
+            if counts is not None and _all_pass(counts, len(sql.row_checks(contract))):
+                return self._row_checks(warehouse, batch, counts)
+        warehouse.stage(batch, contract, columns)
+        return self._row_checks(warehouse, batch)
+
+    def _row_checks(
+        self, warehouse: Warehouse, batch: Batch, counts: dict[str, Any] | None = None
+    ) -> tuple[int, list[Check]]:
+        """The row checks' outcomes from their counts (counted here unless given); samples of
+        the rows breaking a rule, and the repeated keys, read only when there are some."""
         contract, staging = self.contract, warehouse.staging_ref(batch)
         rules = sql.row_checks(contract)
-        (counts,) = warehouse.query(sql.count_query(contract, staging))
+        if counts is None:
+            (counts,) = warehouse.query(sql.count_query(contract, staging))
         rows = int(counts["row_count"])
         checks = []
         for i, rule in enumerate(rules):
@@ -280,7 +310,7 @@ class Ingestor:
                     column=rule.column, count=bad, samples=[_jsonable(s) for s in samples],
                 )
             )  # fmt: skip
-        # Keys are unique when there are as many as rows: look for repeats only otherwise.
+        # Keys are unique when they have as many fingerprints as rows: else look for repeats.
         duplicates = []
         if int(counts["distinct_keys"]) < rows:
             duplicates = warehouse.query(
@@ -396,6 +426,12 @@ class Ingestor:
         }
         print(json.dumps(line, default=str), file=self.out or sys.stdout, flush=True)
         return outcome
+
+
+def _all_pass(counts: dict[str, Any], rules: int) -> bool:
+    """The count query's row says no rule is broken and no key repeats."""
+    broken = any(counts[f"c{i}"] for i in range(rules))
+    return not broken and int(counts["distinct_keys"]) == int(counts["row_count"])
 
 
 def _duplicate(batch: Batch, done: dict[str, Any]) -> Outcome:

@@ -163,3 +163,10 @@ class FileRejected(Exception):
     def __init__(self, check: Check):
         super().__init__(check.reason)
         self.check = check
+
+
+class TypedReadFailed(Exception):
+    """A typed staging (Warehouse.stage_typed) met a value or line its reader cannot take.
+
+    Not a verdict on the file: the caller stages it as text, whose checks find, count and sample
+    the problem (or accept the file) exactly as without the typed attempt."""

@@ -41,6 +41,17 @@ class Warehouse(Protocol):
         quotes, bytes that are not UTF-8 beyond the head), naming the line.
         """
 
+    def stage_typed(
+        self, batch: Batch, contract: DataContract, columns: Sequence[str] | None = None
+    ) -> bool:
+        """Stage the file with sql.typed_staging_columns in their type, the others as STRING.
+
+        The fast path for clean files: the engine's typed reader instead of text cast again.
+        Returns False when this warehouse has none (then the caller stages as text). Queries on
+        this staging raise TypedReadFailed where the reader meets a value or line it cannot take;
+        the caller then stages the file as text (`stage`), which replaces this staging.
+        """
+
     def query(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
         """Run a query; its rows as dicts."""
 

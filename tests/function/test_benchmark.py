@@ -17,7 +17,7 @@ def test_the_benchmark_compares_every_variant_on_the_same_rows():
     rows = {}
     for line in result.stdout.splitlines():
         parts = line.split()
-        if parts and parts[0] in ("ours", "duckdb", "pandas", "row-wise") and len(parts) == 5:
+        if parts and parts[0] in ("ours", "duckdb", "pandas", "row-wise") and len(parts) == 6:
             rows[parts[0]] = parts[1]
     assert set(rows) == {"ours", "duckdb", "pandas", "row-wise"}
     assert len(set(rows.values())) == 1 and rows["ours"] != "0"
