@@ -12,12 +12,7 @@ can open) and `plots` (the PNGs).
 
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
-from pipeline_src.components.common import (
-    html_figures,
-    html_page,
-    model_inputs,
-    pipeline_component,
-)
+from pipeline_src.components.common import html_figures, html_page, model_inputs, pipeline_component
 
 
 def classification_metrics(labels, probabilities, classes) -> dict:
@@ -124,11 +119,7 @@ def render_plots(evaluation: dict, labels, probabilities, out_dir: str) -> dict:
     matplotlib.use("Agg")  # no display in a pipeline task
     import matplotlib.pyplot as plt
     import numpy as np
-    from sklearn.metrics import (
-        ConfusionMatrixDisplay,
-        PrecisionRecallDisplay,
-        RocCurveDisplay,
-    )
+    from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
     os.makedirs(out_dir, exist_ok=True)
     classes = evaluation["classes"]
@@ -229,6 +220,18 @@ def render_report(evaluation: dict, plots: dict, context: dict) -> str:
     )
 
 
+def report_context(results: dict, spec: dict, signature: dict, snapshot_id: str) -> dict:
+    """The report's facts: the data, its snapshot and split, the model and its settings."""
+    return {
+        "dataset": f"{spec['name']} (contract v{spec['version']})",
+        "data snapshot": readable_snapshot(snapshot_id),
+        "rows": f"train {results['rows']['train']}, test {results['rows']['test']}",
+        "estimator": signature["estimator"],
+        "hyperparameters": ", ".join(f"{k}={v}" for k, v in signature["hyperparameters"].items()),
+        "classes": ", ".join(results["classes"]),
+    }
+
+
 @pipeline_component(
     packages=(
         "pandas",
@@ -259,9 +262,9 @@ def evaluate(
     from pipeline_src.components.common import compute_threads, feature_spec, read_json, write_json
     from pipeline_src.components.evaluate import (
         evaluate_classifier,
-        readable_snapshot,
         render_plots,
         render_report,
+        report_context,
     )
 
     spec = feature_spec(contract)
@@ -287,14 +290,7 @@ def evaluate(
     labels = test_frame[spec["label"]].astype(str).to_numpy()
     paths = render_plots(results, labels, probabilities, plots.path)
     signature = read_json(os.path.join(model.path, "model.json"))
-    context = {
-        "dataset": f"{spec['name']} (contract v{spec['version']})",
-        "data snapshot": readable_snapshot(snapshot_id),
-        "rows": f"train {results['rows']['train']}, test {results['rows']['test']}",
-        "estimator": signature["estimator"],
-        "hyperparameters": ", ".join(f"{k}={v}" for k, v in signature["hyperparameters"].items()),
-        "classes": ", ".join(results["classes"]),
-    }
+    context = report_context(results, spec, signature, snapshot_id)
     with open(report.path, "w", encoding="utf-8") as page:
         page.write(render_report(results, paths, context))
     model_scores, base = results["model"], results["baseline"]

@@ -70,6 +70,19 @@ def decide(
     )
 
 
+def check_bars(min_accuracy: float, min_improvement: float, deploy_by: str, endpoint: str):
+    if not 0 < min_accuracy <= 1 or not 0 <= min_improvement <= 1:
+        raise ValueError(
+            f"min_accuracy must be in (0, 1] and min_improvement in [0, 1], got {min_accuracy} "
+            f"and {min_improvement}"
+        )
+    if deploy_by not in ("pipeline", "promotion"):
+        raise ValueError(
+            f"deploy_by must be 'pipeline' (the pipeline deploys to endpoint {endpoint}) or "
+            f"'promotion' (QA promotes to it), got {deploy_by!r}"
+        )
+
+
 def champion(endpoints, registry, endpoint: str, model_id: str):
     """The champion (ports: `Endpoints`, `ModelRegistry`): (versioned name, artifact directory,
     where it was found, recorded bundle digest), or None."""
@@ -143,19 +156,10 @@ def gate(
     import pandas as pd
 
     from pipeline_src.components.common import feature_spec, read_json
-    from pipeline_src.components.gate import champion, champion_accuracy, decide
+    from pipeline_src.components.gate import champion, champion_accuracy, check_bars, decide
     from pipeline_src.ports import backend
 
-    if not 0 < min_accuracy <= 1 or not 0 <= min_improvement <= 1:
-        raise ValueError(
-            f"min_accuracy must be in (0, 1] and min_improvement in [0, 1], got {min_accuracy} "
-            f"and {min_improvement}"
-        )
-    if deploy_by not in ("pipeline", "promotion"):
-        raise ValueError(
-            f"deploy_by must be 'pipeline' (the pipeline deploys to endpoint {endpoint}) or "
-            f"'promotion' (QA promotes to it), got {deploy_by!r}"
-        )
+    check_bars(min_accuracy, min_improvement, deploy_by, endpoint)
     spec = feature_spec(contract)
     challenger = float(read_json(evaluation.path)["model"]["accuracy"])
     ports = backend()

@@ -54,6 +54,49 @@ def served_model(endpoints, endpoint: str, fallback_endpoint: str, purpose: str)
     )
 
 
+def served_details(endpoints, endpoint: str, fallback_endpoint: str) -> dict:
+    """What the evaluation needs of the served model: its name, bundle (directory and recorded
+    digest), where it was found, its training snapshot's time, test metrics and baseline."""
+    import os
+
+    from pipeline_src.components.common import read_json
+
+    model, artifact_dir, serving_endpoint, digest = served_model(
+        endpoints, endpoint, fallback_endpoint, "evaluate"
+    )
+    where = f"served by endpoint {serving_endpoint}"
+    if serving_endpoint != endpoint:
+        where += f" ({endpoint} serves nothing yet: evaluating {serving_endpoint}'s model)"
+    baseline = read_json(os.path.join(artifact_dir, "baseline.json"))
+    trained_until = baseline.get("snapshot_time") or ""
+    if not trained_until:
+        raise ValueError(
+            f"model {model} has no training snapshot time in its baseline.json: retrain it with "
+            "this version of the training pipeline, whose validate step records it"
+        )
+    return {
+        "model": model,
+        "artifact_dir": artifact_dir,
+        "sha256": digest,  # batch_predict checks the bundle against it before unpickling
+        "endpoint": serving_endpoint,
+        "where": where,
+        "trained_until": trained_until,
+        "test_metrics": read_json(os.path.join(artifact_dir, "evaluation.json"))["model"],
+        "baseline": baseline,
+    }
+
+
+def enough_data(rows: int, batches: int, min_new_rows: int, served: dict) -> tuple[str, str]:
+    """("evaluate" | "not_enough_data", reason) for the new labelled rows found."""
+    decision = "evaluate" if rows >= min_new_rows else "not_enough_data"
+    return decision, (
+        f"{rows} new labelled rows in {batches} batches ingested after the model's training "
+        f"snapshot ({served['trained_until']}) and not yet evaluated; "
+        + ("enough" if decision == "evaluate" else f"at least {min_new_rows} are needed")
+        + f" to judge {served['model']}"
+    )
+
+
 def evaluation_row(
     evaluation_id: str,
     model: str,
@@ -108,14 +151,13 @@ def new_data(
 ):
     """Find the served model and the labelled rows it has not seen; stop when they are too few."""
     import json
-    import os
     from collections import namedtuple
     from datetime import UTC, datetime
 
     import pyarrow.parquet as pq
 
-    from pipeline_src.components.common import feature_spec, read_json, write_json
-    from pipeline_src.components.new_data import new_rows_query, served_model
+    from pipeline_src.components.common import feature_spec, write_json
+    from pipeline_src.components.new_data import enough_data, new_rows_query, served_details
     from pipeline_src.ports import backend
 
     if min_new_rows < 1:
@@ -124,54 +166,26 @@ def new_data(
         raise ValueError("new_data needs the warehouse dataset and table")
     spec = feature_spec(contract)
     ports = backend()
-    found = served_model(
-        ports.endpoints(project, location), endpoint, fallback_endpoint, "evaluate"
-    )
-    model, artifact_dir, serving_endpoint, digest = found
-    where = f"served by endpoint {serving_endpoint}"
-    if serving_endpoint != endpoint:
-        where += f" ({endpoint} serves nothing yet: evaluating {serving_endpoint}'s model)"
-    print(f"model {model}, {where}")
-    baseline = read_json(os.path.join(artifact_dir, "baseline.json"))
-    test_metrics = read_json(os.path.join(artifact_dir, "evaluation.json"))["model"]
-    trained_until = baseline.get("snapshot_time") or ""
-    if not trained_until:
-        raise ValueError(
-            f"model {model} has no training snapshot time in its baseline.json: retrain it with "
-            "this version of the training pipeline, whose validate step records it"
-        )
-    until = datetime.now(UTC)
+    model = served_details(ports.endpoints(project, location), endpoint, fallback_endpoint)
+    print(f"model {model['model']}, {model['where']}")
+    until, trained_until = datetime.now(UTC), model["trained_until"]
     sql = new_rows_query(spec, dataset, table, evaluations_table)
     params = {"trained_until": datetime.fromisoformat(trained_until), "until": until}
     warehouse = ports.warehouse(project, bq_location, dataset, job_label="evaluation")
     rows = warehouse.read(sql, params, tables=[evaluations_table])
     pq.write_table(rows, new_rows.path)
     batch_ids = sorted(set(rows.column("_batch_id").to_pylist()))
-    served_info = {
-        "model": model,
-        "artifact_dir": artifact_dir,
-        "sha256": digest,  # batch_predict checks the bundle against it before unpickling
-        "endpoint": serving_endpoint,
-        "where": where,
-        "trained_until": trained_until,
-        "test_metrics": test_metrics,
-        "baseline": baseline,
-    }
-    write_json(served.path, served_info)
+    write_json(served.path, model)
     new_rows.metadata.update({"rows": rows.num_rows, "batches": len(batch_ids)})
-    decision = "evaluate" if rows.num_rows >= min_new_rows else "not_enough_data"
+    decision, reason = enough_data(rows.num_rows, len(batch_ids), min_new_rows, model)
     print(
         f"{rows.num_rows} new labelled rows in {len(batch_ids)} batches since {trained_until} "
         f"(at least {min_new_rows} needed): {decision}"
     )
-    reason = (
-        f"{rows.num_rows} new labelled rows in {len(batch_ids)} batches ingested after the "
-        f"model's training snapshot ({trained_until}) and not yet evaluated; "
-        + ("enough" if decision == "evaluate" else f"at least {min_new_rows} are needed")
-        + f" to judge {model}"
-    )
     outputs = namedtuple("Outputs", ["decision", "reason", "rows", "batch_ids", "model", "until"])
-    return outputs(decision, reason, rows.num_rows, json.dumps(batch_ids), model, until.isoformat())
+    return outputs(
+        decision, reason, rows.num_rows, json.dumps(batch_ids), model["model"], until.isoformat()
+    )
 
 
 @pipeline_component(packages=("google-cloud-bigquery",))

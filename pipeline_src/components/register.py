@@ -27,6 +27,7 @@ from typing import NamedTuple
 from kfp.dsl import HTML, Artifact, Input, Model, Output
 
 from pipeline_src.components.common import label_value, pipeline_component
+from pipeline_src.serving.integrity import bundle_digest
 
 BUNDLE_FILES = ("model.joblib", "model.json", "evaluation.json", "baseline.json", "report.html")
 
@@ -53,6 +54,41 @@ def version_labels(
     return labels
 
 
+def write_bundle(directory: str, model_dir: str, evaluation: str, baseline: str, report: str):
+    """Put the bundle together in `directory` (see the module's list); its digest."""
+    import os
+    import shutil
+
+    os.makedirs(directory, exist_ok=True)
+    for name in ("model.joblib", "model.json"):
+        shutil.copy(os.path.join(model_dir, name), os.path.join(directory, name))
+    shutil.copy(evaluation, os.path.join(directory, "evaluation.json"))
+    shutil.copy(baseline, os.path.join(directory, "baseline.json"))
+    shutil.copy(report, os.path.join(directory, "report.html"))
+    return bundle_digest(directory)
+
+
+def version_description(
+    extra: dict,
+    results: dict,
+    signature: dict,
+    snapshot_id: str,
+    git_commit: str,
+    run_id: str,
+    gate: str,
+) -> dict:
+    """The version's labels and description: its provenance, scores and the gate's reason."""
+    scores, baseline = results["model"], results["baseline"]
+    return {
+        "labels": version_labels(extra, results, signature, snapshot_id, git_commit, run_id),
+        "version_description": (
+            f"Trained on snapshot {snapshot_id} at commit {git_commit} by run {run_id}. Test "
+            f"accuracy {scores['accuracy']:.3f} (baseline {baseline['accuracy']:.3f}),"
+            f" log loss {scores['log_loss']:.3f}. Gate: {gate}"
+        ),
+    }  # fmt: skip
+
+
 @pipeline_component(packages=("google-cloud-aiplatform",))
 def register(
     model: Input[Model],
@@ -77,57 +113,41 @@ def register(
 ) -> NamedTuple("Outputs", [("model", str), ("version", str)]):
     """Bundle the model with its evaluation, baseline and report, and register it as a version."""
     import os
-    import shutil
     from collections import namedtuple
 
     from pipeline_src.components.common import label_value, read_json
-    from pipeline_src.components.register import version_labels
+    from pipeline_src.components.register import version_description, write_bundle
     from pipeline_src.ports import backend
-    from pipeline_src.serving.integrity import bundle_digest
 
     if not model_id or not alias:
         raise ValueError("register needs the model id and the alias the new version takes")
-    os.makedirs(registered.path, exist_ok=True)
-    for name in ("model.joblib", "model.json"):
-        shutil.copy(os.path.join(model.path, name), os.path.join(registered.path, name))
-    shutil.copy(evaluation.path, os.path.join(registered.path, "evaluation.json"))
-    shutil.copy(baseline.path, os.path.join(registered.path, "baseline.json"))
-    shutil.copy(report.path, os.path.join(registered.path, "report.html"))
-
+    digest = write_bundle(registered.path, model.path, evaluation.path, baseline.path, report.path)
     results = read_json(evaluation.path)
     signature = read_json(os.path.join(model.path, "model.json"))
-    scores = results["model"]
     fields = {
         "display_name": display_name,
         "serving_container_image_uri": serving_image,
-        "labels": version_labels(labels, results, signature, snapshot_id, git_commit, run_id),
-        "version_aliases": [alias],
-        "version_description": (
-            f"Trained on snapshot {snapshot_id} at commit {git_commit} by run {run_id}. Test "
-            f"accuracy {scores['accuracy']:.3f} (baseline {results['baseline']['accuracy']:.3f}),"
-            f" log loss {scores['log_loss']:.3f}. Gate: {gate_reason}"
+        **version_description(
+            labels, results, signature, snapshot_id, git_commit, run_id, gate_reason
         ),
+        "version_aliases": [alias],
         "is_default_version": True,
         # The bundle's digest, in the version's serving environment: immutable once uploaded,
         # passed by Vertex AI to the serving container, read by whatever loads the bundle later
         # (serving, gate, evaluation, promotion), which refuses a bundle that does not match.
-        "serving_container_environment_variables": {"MODEL_SHA256": bundle_digest(registered.path)},
+        "serving_container_environment_variables": {"MODEL_SHA256": digest},
     }
     destination = f"{models_uri.rstrip('/')}/{model_id}/{label_value(run_id)}"
     registry = backend().registry(project, location)
     resource, version, artifact_uri, promotable = registry.upload(
         model_id, registered.path, destination, fields
     )
-    digest = fields["serving_container_environment_variables"]["MODEL_SHA256"]
     registered.metadata.update(
         {"resource_name": resource, "version": version, "artifact_uri": artifact_uri,
          "alias": alias, "sha256": digest}
     )  # fmt: skip
     print(f"registered {resource} (alias {alias}) from {artifact_uri}")
     if deploy_by == "promotion":
-        registered.metadata["promote"] = f"make promote MODEL={promotable}"
-        print(
-            f"registered {promotable}; the endpoint serves by promotion: "
-            f"make promote MODEL={promotable}"
-        )
+        registered.metadata["promote"] = how = f"make promote MODEL={promotable}"
+        print(f"registered {promotable}; the endpoint serves by promotion: {how}")
     return namedtuple("Outputs", ["model", "version"])(resource, version)

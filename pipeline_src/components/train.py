@@ -12,10 +12,7 @@ categories, label, classes, contract, hyperparameters, library versions).
 
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from pipeline_src.components.common import (
-    model_inputs,
-    pipeline_component,
-)
+from pipeline_src.components.common import model_inputs, pipeline_component
 
 
 def build_model(
@@ -88,6 +85,29 @@ def fit_scores(model, frame, spec: dict) -> dict:
     }
 
 
+def signature(pipeline, spec: dict, hyperparameters: dict, seed: int, snapshot_id: str) -> dict:
+    """The fitted model's `model.json`: what it takes and gives, and what made it."""
+    import platform
+    from datetime import UTC, datetime
+
+    import sklearn
+
+    return {
+        "file": "model.joblib",
+        "format": "scikit-learn Pipeline (joblib): raw features in, classes out",
+        "contract": {"name": spec["name"], "version": spec["version"]},
+        "features": spec["features"],
+        "label": spec["label"],
+        "classes": [str(c) for c in pipeline.classes_],
+        "estimator": type(pipeline[-1]).__name__,
+        "hyperparameters": hyperparameters,
+        "seed": seed,
+        "snapshot_id": snapshot_id,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__},
+    }
+
+
 @pipeline_component(
     packages=(
         "pandas",
@@ -111,8 +131,6 @@ def train(
 ):
     """Fit the model on the training split; report accuracy and log loss on train and validation."""
     import os
-    import platform
-    from datetime import UTC, datetime
 
     import joblib
     import pandas as pd
@@ -124,7 +142,7 @@ def train(
         model_inputs,
         write_json,
     )
-    from pipeline_src.components.train import build_model, fit_scores
+    from pipeline_src.components.train import build_model, fit_scores, signature
 
     spec = feature_spec(contract)
     frame = pd.read_parquet(train_data.path)
@@ -148,20 +166,7 @@ def train(
     snapshot_id = train_data.metadata.get("snapshot_id", "")
     write_json(
         os.path.join(model.path, "model.json"),
-        {
-            "file": "model.joblib",
-            "format": "scikit-learn Pipeline (joblib): raw features in, classes out",
-            "contract": {"name": spec["name"], "version": spec["version"]},
-            "features": spec["features"],
-            "label": spec["label"],
-            "classes": [str(c) for c in pipeline.classes_],
-            "estimator": type(pipeline[-1]).__name__,
-            "hyperparameters": hyperparameters,
-            "seed": seed,
-            "snapshot_id": snapshot_id,
-            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__},
-        },
+        signature(pipeline, spec, hyperparameters, seed, snapshot_id),
     )
     model.metadata.update(
         {"framework": "scikit-learn", "framework_version": sklearn.__version__,

@@ -85,6 +85,41 @@ def retraining_labels(evaluation_id: str, model: str) -> dict:
     }
 
 
+def check_bars(min_accuracy: float, max_degradation: float) -> None:
+    if not 0 < min_accuracy <= 1 or not 0 <= max_degradation <= 1:
+        raise ValueError(
+            f"min_accuracy must be in (0, 1] and max_degradation in [0, 1], got {min_accuracy} "
+            f"and {max_degradation}"
+        )
+
+
+def recorded_retraining(warehouse, dataset: str, evaluations_table: str, run_id: str) -> str:
+    """`run_id` when an evaluation already recorded starting it (e.g. a run whose claim file or
+    job has since been cleaned up: it counts as started too), else ""."""
+    earlier = warehouse.read(
+        f"SELECT COUNT(*) AS n FROM `{dataset}`.`{evaluations_table}` "
+        "WHERE triggered_run = @run_id",
+        {"run_id": run_id}, tables=[evaluations_table],
+    )  # fmt: skip
+    return run_id if earlier.to_pylist()[0]["n"] else ""
+
+
+def evaluation_record(
+    evaluation_id: str, result: dict, spans: list, rows: int, outcome: tuple, triggered: str
+) -> dict:
+    """The evaluation's row of the evaluations table; `outcome` is (decision, reason)."""
+    import json
+
+    from pipeline_src.components.new_data import evaluation_row
+
+    drift = {name: entry["value"] for name, entry in result["drift"].items()}
+    return evaluation_row(
+        evaluation_id, result["model"], spans, rows, *outcome,
+        metric=result["metric"], value=result["value"], baseline_value=result["test_value"],
+        drift=json.dumps(drift, sort_keys=True), triggered_run=triggered or None,
+    )  # fmt: skip
+
+
 @pipeline_component(packages=("google-cloud-aiplatform", "google-cloud-bigquery", "pyarrow"))
 def decide_and_trigger(
     assessment: Input[Artifact],
@@ -111,61 +146,41 @@ def decide_and_trigger(
     from collections import namedtuple
 
     from pipeline_src.components.common import read_json
-    from pipeline_src.components.new_data import evaluation_row
     from pipeline_src.components.trigger import (
         EVALUATION_LOG_EVENT,
+        check_bars,
         decide,
+        evaluation_record,
+        recorded_retraining,
         retraining_labels,
         retraining_run_id,
     )
     from pipeline_src.ports import TrainingRun, backend
 
-    if not 0 < min_accuracy <= 1 or not 0 <= max_degradation <= 1:
-        raise ValueError(
-            f"min_accuracy must be in (0, 1] and max_degradation in [0, 1], got {min_accuracy} "
-            f"and {max_degradation}"
-        )
+    check_bars(min_accuracy, max_degradation)
     result = read_json(assessment.path)
     spans = json.loads(batch_ids)
     run_id = retraining_run_id(spans)
-    # A retraining recorded for these very spans (e.g. by a run whose claim file or job has
-    # since been cleaned up) counts as started too.
     ports = backend()
     warehouse = ports.warehouse(project, bq_location, dataset, job_label="evaluation")
-    earlier = warehouse.read(
-        f"SELECT COUNT(*) AS n FROM `{dataset}`.`{evaluations_table}` "
-        "WHERE triggered_run = @run_id",
-        {"run_id": run_id}, tables=[evaluations_table],
-    )  # fmt: skip
-    already = run_id if earlier.to_pylist()[0]["n"] else ""
+    already = recorded_retraining(warehouse, dataset, evaluations_table, run_id)
     args = (rows, min_new_rows, result["value"], result["test_value"], min_accuracy)
     decision, reason = decide(*args, max_degradation, already)
     triggered = ""
     if decision == "degraded":
-        request = {
-            "evaluation_id": evaluation_id,
-            "model": result["model"],
-            "batch_ids": spans,
-            "snapshot_time": until,
-            "reason": reason,
-        }
+        request = {"evaluation_id": evaluation_id, "model": result["model"], "batch_ids": spans,
+                   "snapshot_time": until, "reason": reason}  # fmt: skip
         run = TrainingRun(
             spec=training_spec,
             parameters={**json.loads(training_parameters or "{}"), "snapshot_time": until},
             pipeline_root=pipeline_root, service_account=service_account,
             labels=retraining_labels(evaluation_id, result["model"]), kms_key=kms_key,
         )  # fmt: skip
-        started = ports.pipeline_runs(project, location).start(run_id, request, run)
-        if started:
+        if ports.pipeline_runs(project, location).start(run_id, request, run):
             triggered = run_id
         else:
             decision, reason = decide(*args, max_degradation, run_id)
-    drift = {name: entry["value"] for name, entry in result["drift"].items()}
-    record = evaluation_row(
-        evaluation_id, result["model"], spans, rows, decision, reason,
-        metric=result["metric"], value=result["value"], baseline_value=result["test_value"],
-        drift=json.dumps(drift, sort_keys=True), triggered_run=triggered or None,
-    )  # fmt: skip
+    record = evaluation_record(evaluation_id, result, spans, rows, (decision, reason), triggered)
     warehouse.append_rows(evaluations_table, [record])
     # One structured line (Cloud Logging's jsonPayload): the retraining alert matches it.
     line = {"event": EVALUATION_LOG_EVENT, "decision": decision, "model": result["model"],
