@@ -20,6 +20,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from resources.base import PlatformComponent
+from resources.vpc import custom_network, deny_all, firewall_rule
 
 # The range Google's services take their addresses from: /20 (4096 addresses) leaves room for the
 # endpoint's replicas and the pipelines' jobs on the same network.
@@ -50,14 +51,12 @@ class PrivateNetwork(PlatformComponent):
         self, name: str, args: PrivateNetworkArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__(name, opts)
-        self.network = gcp.compute.Network(
-            f"{name}-network",
-            project=args.project,
-            name=args.network_name,
-            description="Private network Vertex AI serves the endpoint on (peered).",
-            auto_create_subnetworks=False,
-            routing_mode="REGIONAL",
-            opts=self.child(),
+        self.network = custom_network(
+            self,
+            name,
+            args.project,
+            args.network_name,
+            "Private network Vertex AI serves the endpoint on (peered).",
         )
         reserved = gcp.compute.GlobalAddress(
             f"{name}-services-range",
@@ -78,18 +77,16 @@ class PrivateNetwork(PlatformComponent):
             reserved_peering_ranges=[reserved.name],
             opts=self.child(),
         )
-        gcp.compute.Firewall(
-            f"{name}-deny-ingress",
-            project=args.project,
-            name=f"{args.network_name}-deny-ingress",
-            network=self.network.id,
-            description="No inbound connection unless a rule added for a reason allows it.",
-            direction="INGRESS",
-            priority=65534,
-            denies=[{"protocol": "all"}],
-            source_ranges=["0.0.0.0/0"],
-            log_config={"metadata": "INCLUDE_ALL_METADATA"},
-            opts=self.child(),
+        firewall_rule(
+            self,
+            name,
+            args.project,
+            args.network_name,
+            self.network,
+            "deny-ingress",
+            **deny_all(
+                "INGRESS", "No inbound connection unless a rule added for a reason allows it."
+            ),
         )
         # Vertex AI names networks by project number, not id.
         number = gcp.organizations.get_project_output(

@@ -22,13 +22,11 @@ import pulumi_gcp as gcp
 
 from resources.access import Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
+from resources.vpc import EVERYWHERE, custom_network, deny_all, firewall_rule
 from stacks.config import WorkbenchConfig
 
 # The stack's own network: this range is private to it (no peering), so it cannot clash.
 SUBNET_RANGE = "10.60.0.0/24"
-# Explicit rules sit just above GCP's implied ones (65535), so a rule added later for a reason
-# (priority 1000 by default) takes precedence over them.
-DEFAULT_RULE_PRIORITY = 65534
 
 
 @dataclass(frozen=True)
@@ -89,14 +87,12 @@ class Workbench(PlatformComponent):
 
     def __init__(self, name: str, args: WorkbenchArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(name, opts)
-        self.network = gcp.compute.Network(
-            f"{name}-network",
-            project=args.project,
-            name=args.network_name,
-            description="Private network of the Workbench instance.",
-            auto_create_subnetworks=False,
-            routing_mode="REGIONAL",
-            opts=self.child(),
+        self.network = custom_network(
+            self,
+            name,
+            args.project,
+            args.network_name,
+            "Private network of the Workbench instance.",
         )
         self.subnet = gcp.compute.Subnetwork(
             f"{name}-subnet",
@@ -197,43 +193,23 @@ class Workbench(PlatformComponent):
         )
 
     def _firewall(self, name: str, args: WorkbenchArgs) -> list[gcp.compute.Firewall]:
-        everywhere = ["0.0.0.0/0"]
-        https = [{"protocol": "tcp", "ports": ["443"]}]
-        everything = [{"protocol": "all"}]
         rules = {
-            "deny-ingress": {
-                "direction": "INGRESS",
-                "priority": DEFAULT_RULE_PRIORITY,
-                "denies": everything,
-                "source_ranges": everywhere,
-                "description": "Workbench network: no inbound connection (the notebook proxy "
+            "deny-ingress": deny_all(
+                "INGRESS",
+                "Workbench network: no inbound connection (the notebook proxy "
                 "is reached by the instance, outbound)",
-            },
+            ),
             "allow-https-egress": {
                 "direction": "EGRESS",
                 "priority": 1000,
-                "allows": https,
-                "destination_ranges": everywhere,
+                "allows": [{"protocol": "tcp", "ports": ["443"]}],
+                "destination_ranges": [EVERYWHERE],
                 "description": "Workbench network: outbound HTTPS (Google APIs, the notebook "
                 "proxy, package downloads through the NAT)",
             },
-            "deny-egress": {
-                "direction": "EGRESS",
-                "priority": DEFAULT_RULE_PRIORITY,
-                "denies": everything,
-                "destination_ranges": everywhere,
-                "description": "Workbench network: no other outbound traffic",
-            },
+            "deny-egress": deny_all("EGRESS", "Workbench network: no other outbound traffic"),
         }
         return [
-            gcp.compute.Firewall(
-                f"{name}-{suffix}",
-                project=args.project,
-                name=f"{args.network_name}-{suffix}",
-                network=self.network.id,
-                log_config={"metadata": "INCLUDE_ALL_METADATA"},
-                opts=self.child(),
-                **rule,
-            )
+            firewall_rule(self, name, args.project, args.network_name, self.network, suffix, **rule)
             for suffix, rule in rules.items()
         ]
