@@ -12,7 +12,7 @@ from stacks.platform import build_platform
 
 try:
     config = load_pulumi_config()
-    # Some settings can only be checked against what they configure (the pipeline's parameters).
+    # The data contract the config names is read (and checked) as the platform is built.
     platform = build_platform(config, stack=pulumi.get_stack())
 except (ConfigError, ContractError) as error:
     # A RunError is reported without a Python traceback: the message says what to fix, and where.
@@ -32,7 +32,7 @@ pulumi.export("ingestion_function", platform.ingestion.function.name)
 pulumi.export("pipeline_runner", platform.identities.pipeline_runner.email)
 # What CI publishes (the pipeline image) and submits with (`python -m pipeline_src.submit`).
 pulumi.export("pipeline_image", platform.pipelines.image)
-pulumi.export("training_pipeline", platform.training_job)
+pulumi.export("training_pipeline", vars(platform.training_job))
 # Read by the stack this one deploys models from (its `serving.model_readers_from`).
 pulumi.export("model_readers", platform.model_readers)
 if platform.serving.promotion is not None:

@@ -22,17 +22,17 @@ import pulumi_gcp as gcp
 
 from resources.access import Grantee, Members, Permission
 from resources.base import PlatformComponent, binder
+from stacks.config import BudgetConfig
 
 
 @dataclass(frozen=True)
 class BudgetArgs:
     project: str
-    billing_account: str
-    """The billing account id the project bills to (XXXXXX-XXXXXX-XXXXXX)."""
+    settings: BudgetConfig
+    """The billing account the project bills to, the amount and the shares of it (of actual
+    spend) that alert: the stack's `cost.budget:` section as validated (it names an account and
+    an amount, or the stack has no budget)."""
     display_name: str
-    monthly_usd: float
-    alert_thresholds: tuple[float, ...]
-    """Shares of the budget (of actual spend) that alert."""
     notification_channel: pulumi.Input[str] | None
     """The stack's channel (`projects/…/notificationChannels/…`); None: billing admins only."""
     members: Members = dataclasses.field(default_factory=dict)
@@ -61,10 +61,12 @@ class Budget(PlatformComponent):
     def __init__(self, name: str, args: BudgetArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(name, opts)
         number = gcp.organizations.get_project_output(project_id=args.project).number
-        units, cents = divmod(round(args.monthly_usd * 100), 100)
+        settings = args.settings
+        billing_account = str(settings.billing_account)
+        units, cents = divmod(round(float(settings.monthly_usd or 0) * 100), 100)
         rules = [
             {"threshold_percent": share, "spend_basis": "CURRENT_SPEND"}
-            for share in sorted(set(args.alert_thresholds))
+            for share in sorted(set(settings.alert_thresholds))
         ]
         # Granted first: whoever deploys next (CI) creates and updates the budget with it.
         self.bindings = self.grant(
@@ -72,14 +74,14 @@ class Budget(PlatformComponent):
             args.members,
             {
                 "billing_account": binder(
-                    self, gcp.billing.AccountIamMember, billing_account_id=args.billing_account
+                    self, gcp.billing.AccountIamMember, billing_account_id=billing_account
                 )
             },
             only=("billing_account",),
         )
         self.budget = gcp.billing.Budget(
             f"{name}-monthly",
-            billing_account=args.billing_account,
+            billing_account=billing_account,
             display_name=args.display_name,
             budget_filter={
                 "projects": [number.apply(lambda n: f"projects/{n}")],

@@ -40,14 +40,16 @@ from stacks.config import ScheduleConfig
 
 @dataclass(frozen=True)
 class ScheduledPipeline:
-    """Another pipeline run on a schedule (the continuous evaluation, the batch scoring)."""
+    """A pipeline run on a schedule (the training, the continuous evaluation, the scoring)."""
 
     display_name: str
     spec: Mapping[str, Any]
     """Its compiled spec (pipeline_src.compile.compile_spec)."""
     parameters: Mapping[str, pulumi.Input[str]]
+    """The run's string parameters (resource names); typed ones are the spec's defaults."""
     schedule: ScheduleConfig
     run_labels: Mapping[str, str]
+    """Labels of the pipeline jobs the schedule creates."""
 
 
 @dataclass(frozen=True)
@@ -58,19 +60,13 @@ class PipelinesArgs:
     templates_repository_id: str
     """The Kubeflow Pipelines (KFP-format) repository compiled templates are published to."""
     image: str
-    """The pipeline image's full reference (pinned tag) the spec names."""
-    spec: Mapping[str, Any]
-    """The compiled training pipeline (pipeline_src.compile.compile_spec)."""
-    parameters: Mapping[str, pulumi.Input[str]]
-    """The run's string parameters (resource names); typed ones are the spec's defaults."""
+    """The pipeline image's full reference (pinned tag) the specs name."""
     pipeline_root: pulumi.Input[str]
     """gs:// folder runs write their artifacts under."""
     runner_email: pulumi.Input[str]
-    schedule_display_name: str
-    schedule: ScheduleConfig
     labels: Mapping[str, str]
-    run_labels: Mapping[str, str]
-    """Labels of the pipeline jobs the schedule creates."""
+    training: ScheduledPipeline
+    """The training pipeline and its schedule."""
     evaluation: ScheduledPipeline | None = None
     """The continuous evaluation pipeline and its schedule, if the stack runs one."""
     scoring: ScheduledPipeline | None = None
@@ -176,14 +172,7 @@ class Pipelines(PlatformComponent):
             },
         )
         # One training run at a time: two gates racing for the endpoint could both deploy.
-        self.schedule = self._schedule(
-            f"{name}-training-schedule",
-            args,
-            ScheduledPipeline(
-                args.schedule_display_name, args.spec, args.parameters, args.schedule,
-                args.run_labels,
-            ),
-        )  # fmt: skip
+        self.schedule = self._schedule(f"{name}-training-schedule", args, args.training)
         # One evaluation at a time as well: two would judge the same new batches (the trigger
         # would still start one retraining, but both would record a verdict).
         self.evaluation_schedule = (

@@ -23,6 +23,7 @@ from pipeline_src.evaluation import evaluation_pipeline
 from pipeline_src.image import image_uri, registry_path
 from pipeline_src.lifecycle_page import PAGE_OBJECT
 from pipeline_src.scoring import scoring_pipeline
+from pipeline_src.submit import TrainingJob
 from pipeline_src.training import CANDIDATE_ALIAS
 from resources.access import PERSONAS, Grantee, Members, project_roles
 from resources.base import PlatformComponent
@@ -83,7 +84,7 @@ class Platform:
     ingestion: Ingestion
     serving: Serving
     pipelines: Pipelines
-    training_job: dict[str, Any]
+    training_job: TrainingJob
     """Where and with what a training run executes: `pipeline_src.submit`'s job file."""
     monitoring: Monitoring
     model_readers: dict[str, pulumi.Output[str]]
@@ -495,7 +496,7 @@ def _runs(
     training = platform.pipelines.training
     repository_id = naming.resource("pipelines")
     image = image_uri(registry_path(region, env.project, repository_id))
-    labels = {**naming.labels, "managed-by": "training-pipeline"}
+    labels = _run_labels(env, "training")
     typed = {
         "contract": env.contract.model_dump(mode="json", exclude_none=True),
         "min_accuracy": training.min_accuracy,
@@ -572,14 +573,12 @@ def _pipelines(
             repository_id=runs.repository_id,
             templates_repository_id=naming.resource("pipeline-templates"),
             image=runs.image,
-            spec=runs.spec,
-            parameters=runs.strings,
             pipeline_root=runs.pipeline_root,
             runner_email=runs.runner_email,
-            schedule_display_name=naming.display_name("training pipeline"),
-            schedule=env.platform.pipelines.training.schedule,
             labels=naming.labels,
-            run_labels=runs.labels,
+            training=_scheduled(
+                env, "training", runs.spec, runs.strings, env.platform.pipelines.training.schedule
+            ),
             evaluation=_evaluation(env, runs, warehouse),
             scoring=_scoring(env, runs, warehouse),
             kms_key=env.platform.kms_key,
@@ -663,28 +662,35 @@ def _scheduled(
         spec=spec,
         parameters=parameters,
         schedule=schedule,
-        run_labels={**env.naming.labels, "managed-by": f"{pipeline}-pipeline"},
+        run_labels=_run_labels(env, pipeline),
     )
+
+
+def _run_labels(env: _Environment, pipeline: str) -> dict[str, str]:
+    """The labels of the jobs (and, for training, the model versions) a pipeline's runs create:
+    managed by that pipeline, not by Pulumi."""
+    return {**env.naming.labels, "managed-by": f"{pipeline}-pipeline"}
 
 
 def _training_job(
     env: _Environment, runs: _Runs, pipelines: Pipelines, private: PrivateNetwork | None
-) -> dict[str, Any]:
-    """Where and with what a training run executes: `pipeline_src.submit`'s job file."""
-    return {
-        "project": env.project,
-        "region": env.region,
-        "image": runs.image,
-        "pipeline_root": runs.pipeline_root,
-        "service_account": runs.runner_email,
-        "parameters": {**runs.typed, **runs.strings},
-        "labels": runs.labels,
+) -> TrainingJob:
+    """Where and with what a training run executes: the job file `pipeline_src.submit` reads
+    (its fields hold Outputs here, the strings they resolve to once exported)."""
+    return TrainingJob(
+        project=env.project,
+        region=env.region,
+        image=runs.image,
+        pipeline_root=runs.pipeline_root,
+        service_account=runs.runner_email,
+        parameters={**runs.typed, **runs.strings},
+        labels=runs.labels,
         # Where `pipeline_src.submit --publish` publishes the compiled template.
-        "template_registry": pipelines.template_registry,
+        template_registry=pipelines.template_registry,
         # CI compiles the same sized pipeline the schedule runs.
-        "limits": runs.limits,
-        "network": _vertex_network(private),
-    }
+        limits=runs.limits,
+        network=_vertex_network(private),
+    )
 
 
 # --- the rest: Workbench, monitoring, the budget -------------------------------------------------
@@ -755,10 +761,8 @@ def _budget(env: _Environment, monitoring: Monitoring, ci: CiIdentity | None) ->
         "budget",
         BudgetArgs(
             project=env.project,
-            billing_account=str(settings.billing_account),
+            settings=settings,
             display_name=f"{naming.display_prefix}: monthly budget",
-            monthly_usd=float(settings.monthly_usd or 0),
-            alert_thresholds=tuple(settings.alert_thresholds),
             notification_channel=monitoring.channel.name if monitoring.channel else None,
             members={Grantee.CI_DEPLOYER: [deployer]} if ci is not None else {},
         ),
