@@ -52,11 +52,7 @@ class PrivateNetwork(PlatformComponent):
     ):
         super().__init__(name, opts)
         self.network = custom_network(
-            self,
-            name,
-            args.project,
-            args.network_name,
-            "Private network Vertex AI serves the endpoint on (peered).",
+            self, name, args, "Private network Vertex AI serves the endpoint on (peered)."
         )
         reserved = gcp.compute.GlobalAddress(
             f"{name}-services-range",
@@ -77,16 +73,9 @@ class PrivateNetwork(PlatformComponent):
             reserved_peering_ranges=[reserved.name],
             opts=self.child(),
         )
+        no_inbound = "No inbound connection unless a rule added for a reason allows it."
         firewall_rule(
-            self,
-            name,
-            args.project,
-            args.network_name,
-            self.network,
-            "deny-ingress",
-            **deny_all(
-                "INGRESS", "No inbound connection unless a rule added for a reason allows it."
-            ),
+            self, name, args, self.network, "deny-ingress", **deny_all("INGRESS", no_inbound)
         )
         # Vertex AI names networks by project number, not id.
         number = gcp.organizations.get_project_output(

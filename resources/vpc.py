@@ -7,6 +7,8 @@ rule logs what it matched, and every inbound connection is denied by a rule of i
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import pulumi
 import pulumi_gcp as gcp
 
@@ -18,14 +20,24 @@ DEFAULT_RULE_PRIORITY = 65534
 EVERYWHERE = "0.0.0.0/0"
 
 
+class NetworkArgs(Protocol):
+    """What a component's args say about its network (PrivateNetworkArgs, WorkbenchArgs)."""
+
+    @property
+    def project(self) -> str: ...
+
+    @property
+    def network_name(self) -> str: ...
+
+
 def custom_network(
-    component: PlatformComponent, name: str, project: str, network_name: str, description: str
+    component: PlatformComponent, name: str, args: NetworkArgs, description: str
 ) -> gcp.compute.Network:
     """`<name>-network`: a network without automatic subnets, routing within its region."""
     return gcp.compute.Network(
         f"{name}-network",
-        project=project,
-        name=network_name,
+        project=args.project,
+        name=args.network_name,
         description=description,
         auto_create_subnetworks=False,
         routing_mode="REGIONAL",
@@ -36,8 +48,7 @@ def custom_network(
 def firewall_rule(
     component: PlatformComponent,
     name: str,
-    project: str,
-    network_name: str,
+    args: NetworkArgs,
     network: gcp.compute.Network,
     suffix: str,
     **rule: pulumi.Input,
@@ -45,8 +56,8 @@ def firewall_rule(
     """`<name>-<suffix>`, named `<network_name>-<suffix>`, logging every connection it matches."""
     return gcp.compute.Firewall(
         f"{name}-{suffix}",
-        project=project,
-        name=f"{network_name}-{suffix}",
+        project=args.project,
+        name=f"{args.network_name}-{suffix}",
         network=network.id,
         log_config={"metadata": "INCLUDE_ALL_METADATA"},
         opts=component.child(),

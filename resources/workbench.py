@@ -88,11 +88,7 @@ class Workbench(PlatformComponent):
     def __init__(self, name: str, args: WorkbenchArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(name, opts)
         self.network = custom_network(
-            self,
-            name,
-            args.project,
-            args.network_name,
-            "Private network of the Workbench instance.",
+            self, name, args, "Private network of the Workbench instance."
         )
         self.subnet = gcp.compute.Subnetwork(
             f"{name}-subnet",
@@ -210,6 +206,6 @@ class Workbench(PlatformComponent):
             "deny-egress": deny_all("EGRESS", "Workbench network: no other outbound traffic"),
         }
         return [
-            firewall_rule(self, name, args.project, args.network_name, self.network, suffix, **rule)
+            firewall_rule(self, name, args, self.network, suffix, **rule)
             for suffix, rule in rules.items()
         ]
