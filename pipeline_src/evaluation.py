@@ -69,13 +69,14 @@ def evaluation_pipeline(
         prediction_machine_type, prediction_service_account: the batch prediction job's.
         kms_key: the CMEK key the jobs it starts (batch prediction, retraining) encrypt with.
     """
+    # Where the steps' ports point; which backend answers is the run's (pipeline_src/ports.py).
+    warehouse = dict(project=project, bq_location=bq_location, dataset=dataset)
+    vertex = dict(project=project, location=location)
+    place = {**vertex, **warehouse}
     new_data_task = sized(
         new_data(
             contract=contract,
-            project=project,
-            location=location,
-            bq_location=bq_location,
-            dataset=dataset,
+            **place,
             table=table,
             endpoint=endpoint,
             fallback_endpoint=fallback_endpoint,
@@ -91,8 +92,7 @@ def evaluation_pipeline(
                 contract=contract,
                 new_rows=new_data_task.outputs["new_rows"],
                 served=new_data_task.outputs["served"],
-                project=project,
-                location=location,
+                **vertex,
                 machine_type=prediction_machine_type,
                 service_account=prediction_service_account,
                 kms_key=kms_key,
@@ -116,10 +116,7 @@ def evaluation_pipeline(
                 min_new_rows=min_new_rows,
                 min_accuracy=min_accuracy,
                 max_degradation=max_degradation,
-                project=project,
-                location=location,
-                bq_location=bq_location,
-                dataset=dataset,
+                **place,
                 training_spec=training_spec,
                 training_parameters=training_parameters,
                 pipeline_root=training_pipeline_root,
@@ -138,9 +135,7 @@ def evaluation_pipeline(
                 triggered_run=decide_task.outputs["triggered_run"],
                 evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                 min_accuracy=min_accuracy,
-                project=project,
-                bq_location=bq_location,
-                dataset=dataset,
+                **warehouse,
                 evaluations_table=evaluations_table,
             ).set_display_name("report")
         )
@@ -152,9 +147,7 @@ def evaluation_pipeline(
                 batch_ids=new_data_task.outputs["batch_ids"],
                 rows=new_data_task.outputs["rows"],
                 reason=new_data_task.outputs["reason"],
-                project=project,
-                bq_location=bq_location,
-                dataset=dataset,
+                **warehouse,
                 evaluations_table=evaluations_table,
             ).set_display_name("record: not enough data")
         )

@@ -67,13 +67,12 @@ def scoring_pipeline(
         kms_key: the CMEK key the batch prediction job encrypts with.
         chunk_rows: rows predicted at a time locally (the cloud job takes them all).
     """
+    # Where the steps' ports point; which backend answers is the run's (pipeline_src/ports.py).
+    place = dict(project=project, location=location, bq_location=bq_location, dataset=dataset)
     select_task = sized(
         select_rows(
             contract=contract,
-            project=project,
-            location=location,
-            bq_location=bq_location,
-            dataset=dataset,
+            **place,
             table=table,
             endpoint=endpoint,
             fallback_endpoint=fallback_endpoint,
@@ -87,10 +86,7 @@ def scoring_pipeline(
             contract=contract,
             rows=select_task.outputs["rows"],
             served=select_task.outputs["served"],
-            project=project,
-            location=location,
-            bq_location=bq_location,
-            dataset=dataset,
+            **place,
             scoring_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             predictions_table=predictions_table,
             machine_type=prediction_machine_type,

@@ -115,12 +115,13 @@ def training_pipeline(
         metrics_table: the platform table metrics and decisions go to.
         serving_*: the staging deployment's machine type, replicas and service account.
     """
+    # Where the steps' ports point; which backend answers is the run's (pipeline_src/ports.py).
+    warehouse = dict(project=project, bq_location=bq_location, dataset=dataset)
+    vertex = dict(project=project, location=location)
     extract_task = sized(
         extract(
             contract=contract,
-            project=project,
-            bq_location=bq_location,
-            dataset=dataset,
+            **warehouse,
             table=table,
             snapshot_time=snapshot_time,
         ).set_display_name("extract snapshot")
@@ -171,8 +172,7 @@ def training_pipeline(
             contract=contract,
             evaluation=evaluate_task.outputs["evaluation"],
             test_data=split_task.outputs["test"],
-            project=project,
-            location=location,
+            **vertex,
             endpoint=endpoint,
             model_id=model_id,
             min_accuracy=min_accuracy,
@@ -193,9 +193,7 @@ def training_pipeline(
                 model_version=model_version,
                 snapshot_id=extract_task.outputs["snapshot_id"],
                 run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                project=project,
-                bq_location=bq_location,
-                dataset=dataset,
+                **warehouse,
                 table=metrics_table,
             ).set_display_name("record metrics")
         )
@@ -207,8 +205,7 @@ def training_pipeline(
                 evaluation=evaluate_task.outputs["evaluation"],
                 baseline=validate_task.outputs["baseline"],
                 report=evaluate_task.outputs["report"],
-                project=project,
-                location=location,
+                **vertex,
                 model_id=model_id,
                 display_name=model_display_name,
                 alias=model_alias,
@@ -228,8 +225,7 @@ def training_pipeline(
             sized(
                 deploy(
                     model=register_task.outputs["model"],
-                    project=project,
-                    location=location,
+                    **vertex,
                     endpoint=endpoint,
                     machine_type=serving_machine_type,
                     min_replicas=serving_min_replicas,
