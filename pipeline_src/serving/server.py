@@ -227,9 +227,10 @@ def make_app(source, routes: Routes = DEFAULT_ROUTES):
     from starlette.requests import ClientDisconnect
     from starlette.responses import Response
 
-    # Predictions run on anyio's worker threads (40, as FastAPI's sync routes): the model
-    # releases the GIL in its compiled code, and the event loop keeps reading requests meanwhile.
-    # Measured on 2 busy cores: 44 single-instance requests/s at 8 clients, 23 with 2 threads.
+    # Predictions run on anyio's worker threads (40, as FastAPI's sync routes): the event loop
+    # keeps reading requests (and timing out slow ones) meanwhile, and the model releases the GIL
+    # in its compiled code. Measured at 8 clients on 2 shared cores (load 7): 62 single-instance
+    # requests/s, 29 with one prediction thread. More cores take more processes (--workers).
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
     def json_response(status: int, body: bytes) -> Response:
