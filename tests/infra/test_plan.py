@@ -77,6 +77,19 @@ def test_component_under_mocks_fixture(pulumi_mocks):
     assert not any(b.inputs["forceDestroy"] for b in buckets)
 
 
+def test_a_plan_after_asyncio_run_still_declares(pulumi_mocks):
+    """asyncio.run() leaves the thread without an event loop; the plan makes its own (a test
+    that ran a server before the tooling tests made five of them fail on 'no current event
+    loop')."""
+    import asyncio
+
+    import pulumi_gcp as gcp
+
+    asyncio.run(asyncio.sleep(0))
+    record = pulumi_mocks(lambda: gcp.storage.Bucket("b", name="b", location="EU"))
+    assert [b.inputs["name"] for b in record.of_type("gcp:storage/bucket:Bucket")] == ["b"]
+
+
 def test_mocks_are_reset_between_declarations(pulumi_mocks):
     first = pulumi_mocks(lambda: pulumi.ComponentResource("tabular-mlops:test:A", "a"), stack="x")
     second = pulumi_mocks(lambda: None, stack="y")

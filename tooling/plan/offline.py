@@ -544,6 +544,9 @@ def mocked_stack(
     replaces PlatformMocks for another program (the bootstrap's, with GitHub resources).
     """
     record = StackRecord(stack=stack, project=project)
+    # Pulumi makes its futures on the thread's loop; asyncio.run() before (a server, a test)
+    # leaves none, and set_mocks would fail with "no current event loop".
+    _ensure_event_loop()
     settings.reset_options(project="tabular-mlops", stack=stack, preview=True)
     set_all_config({key: _as_pulumi_value(value) for key, value in config.items()})
     mocks = mocks or PlatformMocks(project=project, organisation=organisation)
