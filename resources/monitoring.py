@@ -25,7 +25,12 @@ import pulumi_gcp as gcp
 import pulumiverse_time as time
 
 from contracts import wire
-from pipeline_src.components.trigger import EVALUATION_LOG_EVENT
+from pipeline_src.components.trigger import (
+    ALREADY_TRIGGERED,
+    DEGRADED,
+    EVALUATION_LOG_EVENT,
+    HEALTHY,
+)
 from resources.access import PROJECT, Grantee, Members, Permission
 from resources.base import PlatformComponent
 from stacks.config import MonitoringConfig
@@ -170,7 +175,7 @@ class Monitoring(PlatformComponent):
                 "evaluations",
                 "Continuous evaluations of the served model, by decision.",
                 EVALUATION_VERDICTS,
-                {"decision": ("healthy, degraded or already_triggered", "decision")},
+                {"decision": (f"{HEALTHY}, {DEGRADED} or {ALREADY_TRIGGERED}", "decision")},
             )
             if args.evaluation_pipeline
             else None
@@ -385,7 +390,7 @@ def _evaluation_alerts(failed: str, evaluation: str) -> list[_Alert]:
             (
                 _matched(
                     "the evaluation decided: degraded",
-                    f"{EVALUATION_VERDICTS} AND {structured_field('decision', 'degraded')}",
+                    f"{EVALUATION_VERDICTS} AND {structured_field('decision', DEGRADED)}",
                 ),
             ),
         ),

@@ -31,6 +31,9 @@ EVALUATION_LOG_EVENT = "evaluation"
 `{"event": "evaluation", "decision": "healthy|degraded|already_triggered", "triggered_run": …}`:
 the deployment's evaluations metric counts it and its retraining alert matches it
 (resources/monitoring.py imports this name)."""
+HEALTHY, DEGRADED, ALREADY_TRIGGERED = "healthy", "degraded", "already_triggered"
+"""The line's `decision` once there was enough data (the module's table); the retraining alert
+matches DEGRADED."""
 
 
 def decide(
@@ -56,16 +59,16 @@ def decide(
     if drop > max_degradation:
         problems.append(f"a drop beyond the allowed {max_degradation:.3f}")
     if not problems:
-        return "healthy", (
+        return HEALTHY, (
             f"{measured}: at least {min_accuracy:.3f} and within {max_degradation:.3f} "
             "of the test-time accuracy"
         )
     degraded = f"{measured}: {' and '.join(problems)}"
     if triggered_run:
-        return "already_triggered", (
+        return ALREADY_TRIGGERED, (
             f"{degraded}; retraining {triggered_run} was already started for these batches"
         )
-    return "degraded", f"{degraded}; retraining on data including these batches"
+    return DEGRADED, f"{degraded}; retraining on data including these batches"
 
 
 def retraining_run_id(batch_ids: list) -> str:
@@ -147,6 +150,7 @@ def decide_and_trigger(
 
     from pipeline_src.components.common import read_json
     from pipeline_src.components.trigger import (
+        DEGRADED,
         EVALUATION_LOG_EVENT,
         check_bars,
         decide,
@@ -167,7 +171,7 @@ def decide_and_trigger(
     args = (rows, min_new_rows, result["value"], result["test_value"], min_accuracy)
     decision, reason = decide(*args, max_degradation, already)
     triggered = ""
-    if decision == "degraded":
+    if decision == DEGRADED:
         request = {"evaluation_id": evaluation_id, "model": result["model"], "batch_ids": spans,
                    "snapshot_time": until, "reason": reason}  # fmt: skip
         run = TrainingRun(
