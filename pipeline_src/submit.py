@@ -4,12 +4,12 @@
     python -m pipeline_src.submit --job build/training-job.json [--param NAME=VALUE ...] [--wait]
         [--publish]
 
-The job file is what the stack exports (resources/pipelines.py): project, region, pipeline image,
-pipeline root, runner service account, labels and the parameters its schedule passes. Submitting
-compiles this checkout's pipeline with that image and runs it with those parameters (and this
-checkout's commit), so CI runs exactly what the schedule would, with the code under review. The
-caller's credentials (Application Default Credentials; Workload Identity Federation in CI) need
-`roles/iam.serviceAccountUser` on the runner service account.
+The job file is what the stack exports (a `TrainingJob`, built by stacks/platform.py): project,
+region, pipeline image, pipeline root, runner service account, labels and the parameters its
+schedule passes. Submitting compiles this checkout's pipeline with that image and runs it with those
+parameters (and this checkout's commit), so CI runs exactly what the schedule would, with the code
+under review. The caller's credentials (Application Default Credentials; Workload Identity
+Federation in CI) need `roles/iam.serviceAccountUser` on the runner service account.
 
 With `--publish`, the compiled template is first uploaded to the stack's Kubeflow Pipelines
 repository in Artifact Registry (`template_registry`), tagged with the code version, and the run
