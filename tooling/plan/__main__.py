@@ -2,7 +2,8 @@
 
 import sys
 
+from tooling import closed_pipe
 from tooling.plan.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(closed_pipe.run(main))
