@@ -190,6 +190,21 @@ def render_evaluation_report(
     )
 
 
+def evaluation_history(warehouse, dataset: str, evaluations_table: str, uploads_table: str):
+    """Every evaluation so far (a frame, oldest first), and each loaded batch's file name by
+    batch id: people know a batch by the file they uploaded, not by its id."""
+    history = warehouse.read(
+        "SELECT evaluation_id, model_version, decision, value, baseline_value, drift, "
+        f"evaluated_at FROM `{dataset}`.`{evaluations_table}` ORDER BY evaluated_at",
+        tables=[evaluations_table],
+    ).to_pandas()
+    uploads = warehouse.read(
+        f"SELECT batch_id, source_uri FROM `{dataset}`.`{uploads_table}` WHERE status = 'LOADED'",
+        tables=[uploads_table],
+    ).to_pylist()
+    return history, {u["batch_id"]: u["source_uri"].rsplit("/", 1)[-1] for u in uploads}
+
+
 @pipeline_component(packages=("pandas", "pyarrow", "matplotlib", "google-cloud-bigquery"))
 def evaluation_report(
     assessment: Input[Artifact],
@@ -214,6 +229,7 @@ def evaluation_report(
     from pipeline_src.components.common import read_json
     from pipeline_src.components.evaluation_report import (
         distribution_plots,
+        evaluation_history,
         history_plots,
         render_evaluation_report,
     )
@@ -221,24 +237,10 @@ def evaluation_report(
 
     result = read_json(assessment.path)
     model = read_json(served.path)
-
     warehouse = backend().warehouse(project, bq_location, dataset, job_label="evaluation")
-
-    def rows(sql: str, tables: list):
-        return warehouse.read(sql, {}, tables=tables)
-
-    history = rows(
-        "SELECT evaluation_id, model_version, decision, value, baseline_value, drift, "
-        f"evaluated_at FROM `{dataset}`.`{evaluations_table}` ORDER BY evaluated_at",
-        [evaluations_table],
-    ).to_pandas()
-    # People know a batch by the file they uploaded, not by its id.
-    uploads = rows(
-        f"SELECT batch_id, source_uri FROM `{dataset}`.`{ingestion_log_table}` "
-        "WHERE status = 'LOADED'",
-        [ingestion_log_table],
-    ).to_pylist()
-    batch_files = {u["batch_id"]: u["source_uri"].rsplit("/", 1)[-1] for u in uploads}
+    history, batch_files = evaluation_history(
+        warehouse, dataset, evaluations_table, ingestion_log_table
+    )
     features = model["baseline"]["features"]
     categorical = [name for name, stats in features.items() if stats["kind"] == "categorical"]
     paths = history_plots(history, min_accuracy, categorical, plots.path)
