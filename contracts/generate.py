@@ -129,11 +129,55 @@ class Profile:
 def fit_profile(contract: DataContract, sample: pd.DataFrame) -> Profile:
     """Fit the generator on a sample frame holding the contract's columns."""
     import numpy as np
-    import pyarrow as pa
 
     absent = [c for c in contract.column_names if c not in sample.columns]
     if absent:
         raise ValueError(f"the sample lacks the contract's columns {absent}")
+    labelled, as_text, classes = _classes(contract, sample)
+    features = contract.feature_columns
+    numeric = [
+        c for c in features if contract.column(c).is_numeric and not contract.column(c).allowed
+    ]
+    # Frequencies over the column's distinct values in the whole sample, so every class indexes
+    # the same value list (a class may give some values probability 0).
+    universe = {c: sorted(sample[c].dropna().unique()) for c in contract.column_names}
+
+    def categorical_of(values: pd.Series, column: str) -> _Categorical:
+        return _categorical(contract, column, values, universe[column])
+
+    per_class = []
+    for cls in classes:
+        rows = labelled[as_text == str(cls)]
+        mean, cholesky = _numeric_model(cls, rows[numeric])
+        others = {c: categorical_of(rows[c], c) for c in features if c not in numeric}
+        per_class.append(_ClassProfile(mean, cholesky, others))
+    class_counts = np.array([(as_text == str(c)).sum() for c in classes], dtype=float)
+    unmodelled = [
+        c
+        for c in contract.column_names
+        if c not in features and c != contract.label_column and c not in contract.key_columns
+    ]
+    return Profile(
+        contract=contract,
+        classes=classes,
+        class_cumulative=np.cumsum(class_counts / class_counts.sum()),
+        per_class=per_class,
+        numeric=numeric,
+        numeric_std=labelled[numeric].std().to_numpy(dtype=float),
+        decimals={c: _decimals(sample[c].dropna().to_numpy(dtype=float)) for c in numeric},
+        marginal={c: categorical_of(sample[c], c) for c in unmodelled},
+        missing={
+            c.name: float(sample[c.name].isna().mean())
+            for c in contract.columns
+            if c.nullable and sample[c.name].isna().any()
+        },
+    )
+
+
+def _classes(
+    contract: DataContract, sample: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.Series, list[str]]:
+    """The labelled rows, their labels as text, and the classes they hold (the contract's order)."""
     label = contract.label_column
     labelled = sample[sample[label].notna()]
     if labelled.empty:
@@ -144,66 +188,42 @@ def fit_profile(contract: DataContract, sample: pd.DataFrame) -> Profile:
     classes = [
         c for c in (allowed or sorted(labelled[label].unique())) if (as_text == str(c)).any()
     ]
-    features = contract.feature_columns
-    numeric = [
-        c for c in features if contract.column(c).is_numeric and not contract.column(c).allowed
-    ]
-    categorical = [c for c in features if c not in numeric]
+    return labelled, as_text, classes
 
-    def categorical_of(values: pd.Series, column: str) -> _Categorical:
-        # Frequencies over the column's distinct values in the whole sample, so every class
-        # indexes the same value list (a class may give some values probability 0).
-        counts = values.dropna().value_counts().reindex(universe[column], fill_value=0)
-        if not counts.sum():
-            raise ValueError(f"the sample has no values of {column} to learn from")
-        arrow_type = pa.type_for_alias(_ARROW_TYPES[contract.column(column).type])
-        probs = counts.to_numpy(dtype=float) / counts.sum()
-        return _Categorical(pa.array(counts.index.tolist(), type=arrow_type), np.cumsum(probs))
 
-    universe = {c: sorted(sample[c].dropna().unique()) for c in contract.column_names}
-    per_class = []
-    for cls in classes:
-        rows = labelled[as_text == str(cls)]
-        complete = rows[numeric].dropna().to_numpy(dtype=float)
-        if len(complete) < 2:
-            raise ValueError(
-                f"class {cls!r} has {len(complete)} complete rows in the sample; need 2+"
-            )
-        mean = complete.mean(axis=0)
-        # Full covariance when the class has enough rows to estimate it, else the diagonal; a tiny
-        # ridge keeps the Cholesky factor defined for (near-)collinear features.
-        cov = (
-            np.cov(complete, rowvar=False)
-            if len(complete) > len(numeric)
-            else np.diag(complete.var(axis=0, ddof=1))
-        )
-        cov = np.atleast_2d(cov) + np.eye(len(numeric)) * 1e-9
-        per_class.append(
-            _ClassProfile(
-                mean, np.linalg.cholesky(cov), {c: categorical_of(rows[c], c) for c in categorical}
-            )
-        )
-    class_counts = np.array([(as_text == str(c)).sum() for c in classes], dtype=float)
-    others = [
-        c
-        for c in contract.column_names
-        if c not in features and c != label and c not in contract.key_columns
-    ]
-    return Profile(
-        contract=contract,
-        classes=classes,
-        class_cumulative=np.cumsum(class_counts / class_counts.sum()),
-        per_class=per_class,
-        numeric=numeric,
-        numeric_std=labelled[numeric].std().to_numpy(dtype=float),
-        decimals={c: _decimals(sample[c].dropna().to_numpy(dtype=float)) for c in numeric},
-        marginal={c: categorical_of(sample[c], c) for c in others},
-        missing={
-            c.name: float(sample[c.name].isna().mean())
-            for c in contract.columns
-            if c.nullable and sample[c.name].isna().any()
-        },
+def _categorical(
+    contract: DataContract, column: str, values: pd.Series, universe: list
+) -> _Categorical:
+    """The frequencies of `values` over the column's `universe` of values, typed as the column."""
+    import numpy as np
+    import pyarrow as pa
+
+    counts = values.dropna().value_counts().reindex(universe, fill_value=0)
+    if not counts.sum():
+        raise ValueError(f"the sample has no values of {column} to learn from")
+    arrow_type = pa.type_for_alias(_ARROW_TYPES[contract.column(column).type])
+    probs = counts.to_numpy(dtype=float) / counts.sum()
+    return _Categorical(pa.array(counts.index.tolist(), type=arrow_type), np.cumsum(probs))
+
+
+def _numeric_model(cls: str, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """One class's numeric features: their mean, and the Cholesky factor of their covariance."""
+    import numpy as np
+
+    complete = features.dropna().to_numpy(dtype=float)
+    if len(complete) < 2:
+        raise ValueError(f"class {cls!r} has {len(complete)} complete rows in the sample; need 2+")
+    mean = complete.mean(axis=0)
+    # Full covariance when the class has enough rows to estimate it, else the diagonal; a tiny
+    # ridge keeps the Cholesky factor defined for (near-)collinear features.
+    width = features.shape[1]
+    cov = (
+        np.cov(complete, rowvar=False)
+        if len(complete) > width
+        else np.diag(complete.var(axis=0, ddof=1))
     )
+    cov = np.atleast_2d(cov) + np.eye(width) * 1e-9
+    return mean, np.linalg.cholesky(cov)
 
 
 def sample_profile(contract: DataContract) -> Profile:
