@@ -83,6 +83,28 @@ def test_no_component_body_chooses_a_backend(name):
     assert not {p for p in parameters if "local" in p or "backend" in p}, parameters
 
 
+def test_components_reach_the_outside_through_the_ports_alone():
+    """Nothing a component runs can pick an adapter or a client itself: the component modules
+    and the pipelines import no cloud client, no adapter module and no local engine."""
+    adapters = ("google", "pipeline_src.cloud", "pipeline_src.vertex_rollout", "duckdb", "local")
+    modules = [*sorted((PACKAGE / "components").glob("*.py"))]
+    modules += [PACKAGE / f"{name}.py" for name in ("training", "evaluation", "scoring")]
+    for path in modules:
+        imported = _imports(ast.parse(path.read_text(encoding="utf-8")))
+        direct = {m for m in imported if m == "google" or m.startswith(adapters)}
+        assert not direct, f"{path.name} imports {sorted(direct)}: ask pipeline_src.ports"
+    asking = {
+        c.python_func.__name__
+        for c in COMPONENTS.values()
+        if "backend()" in inspect.getsource(c.python_func)
+    }
+    assert asking == {
+        "extract", "gate", "register", "record_metrics", "deploy",  # training
+        "new_data", "record_skip", "batch_predict", "decide_and_trigger", "evaluation_report",
+        "select_rows", "score_rows",  # scoring
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize("pipeline", PIPELINES, ids=lambda p: p.name)
 def test_no_pipeline_signature_chooses_a_backend(pipeline):
     parameters = set(pipeline.component_spec.inputs or {})
