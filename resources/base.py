@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol
 
 import pulumi
 import pulumi_gcp as gcp
@@ -17,6 +17,15 @@ from resources.access import (
     named_members,
     role_slug,
 )
+
+
+class RegionalArgs(Protocol):
+    """What every regional component's args hold."""
+
+    project: str
+    region: str
+    labels: Mapping[str, str]
+    kms_key: str | None
 
 
 class PlatformComponent(pulumi.ComponentResource):
@@ -50,6 +59,39 @@ class PlatformComponent(pulumi.ComponentResource):
         return pulumi.ResourceOptions.merge(
             pulumi.ResourceOptions(parent=self, depends_on=self._waits_for),
             pulumi.ResourceOptions(**options),
+        )
+
+    def artifact_repository(
+        self,
+        resource_name: str,
+        args: RegionalArgs,
+        repository_id: str,
+        format: str,
+        description: str,
+        *,
+        cleanup_policies: list[dict[str, Any]] | None = None,
+        **options: Any,
+    ) -> gcp.artifactregistry.Repository:
+        """An Artifact Registry repository of this component, in its project and region,
+        labelled and encrypted like the rest; its cleanup policies, if any, applied for real
+        (not as a dry run)."""
+        cleanup = (
+            {"cleanup_policy_dry_run": False, "cleanup_policies": cleanup_policies}
+            if cleanup_policies
+            else {}
+        )
+        return gcp.artifactregistry.Repository(
+            resource_name,
+            project=args.project,
+            location=args.region,
+            repository_id=repository_id,
+            format=format,
+            description=description,
+            labels=dict(args.labels),
+            kms_key_name=args.kms_key,
+            **cleanup,
+            **options,
+            opts=self.child(),
         )
 
     def grant(

@@ -235,22 +235,17 @@ class Ingestion(PlatformComponent):
     def __init__(self, name: str, args: IngestionArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(name, opts)
         self._check_buildable(args)
-        self.repository = gcp.artifactregistry.Repository(
+        self.repository = self.artifact_repository(
             f"{name}-images",
-            project=args.project,
-            location=args.region,
-            repository_id=args.repository_id,
-            format="DOCKER",
-            description="Images of the ingestion function, built by Cloud Build.",
-            labels=dict(args.labels),
-            kms_key_name=args.kms_key,
-            cleanup_policy_dry_run=False,
+            args,
+            args.repository_id,
+            "DOCKER",
+            "Images of the ingestion function, built by Cloud Build.",
             cleanup_policies=[
                 # The image serving now is always among the most recent ones.
                 {"id": "keep-recent", "action": "KEEP", "most_recent_versions": {"keep_count": 5}},
                 {"id": "expire-old", "action": "DELETE", "condition": {"older_than": "2592000s"}},
             ],
-            opts=self.child(),
         )
         self.source_object = gcp.storage.BucketObject(
             f"{name}-source",

@@ -201,35 +201,26 @@ class Pipelines(PlatformComponent):
         self, name: str, args: PipelinesArgs
     ) -> tuple[gcp.artifactregistry.Repository, gcp.artifactregistry.Repository]:
         """The pipeline image's repository and the compiled templates' repository."""
-        images = gcp.artifactregistry.Repository(
+        images = self.artifact_repository(
             f"{name}-images",
-            project=args.project,
-            location=args.region,
-            repository_id=args.repository_id,
-            format="DOCKER",
-            description="The training pipeline's image: Python and the pinned packages.",
+            args,
+            args.repository_id,
+            "DOCKER",
+            "The training pipeline's image: Python and the pinned packages.",
             # A tag names one image for good: the spec compiled for it cannot change under it.
             docker_config={"immutable_tags": True},
-            labels=dict(args.labels),
-            kms_key_name=args.kms_key,
-            cleanup_policy_dry_run=False,
             cleanup_policies=[
                 # Old tags may still be named by a registered model (its serving image): only
                 # untagged layers left by rebuilt tags are removed.
                 {"id": "untagged", "action": "DELETE", "condition": {"tag_state": "UNTAGGED"}},
             ],
-            opts=self.child(),
         )
-        templates = gcp.artifactregistry.Repository(
+        templates = self.artifact_repository(
             f"{name}-templates",
-            project=args.project,
-            location=args.region,
-            repository_id=args.templates_repository_id,
-            format="KFP",
-            description="Compiled training pipeline templates, one version per submitted change.",
-            labels=dict(args.labels),
-            kms_key_name=args.kms_key,
-            opts=self.child(),
+            args,
+            args.templates_repository_id,
+            "KFP",
+            "Compiled training pipeline templates, one version per submitted change.",
         )
         return images, templates
 
