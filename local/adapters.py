@@ -139,6 +139,10 @@ class LocalEndpoints:
             return None
         return _ref(self.registry.get(serving.model_id, serving.version_id))
 
+    def traffic(self, endpoint: str) -> dict[str, int]:
+        deployed = LocalEndpoint(self.env.endpoints_dir, endpoint).deployed_models()
+        return {m.resource_name: m.traffic_percentage for m in deployed if m.traffic_percentage}
+
     def deploy(self, endpoint: str, model: str, machines: Machines) -> Deployed:
         """All traffic to the new version, then the previous ones retired, as on Vertex AI."""
         version = self.registry.get(model)

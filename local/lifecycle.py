@@ -1,10 +1,11 @@
-"""`.local/index.html`: the lifecycle page of the local platform, regenerated after every run.
+"""`.local/index.html`: the lifecycle page of the local platform.
 
     python -m local.lifecycle [--root DIR] [--contract PATH]     # or: make index
 
-Reads the local warehouse's own tables (ingestion_log, model_metrics, evaluations) and the local
-endpoints, links each run to its report under `reports/`, and writes `<root>/index.html` — the
-page pipeline_src/lifecycle_page.py renders, the same one the cloud writes to its artifacts bucket.
+Every local pipeline run refreshes the page in its last step (pipeline_src/components/publish.py),
+as runs do in the cloud; this renders it again on demand, through the same code and the local
+backend's ports: the local warehouse's own tables (ingestion_log, model_metrics, evaluations), the
+local endpoints, and each run's report kept under `<root>/reports/`.
 """
 
 from __future__ import annotations
@@ -21,50 +22,34 @@ from local.environment import (
     add_contract_argument,
     contract_path_of,
 )
-from pipeline_src.lifecycle_page import EndpointView, read_lifecycle, render_page, write_page
 
 ENDPOINTS = ("staging", "prod")
+"""The local platform plays both stacks: its one page shows both endpoints."""
+
+
+def lifecycle_parameters(env: LocalEnvironment) -> dict[str, Any]:
+    """What a local pipeline run publishes with: the page and reports under the local root."""
+    return {"lifecycle_uri": str(env.root.resolve()), "page_endpoints": list(ENDPOINTS)}
 
 
 def write_index(env: LocalEnvironment) -> Path:
     """Regenerate `<root>/index.html` from the local state; return its path."""
-    from contracts.tables import PLATFORM_TABLES
-    from local.warehouse import connect, create_table, query
+    from local.adapters import LocalBackend
+    from pipeline_src.publication import refresh_page
 
     env.ensure()
-    with connect(env.warehouse_path) as con:
-        for table in PLATFORM_TABLES:  # a fresh platform has no rows yet, not no tables
-            create_table(con, env.dataset, table.table_id, table.schema)
-
-        def read(sql: str) -> list[dict[str, Any]]:
-            return query(con, sql).to_pylist()
-
-        lifecycle = read_lifecycle(read, env.dataset, local_endpoints(env), local_reports(env))
-    page = render_page(
-        lifecycle,
-        title=f"{env.contract.name}: the model's lifecycle (local)",
-        generated_at=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+    page = refresh_page(
+        LocalBackend(str(env.root)),
+        project=env.project,
+        location="local",
+        bq_location="",
+        dataset=env.dataset,
+        endpoints=ENDPOINTS,
+        lifecycle_uri=lifecycle_parameters(env)["lifecycle_uri"],
+        model_name=env.contract.name,
+        now=datetime.now(UTC),
     )
-    return Path(write_page(page, str(env.root / "index.html")))
-
-
-def local_endpoints(env: LocalEnvironment) -> list[EndpointView]:
-    from local.registry import LocalEndpoint
-
-    views = []
-    for name in ENDPOINTS:
-        deployed = LocalEndpoint(env.endpoints_dir, name).deployed_models()
-        traffic = {m.resource_name: m.traffic_percentage for m in deployed if m.traffic_percentage}
-        views.append(EndpointView(name, traffic))
-    return views
-
-
-def local_reports(env: LocalEnvironment) -> dict[str, str]:
-    """Run id -> the report's path relative to the page (reports are named by their run)."""
-    return {
-        path.stem: path.relative_to(env.root).as_posix()
-        for path in sorted((env.root / "reports").glob("*.html"))
-    }
+    return Path(page)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,6 @@ reaches the staging endpoint.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from local.environment import LocalEnvironment
-from local.lifecycle import write_index
+from local.lifecycle import lifecycle_parameters
 from local.run_training import (
     STAGING_ENDPOINT,
     LocalRun,
@@ -68,6 +67,7 @@ def evaluation_parameters(env: LocalEnvironment, **overrides: Any) -> dict[str, 
         **local_base_parameters(env),
         "endpoint": PROD_ENDPOINT,
         "fallback_endpoint": STAGING_ENDPOINT,
+        **lifecycle_parameters(env),
         "min_new_rows": config.min_new_rows,
         "min_accuracy": config.min_accuracy,
         "max_degradation": config.max_degradation,
@@ -82,16 +82,16 @@ def run(
     env.ensure()
     parameters = evaluation_parameters(env, **overrides)
     started = time.perf_counter()
-    _, log_path = execute(env, evaluation_pipeline, parameters, log_name="evaluation", say=say)
+    result, log_path = execute(env, evaluation_pipeline, parameters, log_name="evaluation", say=say)
     record = latest_evaluation(env)
-    report = _copy_report(env, record["evaluation_id"])
+    # Where the run kept its report beside the lifecycle page ("": not enough data to judge).
+    report = Path(result.output) if result.output else None
     retraining = None
     if record.get("triggered_run"):
         # The verdict first: the retraining it causes follows.
         say(f"verdict: {record['decision']}: {record['reason']}")
         say(f"retraining {record['triggered_run']} requested: running the training pipeline")
         retraining = carry_out(env, record["triggered_run"], say)
-    write_index(env)
     return LocalEvaluation(
         record=record,
         report=report,
@@ -151,17 +151,6 @@ def holdout_accuracy(env: LocalEnvironment, model: str, drift: str | None, seed:
     frame = pd.DataFrame(rows)
     predicted = joblib.load(bundle / "model.joblib").predict(model_inputs(frame, spec))
     return float((predicted.astype(str) == frame[spec["label"]].astype(str)).mean())
-
-
-def _copy_report(env: LocalEnvironment, evaluation_id: str) -> Path | None:
-    """The run's report, copied out of its artifacts as <root>/reports/<run>.html."""
-    found = sorted(env.pipeline_root.glob(f"{evaluation_id}*/evaluation-report/report"))
-    if not found:
-        return None  # not enough data: the run stopped before the report
-    report = env.root / "reports" / f"{evaluation_id}.html"
-    report.parent.mkdir(exist_ok=True)
-    shutil.copyfile(found[-1], report)
-    return report
 
 
 def summary(outcome: LocalEvaluation) -> list[str]:

@@ -9,8 +9,9 @@ registry and the local staging endpoint stand in for BigQuery and Vertex AI. Whe
 warehouse has no curated table yet, the palmerpenguins sample is ingested first (uploaded as a
 CSV to the emulated landing bucket and loaded by the ingestion function).
 
-Progress is one line per task; the tasks' full logs go to `<root>/logs/`, the report to
-`<root>/reports/<run>.html`.
+Progress is one line per task; the tasks' full logs go to `<root>/logs/`. The run's last step
+keeps its report, headed by the gate's decision, as `<root>/reports/<run>.html` and refreshes the
+lifecycle page `<root>/index.html` (pipeline_src/components/publish.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from local.environment import (
     add_contract_argument,
     contract_path_of,
 )
+from local.lifecycle import lifecycle_parameters
 from pipeline_src.compile import code_version, parse_params, typed_arguments
 from pipeline_src.image import PROJECT_ROOT
 from stacks.config import TrainingConfig
@@ -44,6 +45,8 @@ STAGING_ENDPOINT = "staging"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TASK_START = re.compile(r"Executing task '([^']+)'")
 _TASK_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
+_COPY = re.compile(r"-\d+$")
+"""kfp names a component's second task in a pipeline `<name>-2`: each branch has its own."""
 _EXCEPTION = re.compile(r"^\s*[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
 
 
@@ -60,7 +63,7 @@ class LocalRun:
     evaluation: dict[str, Any]
     """The evaluate task's evaluation.json: test metrics beside the baseline's."""
     report: Path
-    """The stakeholder report (HTML), copied out of the run's artifacts."""
+    """The stakeholder report (HTML), headed by the decision, where the run kept it."""
     seconds: float
     log: Path
     serving: str | None
@@ -93,6 +96,7 @@ def local_parameters(env: LocalEnvironment, **overrides: Any) -> dict[str, Any]:
         "model_display_name": env.naming.display_name(f"{contract.name} model"),
         "models_uri": str(env.registry_dir.resolve()),
         "serving_image": "local",
+        **lifecycle_parameters(env),
         "git_commit": code_version(),
         "min_accuracy": training.min_accuracy,
         "min_improvement": training.min_improvement,
@@ -158,7 +162,6 @@ def execute(
 
 def run(env: LocalEnvironment, *, say: Callable[[str], None] = print, **overrides: Any) -> LocalRun:
     """Run the training pipeline on the local stand-ins; raise PipelineFailed if a task fails."""
-    from local.lifecycle import write_index
     from local.registry import LocalEndpoint, LocalModelRegistry
     from pipeline_src.components.common import read_json
     from pipeline_src.training import training_pipeline
@@ -173,51 +176,16 @@ def run(env: LocalEnvironment, *, say: Callable[[str], None] = print, **override
     candidate = None
     if result.outputs["decision"] == "register":  # registered as the model's default version
         candidate = LocalModelRegistry(env.registry_dir).get(parameters["model_id"]).resource_name
-    new_version = {"deploy": serving.resource_name if serving else None, "register": candidate}
-    report = _copy_report(
-        env,
-        Path(result.outputs["report"].path),
-        result.outputs["decision"],
-        result.outputs["reason"],
-        version=new_version.get(result.outputs["decision"]),
-        commit=parameters["git_commit"],
-    )
-    write_index(env)
     return LocalRun(
         decision=result.outputs["decision"],
         reason=result.outputs["reason"],
         evaluation=evaluation,
-        report=report,
+        report=Path(result.outputs["report"]),
         seconds=time.perf_counter() - started,
         log=log_path,
         serving=serving.resource_name if serving else None,
         candidate=candidate,
     )
-
-
-def _copy_report(
-    env: LocalEnvironment,
-    produced: Path,
-    decision: str,
-    reason: str,
-    version: str | None,
-    commit: str,
-) -> Path:
-    """The run's report as `<root>/reports/<run>.html`, headed by the gate's decision."""
-    from pipeline_src.lifecycle_page import headed_by_decision
-
-    run_id = produced.parent.parent.name  # the run's folder under the pipeline root
-    facts = {
-        "model version": version or "none registered",
-        "run": run_id,
-        "code commit": commit or "unknown",
-        "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-    }
-    report = env.root / "reports" / f"{run_id}.html"
-    report.parent.mkdir(exist_ok=True)
-    page = produced.read_text(encoding="utf-8")  # the artifact has no extension; .html opens
-    report.write_text(headed_by_decision(page, decision, reason, facts), encoding="utf-8")
-    return report
 
 
 @contextlib.contextmanager
@@ -273,7 +241,7 @@ class _Progress:
             task, status = end.groups()
             seconds = time.perf_counter() - self.started.get(task, time.perf_counter())
             mark = "done" if status == "SUCCESS" else status
-            self.say(f"{task:<16} {mark} in {seconds:.1f} s")
+            self.say(f"{_COPY.sub('', task):<16} {mark} in {seconds:.1f} s")
         elif self.current:
             self.lines[self.current].append(line)
 

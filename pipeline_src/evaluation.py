@@ -1,7 +1,9 @@
 """The continuous evaluation pipeline: judge the production model on newly labelled data.
 
-    new data? ─┬─ enough: batch predict ► assess ► decide and trigger ► report
-               └─ not enough: record why, stop
+    new data? ─┬─ enough: batch predict ► assess ► decide and trigger ► report ► publish
+               └─ not enough: record why ► publish
+
+publish keeps the report beside the lifecycle page and refreshes the page (components/publish.py).
 
 Only the DAG lives here; each step is a component in `components/`. Every parameter is explicit:
 the schedule (resources/pipelines.py) and the local launcher (local/run_evaluation.py) pass them.
@@ -15,11 +17,14 @@ from pipeline_src.components.assess import assess
 from pipeline_src.components.batch_predict import batch_predict
 from pipeline_src.components.evaluation_report import evaluation_report
 from pipeline_src.components.new_data import new_data, record_skip
+from pipeline_src.components.publish import publish
 from pipeline_src.components.trigger import decide_and_trigger
 from pipeline_src.sizing import sized
 
 PIPELINE_NAME = "tabular-mlops-evaluation"
-COMPONENTS = (new_data, record_skip, batch_predict, assess, decide_and_trigger, evaluation_report)
+COMPONENTS = (
+    new_data, record_skip, batch_predict, assess, decide_and_trigger, evaluation_report, publish
+)  # fmt: skip
 
 
 @dsl.pipeline(
@@ -37,6 +42,7 @@ def evaluation_pipeline(
     endpoint: str,
     fallback_endpoint: str,
     model_id: str,
+    lifecycle_uri: str,
     min_new_rows: int = 200,
     min_accuracy: float = 0.85,
     max_degradation: float = 0.05,
@@ -48,7 +54,8 @@ def evaluation_pipeline(
     prediction_machine_type: str = "n1-standard-2",
     prediction_service_account: str = "",
     kms_key: str = "",
-):
+    page_endpoints: list = [],  # noqa: B006 (a spec default, never mutated)
+) -> str:
     """Evaluate the model prod serves on the new batches; retrain when it has degraded.
 
     Args:
@@ -58,6 +65,8 @@ def evaluation_pipeline(
         endpoint, fallback_endpoint: the model `endpoint` serves is judged (the fallback's
             while it serves none; locally prod and staging, in the cloud the stack's endpoint).
         model_id: the registry model.
+        lifecycle_uri: where the report is kept and the lifecycle page refreshed (the artifacts
+            bucket's `lifecycle/`; locally the local root).
         min_new_rows: labelled rows, not yet evaluated, needed to judge.
         min_accuracy, max_degradation: retrain below this accuracy on the new rows, or when it
             is more than this below the model's own test-time accuracy.
@@ -68,11 +77,34 @@ def evaluation_pipeline(
         training_pipeline_root, training_service_account: where and as whom retraining runs.
         prediction_machine_type, prediction_service_account: the batch prediction job's.
         kms_key: the CMEK key the jobs it starts (batch prediction, retraining) encrypt with.
+        page_endpoints: the endpoints the lifecycle page shows (empty: `endpoint` and
+            `fallback_endpoint`).
+
+    Returns where the report is kept ("" when there was not enough new data to judge).
     """
     # Where the steps' ports point; which backend answers is the run's (pipeline_src/ports.py).
     warehouse = dict(project=project, bq_location=bq_location, dataset=dataset)
     vertex = dict(project=project, location=location)
     place = {**vertex, **warehouse}
+
+    def publish_run(after, report=None):
+        """Both branches end by keeping the report (if any) and refreshing the lifecycle page."""
+        given = {} if report is None else {"report": report}  # a task takes no None argument
+        return sized(
+            publish(
+                contract=contract,
+                **place,
+                lifecycle_uri=lifecycle_uri,
+                run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                endpoint=endpoint,
+                fallback_endpoint=fallback_endpoint,
+                page_endpoints=page_endpoints,
+                **given,
+            )
+            .after(after)
+            .set_display_name("publish report and lifecycle page")
+        )
+
     new_data_task = sized(
         new_data(
             contract=contract,
@@ -125,7 +157,7 @@ def evaluation_pipeline(
                 evaluations_table=evaluations_table,
             ).set_display_name("decide and trigger retraining")
         )
-        sized(
+        report_task = sized(
             evaluation_report(
                 assessment=assess_task.outputs["assessment"],
                 served=new_data_task.outputs["served"],
@@ -139,8 +171,9 @@ def evaluation_pipeline(
                 evaluations_table=evaluations_table,
             ).set_display_name("report")
         )
+        judged = publish_run(report_task, report_task.outputs["report"])
     with dsl.Else(name="not-enough-new-data"):
-        sized(
+        skipped = sized(
             record_skip(
                 evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                 model=new_data_task.outputs["model"],
@@ -151,3 +184,5 @@ def evaluation_pipeline(
                 evaluations_table=evaluations_table,
             ).set_display_name("record: not enough data")
         )
+        not_judged = publish_run(skipped)
+    return dsl.OneOf(judged.output, not_judged.output)

@@ -4,13 +4,11 @@ Every ingestion (loaded or rejected, and why), every training run (the gate's de
 versions compared, the metrics, a link to its report), every evaluation (verdict, drift) and what
 each endpoint serves — newest first, read from the warehouse's own tables (contracts/tables.py).
 
-The page is built from plain rows, so it does not care where they come from:
-
-- locally, `local/lifecycle.py` reads the DuckDB warehouse and the local endpoints and writes
-  `.local/index.html`;
-- in the cloud, the same rows come from BigQuery (`warehouse_rows`) and `write_page` puts the page
-  in the artifacts bucket (`gs://<artifacts>/lifecycle/index.html`), which the stakeholders'
-  dashboard links to (resources/monitoring.py).
+The page is built from plain rows, so it does not care where they come from. The publish step
+at the end of every training and evaluation run (pipeline_src/publication.py) renders it through
+the run's ports — BigQuery and Vertex AI in the cloud, writing `gs://<artifacts>/lifecycle/
+index.html`, which the stakeholders' dashboard links (resources/monitoring.py); the DuckDB
+warehouse and the local endpoints locally, writing `.local/index.html` (`make index` too).
 """
 
 from __future__ import annotations
@@ -23,8 +21,13 @@ from typing import Any
 
 from pipeline_src.components.common import decision_badge, html_page
 
-PAGE_OBJECT = "lifecycle/index.html"
+LIFECYCLE_FOLDER = "lifecycle"
+"""The artifacts bucket's folder the pipelines publish to (their `lifecycle_uri`)."""
+PAGE_OBJECT = f"{LIFECYCLE_FOLDER}/index.html"
 """Where the page lives in the artifacts bucket (the dashboard links here)."""
+REPORTS_PREFIX = f"{LIFECYCLE_FOLDER}/reports/"
+"""Where each run's report is kept beside it, `<run or evaluation id>.html` (the pipeline root
+expires; these do not)."""
 
 
 @dataclass(frozen=True)
@@ -48,25 +51,33 @@ class Lifecycle:
 
 
 def read_lifecycle(
-    read: Callable[[str], list[dict[str, Any]]],
+    read: Callable[[str, str], list[dict[str, Any]]],
     dataset: str,
     endpoints: list[EndpointView],
     reports: dict[str, str],
 ) -> Lifecycle:
-    """The page's rows through `read` (BigQuery SQL -> rows), from the three platform tables."""
+    """The page's rows through `read` (BigQuery SQL, the platform table it reads -> rows), from
+    the three platform tables."""
+    # One row per attempt: its outcome, or its STARTED row alone when it has none (cut short,
+    # or still running). A redelivered duplicate is not an ingestion.
     ingestions = read(
         "SELECT source_uri, status, rows_loaded, rows_in_file, reason, quarantine_uri, "
-        f"started_at FROM `{dataset}`.`ingestion_log` "
-        "WHERE status != 'DUPLICATE' ORDER BY started_at DESC"
+        f"started_at FROM `{dataset}`.`ingestion_log` AS attempt "
+        "WHERE status NOT IN ('DUPLICATE', 'STARTED') OR (status = 'STARTED' AND NOT EXISTS "
+        f"(SELECT 1 FROM `{dataset}`.`ingestion_log` AS outcome WHERE outcome.attempt_id = "
+        "attempt.attempt_id AND outcome.status != 'STARTED')) ORDER BY started_at DESC",
+        "ingestion_log",
     )
     metrics = read(
         "SELECT run_id, model_version, data_snapshot, metric, value, split, decision, reason, "
-        f"recorded_at FROM `{dataset}`.`model_metrics` ORDER BY recorded_at DESC"
+        f"recorded_at FROM `{dataset}`.`model_metrics` ORDER BY recorded_at DESC",
+        "model_metrics",
     )
     evaluations = read(
         "SELECT evaluation_id, model_version, rows, value, baseline_value, drift, decision, "
         f"reason, triggered_run, evaluated_at FROM `{dataset}`.`evaluations` "
-        "ORDER BY evaluated_at DESC"
+        "ORDER BY evaluated_at DESC",
+        "evaluations",
     )
     return Lifecycle(
         ingestions=ingestions,
@@ -100,6 +111,17 @@ def _when(value: Any) -> str:
     return f'<span class="when">{value:%Y-%m-%d}<br>{value:%H:%M} UTC</span>'
 
 
+def _name(resource: str | None) -> str:
+    """A resource by its last part (`penguins-staging@3`, the endpoint's id), the full name on
+    hover: Vertex AI's `projects/…/locations/…/models/…` would not fit a narrow window."""
+    if not resource:
+        return "-"
+    short = resource.rsplit("/", 1)[-1]
+    if short == resource:
+        return f"<code>{escape(resource)}</code>"
+    return f'<code title="{escape(resource)}">{escape(short)}</code>'
+
+
 def _number(value: Any) -> str:
     return "" if value is None else f"{value:.3f}"
 
@@ -118,10 +140,10 @@ def _table(headers: Iterable[str], rows: list[str], empty: str) -> str:
 
 def _endpoints_section(lifecycle: Lifecycle) -> str:
     rows = [
-        f"<tr><td>{escape(view.name)}</td><td>"
+        f"<tr><td>{_name(view.name)}</td><td>"
         + (
             "<br>".join(
-                f"<code>{escape(model)}</code> {share}%"
+                f"{_name(model)} {share}%"
                 for model, share in sorted(view.traffic.items(), key=lambda i: -i[1])
             )
             or '<span class="empty">nothing deployed</span>'
@@ -140,7 +162,7 @@ def _trainings_section(lifecycle: Lifecycle) -> str:
         rows.append(
             f"<tr><td>{_when(run['recorded_at'])}</td><td>{decision_badge(run['decision'])}"
             f"<br>{_link(lifecycle, run['run_id'])}</td>"
-            f"<td><code>{escape(run['model_version'] or '-')}</code></td>"
+            f"<td>{_name(run['model_version'])}</td>"
             f"<td><strong>{_number(scores.get('accuracy'))}</strong><br><small>"
             + (f"champion {_number(champion)}<br>" if champion is not None else "")
             + f"baseline {_number(scores.get('baseline/accuracy'))}</small></td>"
@@ -162,7 +184,7 @@ def _evaluations_section(lifecycle: Lifecycle) -> str:
             f"<tr><td>{_when(evaluation['evaluated_at'])}</td>"
             f"<td>{decision_badge(evaluation['decision'])}"
             f"<br>{_link(lifecycle, evaluation['evaluation_id'])}</td>"
-            f"<td><code>{escape(evaluation.get('model_version') or '-')}</code></td>"
+            f"<td>{_name(evaluation.get('model_version'))}</td>"
             f"<td><strong>{_number(evaluation.get('value'))}</strong><br><small>"
             f"on {evaluation.get('rows') or 0} rows<br>at test "
             f"{_number(evaluation.get('baseline_value'))}</small></td><td>{top_drift}</td>"
@@ -204,26 +226,6 @@ def render_page(lifecycle: Lifecycle, title: str, generated_at: str) -> str:
         f"<h2>Ingested files</h2>{_ingestions_section(lifecycle)}"
     )
     return html_page(title, body)
-
-
-def write_page(html: str, destination: str) -> str:
-    """Write the page to a local path or a gs:// URI (the artifacts bucket); return where."""
-    if destination.startswith("gs://"):
-        from google.cloud import storage
-
-        bucket, _, name = destination.removeprefix("gs://").partition("/")
-        blob = storage.Client().bucket(bucket).blob(name)
-        blob.cache_control = "no-cache"  # a stakeholder reloading sees the newest run
-        blob.upload_from_string(html, content_type="text/html; charset=utf-8")
-        return destination
-    from pathlib import Path
-
-    path = Path(destination)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_suffix(".tmp")
-    scratch.write_text(html, encoding="utf-8")
-    scratch.replace(path)  # a browser reloading never reads half a page
-    return str(path)
 
 
 def headed_by_decision(page: str, decision: str, reason: str, facts: dict[str, str]) -> str:

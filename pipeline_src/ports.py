@@ -122,6 +122,11 @@ class Endpoints(Protocol):
         """The version `endpoint` serves (the one with the most traffic), or None."""
         ...
 
+    def traffic(self, endpoint: str) -> dict[str, int]:
+        """Every version `endpoint` serves (versioned name) -> its share of the traffic in
+        percent; empty when it serves nothing."""
+        ...
+
     def deploy(self, endpoint: str, model: str, machines: Machines) -> Deployed:
         """Deploy `model` (a versioned name) with all traffic; once it serves, undeploy the
         models that served before."""

@@ -1,8 +1,12 @@
 """The training pipeline: from a warehouse snapshot to a better model on the staging endpoint.
 
-    extract ► validate ► split ► train ► evaluate ► gate ─┬─ deploy: register ► record, deploy
+    extract ► validate ► split ► train ► evaluate ► gate ─┬─ deploy: register ► deploy, record
                                                           ├─ register: register ► record
                                                           └─ keep champion: record
+    … and each branch ends with publish.
+
+publish keeps the report, headed by the gate's decision and the run's provenance, beside the
+lifecycle page and refreshes the page (components/publish.py), whichever branch ran.
 
 "register" is the gate's decision for a better model when the endpoint is deployed by
 promotion (`deploy_by="promotion"`, prod): the version waits, as a candidate, for QA's
@@ -22,6 +26,7 @@ from pipeline_src.components.deploy import deploy
 from pipeline_src.components.evaluate import evaluate
 from pipeline_src.components.extract import extract
 from pipeline_src.components.gate import gate
+from pipeline_src.components.publish import publish
 from pipeline_src.components.record_metrics import record_metrics
 from pipeline_src.components.register import register
 from pipeline_src.components.split import split
@@ -30,7 +35,9 @@ from pipeline_src.components.validate import validate
 from pipeline_src.sizing import sized
 
 PIPELINE_NAME = "tabular-mlops-training"
-COMPONENTS = (extract, validate, split, train, evaluate, gate, register, record_metrics, deploy)
+COMPONENTS = (
+    extract, validate, split, train, evaluate, gate, register, record_metrics, deploy, publish
+)  # fmt: skip
 CANDIDATE_ALIAS = "candidate"
 """The alias of the newest version awaiting promotion, in a stack deployed by promotion."""
 TUNABLE = frozenset(
@@ -44,12 +51,13 @@ platform's (resource names, the contract, the gate's bars, which have their own 
 
 
 class TrainingOutputs(NamedTuple):
-    """What a run returns: the gate's decision and reason, the evaluation and the report."""
+    """What a run returns: the gate's decision and reason, the evaluation, and where its report
+    is kept, headed by the decision (beside the lifecycle page)."""
 
     decision: str
     reason: str
     evaluation: dsl.Artifact
-    report: dsl.HTML
+    report: str
 
 
 @dsl.pipeline(
@@ -69,6 +77,7 @@ def training_pipeline(
     model_display_name: str,
     models_uri: str,
     serving_image: str,
+    lifecycle_uri: str,
     git_commit: str = "unknown",
     snapshot_time: str = "",
     min_rows_per_class: int = 10,
@@ -91,6 +100,7 @@ def training_pipeline(
     serving_min_replicas: int = 1,
     serving_max_replicas: int = 1,
     serving_service_account: str = "",
+    page_endpoints: list = [],  # noqa: B006 (a spec default, never mutated)
 ) -> TrainingOutputs:
     """Train on a snapshot of the curated table; deploy (or register) it only if it is better.
 
@@ -103,7 +113,9 @@ def training_pipeline(
         model_id, model_display_name: the registry model the versions belong to.
         models_uri: gs:// folder registered model bundles are copied to (outlives the run).
         serving_image: the container image Vertex AI serves the model with.
-        git_commit: the code version, recorded on the model.
+        lifecycle_uri: where the run's report is kept and the lifecycle page refreshed (the
+            artifacts bucket's `lifecycle/`, which the dashboard links; locally the local root).
+        git_commit: the code version, recorded on the model and stated in the report.
         snapshot_time: ISO time of the snapshot (empty: now); the same time gives the same data.
         min_rows_per_class, max_missing_rate: what validate accepts.
         validation_fraction, test_fraction, seed: the split (and the model's seed).
@@ -114,6 +126,8 @@ def training_pipeline(
             `endpoint` serves what QA promotes (prod), a better model is only registered.
         metrics_table: the platform table metrics and decisions go to.
         serving_*: the staging deployment's machine type, replicas and service account.
+        page_endpoints: the endpoints the lifecycle page shows (empty: `endpoint`; locally
+            staging and prod share one page).
     """
     # Where the steps' ports point; which backend answers is the run's (pipeline_src/ports.py).
     warehouse = dict(project=project, bq_location=bq_location, dataset=dataset)
@@ -198,8 +212,9 @@ def training_pipeline(
             ).set_display_name("record metrics")
         )
 
-    with dsl.If(gate_task.outputs["decision"] != "keep_champion", name="challenger-wins"):
-        register_task = sized(
+    def register_version():
+        """A winner becomes a registry version (deployed by this run or awaiting promotion)."""
+        return sized(
             register(
                 model=train_task.outputs["model"],
                 evaluation=evaluate_task.outputs["evaluation"],
@@ -219,26 +234,57 @@ def training_pipeline(
                 deploy_by=deploy_by,
             ).set_display_name("register version")
         )
-        record(register_task.outputs["model"])
-        # Only where the pipeline deploys: a promotion-managed endpoint is QA's (its PR).
-        with dsl.If(gate_task.outputs["decision"] == "deploy", name="pipeline-deploys"):
-            sized(
-                deploy(
-                    model=register_task.outputs["model"],
-                    **vertex,
-                    endpoint=endpoint,
-                    machine_type=serving_machine_type,
-                    min_replicas=serving_min_replicas,
-                    max_replicas=serving_max_replicas,
-                    service_account=serving_service_account,
-                ).set_display_name("deploy to staging")
+
+    def publish_run(model_version, *after):
+        """Every branch ends by keeping the report, headed by the decision, and refreshing the
+        lifecycle page once the run's row is recorded (and its version deployed)."""
+        return sized(
+            publish(
+                contract=contract,
+                **{**vertex, **warehouse},
+                lifecycle_uri=lifecycle_uri,
+                run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                endpoint=endpoint,
+                page_endpoints=page_endpoints,
+                report=evaluate_task.outputs["report"],
+                decision=gate_task.outputs["decision"],
+                reason=gate_task.outputs["reason"],
+                model_version=model_version,
+                git_commit=git_commit,
             )
+            .after(*after)
+            .set_display_name("publish report and lifecycle page")
+        )
+
+    # One branch per decision, so the run's outputs can name the report of whichever ran.
+    with dsl.If(gate_task.outputs["decision"] == "deploy", name="challenger-deploys"):
+        deployed = register_version()
+        deploy_task = sized(
+            deploy(
+                model=deployed.outputs["model"],
+                **vertex,
+                endpoint=endpoint,
+                machine_type=serving_machine_type,
+                min_replicas=serving_min_replicas,
+                max_replicas=serving_max_replicas,
+                service_account=serving_service_account,
+            ).set_display_name("deploy to staging")
+        )
+        recorded = record(deployed.outputs["model"])
+        published_deploy = publish_run(deployed.outputs["model"], recorded, deploy_task)
+    # Where the endpoint is QA's (deploy_by="promotion"): registered, never deployed here.
+    with dsl.Elif(gate_task.outputs["decision"] == "register", name="challenger-awaits-promotion"):
+        candidate = register_version()
+        recorded = record(candidate.outputs["model"])
+        published_candidate = publish_run(candidate.outputs["model"], recorded)
     with dsl.Else(name="champion-stays"):
-        record("")
+        published_kept = publish_run("", record(""))
 
     return TrainingOutputs(
         decision=gate_task.outputs["decision"],
         reason=gate_task.outputs["reason"],
         evaluation=evaluate_task.outputs["evaluation"],
-        report=evaluate_task.outputs["report"],
+        report=dsl.OneOf(
+            published_deploy.output, published_candidate.output, published_kept.output
+        ),
     )

@@ -135,7 +135,8 @@ class DataLake(PlatformComponent):
             Grantee.STAKEHOLDERS,
             "roles/storage.objectViewer",
             "artifacts",
-            "open the model reports (HTML, plots) the training pipeline writes",
+            "open the lifecycle page the dashboard links (lifecycle/index.html: every "
+            "ingestion, training run and evaluation) and the reports it links",
         ),
         Permission(
             Grantee.INGESTION,
@@ -171,7 +172,8 @@ class DataLake(PlatformComponent):
             Grantee.PIPELINE_RUNNER,
             "roles/storage.objectUser",
             "artifacts",
-            "pipeline root: read and write run artifacts",
+            "pipeline root: read and write run artifacts; publish the lifecycle page and each "
+            "run's report under lifecycle/ (kept: only pipeline-root/ and tmp/ expire)",
             # Pipeline code must not be able to swap the function's source archive.
             condition=Condition(
                 title="not the function sources",

@@ -21,7 +21,7 @@ from contracts.tables import EVALUATIONS, INGESTION_LOG, MODEL_METRICS, PREDICTI
 from pipeline_src.compile import code_version, compile_spec
 from pipeline_src.evaluation import evaluation_pipeline
 from pipeline_src.image import image_uri, registry_path
-from pipeline_src.lifecycle_page import PAGE_OBJECT
+from pipeline_src.lifecycle_page import LIFECYCLE_FOLDER, PAGE_OBJECT
 from pipeline_src.scoring import scoring_pipeline
 from pipeline_src.submit import TrainingJob
 from pipeline_src.training import CANDIDATE_ALIAS
@@ -547,6 +547,10 @@ def _training_strings(
         # promoted to (listing included).
         "models_uri": pulumi.Output.concat("gs://", data_lake.models.name),
         "serving_image": image,
+        # Each run keeps its report and refreshes the lifecycle page here (never expired).
+        "lifecycle_uri": pulumi.Output.concat(
+            "gs://", data_lake.artifacts.name, "/", LIFECYCLE_FOLDER
+        ),
         "serving_machine_type": platform.serving.machine_type,
         "git_commit": code_version(),
         "deploy_by": "promotion" if promoted else "pipeline",
@@ -611,6 +615,7 @@ def _evaluation(env: _Environment, runs: _Runs, warehouse: Warehouse) -> Schedul
         **runs.where(),
         # Each stack judges the model its own endpoint serves: no fallback endpoint.
         "fallback_endpoint": "",
+        "lifecycle_uri": runs.strings["lifecycle_uri"],
         "evaluations_table": warehouse.tables[EVALUATIONS.table_id].table_id,
         "training_parameters": pulumi.Output.json_dumps(runs.strings),
         "training_pipeline_root": runs.pipeline_root,

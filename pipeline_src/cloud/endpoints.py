@@ -23,6 +23,18 @@ class VertexEndpoints:
         top = max(deployed, key=lambda d: traffic.get(d.id, 0))
         return model_ref(aiplatform.Model(top.model, version=top.model_version_id))
 
+    def traffic(self, endpoint: str) -> dict[str, int]:
+        from google.cloud import aiplatform
+
+        aiplatform.init(project=self.project, location=self.location)
+        target = aiplatform.Endpoint(endpoint)
+        split = target.traffic_split
+        return {
+            f"{deployed.model}@{deployed.model_version_id}": split[deployed.id]
+            for deployed in target.list_models()
+            if split.get(deployed.id)
+        }
+
     def deploy(self, endpoint: str, model: str, machines: Machines) -> Deployed:
         """The new model takes 100% of the traffic and the call returns once it serves; only
         then are the models that served before undeployed (they have no traffic left), so the

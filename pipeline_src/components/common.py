@@ -197,6 +197,8 @@ def decision_badge(decision: str) -> str:
         "REJECTED": ("rejected", "bad"),
         "DUPLICATE": ("duplicate", "neutral"),
         "FAILED": ("failed", "bad"),
+        "STARTED": ("no outcome", "neutral"),  # an attempt cut short, or still running
+        "IGNORED": ("ignored", "neutral"),
     }.get(decision or "", (decision or "unknown", "neutral"))
     return f'<span class="badge {tone}">{escape(text)}</span>'
 

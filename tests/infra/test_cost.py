@@ -227,3 +227,25 @@ def test_a_sized_pipeline_task_is_priced_on_the_machine_that_fits_it(plans):
     runs = cost.runs_per_month(evaluation["schedule"]["cron"])
     schedule = "pipelines-evaluation-schedule"
     assert lines[schedule].monthly_usd - before[schedule].monthly_usd == pytest.approx(runs * step)
+
+
+def test_a_run_is_priced_along_one_branch_of_each_decision():
+    """A training run deploys, registers or keeps the champion: the estimate counts the tasks of
+    the costliest of those branches, not every branch's."""
+    from pipeline_src.compile import compile_spec
+    from tooling.cost import run_path
+
+    spec = compile_spec("europe-west4-docker.pkg.dev/p/r/pipeline:deps-0123456789ab")
+    path = run_path(spec, lambda executor: 1.0)
+    labels = {
+        label for label, e in spec["deploymentSpec"]["executors"].items() for p in path if p is e
+    }
+    assert labels == {
+        "exec-extract", "exec-validate", "exec-split", "exec-train", "exec-evaluate", "exec-gate",
+        "exec-register", "exec-deploy", "exec-record-metrics", "exec-publish",
+    }  # fmt: skip
+    # With another branch the costliest, that one is priced instead.
+    costly = run_path(
+        spec, lambda e: 9.0 if e is spec["deploymentSpec"]["executors"]["exec-publish-3"] else 1.0
+    )
+    assert len(costly) == 8 and spec["deploymentSpec"]["executors"]["exec-publish-3"] in costly

@@ -37,7 +37,11 @@ def _fill(env: LocalEnvironment) -> None:
         {"batch_id": "b2", "source_uri": "gs://landing/incoming/notes.csv", "source_generation": 1,
          "attempt_id": "a2", "status": "REJECTED", "rows_loaded": 0, "rows_in_file": 10,
          "reason": "column species: 'Emperor' is not a species", "started_at": _at(1)},
+        {"batch_id": "b3", "source_uri": "gs://landing/incoming/july.csv", "source_generation": 1,
+         "attempt_id": "a3", "status": "STARTED", "started_at": _at(2)},
     ]  # fmt: skip
+    # Every attempt writes a STARTED row first; the page shows its outcome instead.
+    ingestions += [{**row, "status": "STARTED", "rows_loaded": None} for row in ingestions[:2]]
     metrics = _metric_rows("train-1", 5, "deploy", "clears the bar", "m@1", 0.986)
     metrics += _metric_rows("train-2", 20, "keep_champion", "does not beat m@1", "", 0.97)
     evaluation = {
@@ -78,7 +82,9 @@ def test_the_page_shows_every_step_newest_first_with_links_and_badges(tmp_path, 
     assert "bill_<wbr>length_<wbr>mm<br>3.70" in page and "retrain-1" in page
     assert '<a href="reports/eval-1.html">report</a>' in page
     # Ingestions, newest first: the rejection and why, then the load.
-    assert page.index("notes.csv") < page.index("june.csv")
+    assert page.index("july.csv") < page.index("notes.csv") < page.index("june.csv")
+    # One row per attempt: an outcome, or a start with none (cut short, or still running).
+    assert page.count(">no outcome<") == 1 and page.count("june.csv") == 1
     assert "'Emperor' is not a species" in html.unescape(page) and "344 of 344" in page
 
 

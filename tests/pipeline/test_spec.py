@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import dis
 import os
+import re
 import subprocess
 import sys
 import types
@@ -106,7 +107,8 @@ def test_spec_runs_every_component_on_the_given_image():
     spec = compile_spec(IMAGE)
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {IMAGE}
-    assert len(spec["deploymentSpec"]["executors"]) == len(COMPONENTS) + 1  # record runs twice
+    # One task per branch: register in two, record and publish in all three.
+    assert len(spec["deploymentSpec"]["executors"]) == len(COMPONENTS) + 5
 
 
 @pytest.mark.parametrize(
@@ -120,15 +122,24 @@ def test_compile_refuses_an_unpinned_or_missing_image(bad):
 def test_spec_gates_registration_and_deployment_on_the_decision():
     spec = compile_spec(IMAGE)
     branches = spec["components"]["comp-condition-branches-1"]["dag"]["tasks"]
-    conditions = {name: task["triggerPolicy"]["condition"] for name, task in branches.items()}
-    wins = next(n for n, c in conditions.items() if not c.startswith("!"))
-    assert "gate-decision'] != 'keep_champion'" in conditions[wins]  # deploy or register
-    inside = spec["components"][f"comp-{wins}"]["dag"]["tasks"]
-    nested = next(n for n in inside if n.startswith("condition-"))
-    assert set(inside) == {"register", "record-metrics", nested}
+    tasks = {
+        task["triggerPolicy"]["condition"]: {
+            re.sub(r"-\d+$", "", name)
+            for name in spec["components"][f"comp-{branch}"]["dag"]["tasks"]
+        }
+        for branch, task in branches.items()
+    }
+    decided = "inputs.parameter_values['pipelinechannel--gate-decision'] == "
+    deploy, register, keep = tasks
     # Deployment only on "deploy": a model registered for promotion never reaches the endpoint.
-    assert inside[nested]["triggerPolicy"]["condition"].endswith("gate-decision'] == 'deploy'")
-    assert set(spec["components"][f"comp-{nested}"]["dag"]["tasks"]) == {"deploy"}
+    assert deploy == f"{decided}'deploy'"
+    assert tasks[deploy] == {"register", "deploy", "record-metrics", "publish"}
+    assert register.endswith(f"&& {decided}'register'") and f"!({decided}'deploy')" in register
+    assert tasks[register] == {"register", "record-metrics", "publish"}
+    assert tasks[keep] == {"record-metrics", "publish"}
+    # The run's report is the one its branch published, headed by the decision.
+    report = spec["root"]["dag"]["outputs"]["parameters"]["report"]["valueFromParameter"]
+    assert report["producerSubtask"] == "condition-branches-1"
 
 
 def test_spec_parameters_are_the_pipeline_signature():
@@ -139,7 +150,7 @@ def test_spec_parameters_are_the_pipeline_signature():
     required = {n for n, p in declared.items() if not p.get("isOptional")}
     assert required == {
         "contract", "project", "location", "bq_location", "dataset", "table", "endpoint",
-        "model_id", "model_display_name", "models_uri", "serving_image",
+        "model_id", "model_display_name", "models_uri", "serving_image", "lifecycle_uri",
     }  # fmt: skip
     assert training_pipeline.name == "tabular-mlops-training"
 

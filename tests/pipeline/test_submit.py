@@ -35,6 +35,7 @@ def job(contract) -> TrainingJob:
             "model_id": "tabular-mlops-staging-penguins",
             "model_display_name": "penguins model",
             "models_uri": "gs://acme-mlops-staging-staging-artifacts/models",
+            "lifecycle_uri": "gs://acme-mlops-staging-staging-artifacts/lifecycle",
             "serving_image": IMAGE,
             "min_accuracy": 0.9,
         },

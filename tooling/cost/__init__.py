@@ -9,7 +9,8 @@ the list prices of tooling/prices/gcp.yaml (tooling/cost/prices.py):
   730 h, the Workbench machine (for the hours it runs) and its disks, warm function instances,
   the NAT gateway, KMS key versions;
 - scheduled work: each active schedule's runs a month (from its cron) x the machine of each of
-  its pipeline's tasks x a typical task duration, plus the per-run fee;
+  the tasks a run takes (of exclusive branches, the costliest) x a typical task duration, plus
+  the per-run fee;
 - usage-priced services as rates x the amounts the stack's `platform.cost` section assumes
   (storage held, bytes scanned).
 
@@ -399,11 +400,32 @@ def _gigabytes(text: str | None) -> float:
     return float(match.group(1)) * scale
 
 
+def run_path(spec: dict[str, Any], cost: Callable[[dict[str, Any]], float]) -> list[dict]:
+    """The executors of a run's costliest way through the pipeline: every task of a DAG, but of
+    exclusive branches (dsl.If/Elif/Else, compiled as `condition-branches-N`) only the costliest,
+    as a run takes one (a training run deploys, registers, or keeps the champion)."""
+    components = spec.get("components", {})
+    executors = spec.get("deploymentSpec", {}).get("executors", {})
+
+    def task_path(task: dict[str, Any]) -> list[dict]:
+        name = task["componentRef"]["name"]
+        component = components.get(name, {})
+        if "dag" not in component:
+            return [executors[component["executorLabel"]]]
+        branches = [task_path(t) for t in component["dag"].get("tasks", {}).values()]
+        if name.startswith("comp-condition-branches-"):
+            return max(branches, key=lambda path: sum(map(cost, path)), default=[])
+        return [executor for branch in branches for executor in branch]
+
+    tasks = spec.get("root", {}).get("dag", {}).get("tasks", {}).values()
+    return [executor for task in tasks for executor in task_path(task)]
+
+
 def _schedule(resource: dict[str, Any], ctx: _Context) -> list[CostLine]:
     inputs = resource["inputs"]
     pipeline = "training" if "training" in resource["name"] else "evaluation"
     key = f"pipelines.{pipeline}.schedule"
-    executors = _pipeline_spec(resource).get("deploymentSpec", {}).get("executors", {})
+    executors = _run_executors(resource, ctx)
     minutes = ctx.assume.pipeline_task_minutes
     per_run = _run_usd(resource, ctx)
     runs = runs_per_month(inputs["cron"])
@@ -428,13 +450,23 @@ def _schedule(resource: dict[str, Any], ctx: _Context) -> list[CostLine]:
     ]
 
 
-def _run_usd(resource: dict[str, Any], ctx: _Context) -> float:
-    """One run of a scheduled pipeline: the run fee and each task's machine for its minutes."""
-    executors = _pipeline_spec(resource).get("deploymentSpec", {}).get("executors", {})
+def _task_usd(executor: dict[str, Any], ctx: _Context) -> float:
+    """One task of a run: its machine for the assumed minutes."""
     minutes = ctx.assume.pipeline_task_minutes
+    return (
+        ctx.prices.machine("vertex-training", task_machine(executor), ctx.region).usd * minutes / 60
+    )
+
+
+def _run_executors(resource: dict[str, Any], ctx: _Context) -> list[dict[str, Any]]:
+    return run_path(_pipeline_spec(resource), lambda executor: _task_usd(executor, ctx))
+
+
+def _run_usd(resource: dict[str, Any], ctx: _Context) -> float:
+    """One run of a scheduled pipeline: the run fee and each task's machine for its minutes,
+    along the costliest branches."""
     return ctx.prices.price("vertex-pipelines/run", ctx.region).usd + sum(
-        ctx.prices.machine("vertex-training", task_machine(e), ctx.region).usd * minutes / 60
-        for e in executors.values()
+        _task_usd(executor, ctx) for executor in _run_executors(resource, ctx)
     )
 
 
