@@ -208,67 +208,87 @@ def _service_agent(service: str | None, project: str) -> str:
     return f"service-{project_number(project)}@{domain}.iam.gserviceaccount.com"
 
 
-def _computed_outputs(type_: str, name: str, inputs: dict[str, Any], project: str) -> dict:
-    """Outputs the provider would compute, for the resources whose outputs others consume."""
+def _account_outputs(name: str, inputs: dict[str, Any], project: str) -> dict[str, Any]:
+    email = f"{inputs.get('accountId')}@{project}.iam.gserviceaccount.com"
+    return {
+        "email": email,
+        "member": f"serviceAccount:{email}",
+        "name": f"projects/{project}/serviceAccounts/{email}",
+        "uniqueId": "100000000000000000001",
+    }
+
+
+def _function_outputs(name: str, inputs: dict[str, Any], project: str) -> dict[str, Any]:
     region = inputs.get("region") or inputs.get("location") or "us-central1"
-    agent = _service_agent(inputs.get("service"), project)
-    number = project_number(project)
-    table: dict[str, dict[str, Any]] = {
-        "gcp:serviceaccount/account:Account": {
-            "email": f"{inputs.get('accountId')}@{project}.iam.gserviceaccount.com",
-            "member": f"serviceAccount:{inputs.get('accountId')}@{project}.iam.gserviceaccount.com",
-            "name": f"projects/{project}/serviceAccounts/{inputs.get('accountId')}"
-            f"@{project}.iam.gserviceaccount.com",
-            "uniqueId": "100000000000000000001",
-        },
-        "gcp:storage/bucket:Bucket": {
-            "url": f"gs://{inputs.get('name')}",
-            "selfLink": f"https://www.googleapis.com/storage/v1/b/{inputs.get('name')}",
-        },
-        "gcp:bigquery/dataset:Dataset": {
-            "selfLink": f"projects/{project}/datasets/{inputs.get('datasetId')}",
-        },
-        "gcp:bigquery/table:Table": {
-            "selfLink": f"projects/{project}/datasets/{inputs.get('datasetId')}"
-            f"/tables/{inputs.get('tableId')}",
-        },
-        "gcp:cloudfunctionsv2/function:Function": {
-            "url": f"https://{region}-{project}.cloudfunctions.net/{inputs.get('name')}",
-            "serviceConfig": {
-                **(inputs.get("serviceConfig") or {}),
-                "service": f"projects/{project}/locations/{region}/services/{inputs.get('name')}",
-            },
-        },
-        "gcp:artifactregistry/repository:Repository": {
-            "name": inputs.get("repositoryId"),
-        },
-        "gcp:projects/serviceIdentity:ServiceIdentity": {
-            "email": agent,
-            "member": f"serviceAccount:{agent}",
-        },
-        "gcp:projects/iAMCustomRole:IAMCustomRole": {
-            "name": f"projects/{project}/roles/{inputs.get('roleId')}",
-        },
-        "gcp:compute/network:Network": {
-            "selfLink": "https://www.googleapis.com/compute/v1/"
-            + _resource_id(type_, name, inputs, project),
-        },
-        "gcp:monitoring/notificationChannel:NotificationChannel": {
-            # A digest, not hash(): the plan must be the same in every process.
-            "name": f"projects/{project}/notificationChannels/"
-            f"{int(hashlib.sha256(name.encode()).hexdigest()[:10], 16) % 10**12}",
-        },
-        "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": {
-            "name": f"projects/{number}/locations/global/workloadIdentityPools/"
-            f"{inputs.get('workloadIdentityPoolId')}",
-        },
-        "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": {
-            "name": f"projects/{number}/locations/global/workloadIdentityPools/"
-            f"{inputs.get('workloadIdentityPoolId')}/providers/"
-            f"{inputs.get('workloadIdentityPoolProviderId')}",
+    return {
+        "url": f"https://{region}-{project}.cloudfunctions.net/{inputs.get('name')}",
+        "serviceConfig": {
+            **(inputs.get("serviceConfig") or {}),
+            "service": f"projects/{project}/locations/{region}/services/{inputs.get('name')}",
         },
     }
-    return {**inputs, **table.get(type_, {})}
+
+
+def _agent_outputs(name: str, inputs: dict[str, Any], project: str) -> dict[str, Any]:
+    agent = _service_agent(inputs.get("service"), project)
+    return {"email": agent, "member": f"serviceAccount:{agent}"}
+
+
+def _pool(inputs: dict[str, Any], project: str) -> str:
+    return (
+        f"projects/{project_number(project)}/locations/global/workloadIdentityPools/"
+        f"{inputs.get('workloadIdentityPoolId')}"
+    )
+
+
+# Outputs the provider would compute, for the resources whose outputs others consume: by type,
+# (name, inputs, project) -> outputs.
+_COMPUTED: dict[str, Callable[[str, dict[str, Any], str], dict[str, Any]]] = {
+    "gcp:serviceaccount/account:Account": _account_outputs,
+    "gcp:storage/bucket:Bucket": lambda name, inputs, project: {
+        "url": f"gs://{inputs.get('name')}",
+        "selfLink": f"https://www.googleapis.com/storage/v1/b/{inputs.get('name')}",
+    },
+    "gcp:bigquery/dataset:Dataset": lambda name, inputs, project: {
+        "selfLink": f"projects/{project}/datasets/{inputs.get('datasetId')}",
+    },
+    "gcp:bigquery/table:Table": lambda name, inputs, project: {
+        "selfLink": f"projects/{project}/datasets/{inputs.get('datasetId')}"
+        f"/tables/{inputs.get('tableId')}",
+    },
+    "gcp:cloudfunctionsv2/function:Function": _function_outputs,
+    "gcp:artifactregistry/repository:Repository": lambda name, inputs, project: {
+        "name": inputs.get("repositoryId"),
+    },
+    "gcp:projects/serviceIdentity:ServiceIdentity": _agent_outputs,
+    "gcp:projects/iAMCustomRole:IAMCustomRole": lambda name, inputs, project: {
+        "name": f"projects/{project}/roles/{inputs.get('roleId')}",
+    },
+    "gcp:compute/network:Network": lambda name, inputs, project: {
+        "selfLink": "https://www.googleapis.com/compute/v1/"
+        + _resource_id("gcp:compute/network:Network", name, inputs, project),
+    },
+    "gcp:monitoring/notificationChannel:NotificationChannel": lambda name, inputs, project: {
+        # A digest, not hash(): the plan must be the same in every process.
+        "name": f"projects/{project}/notificationChannels/"
+        f"{int(hashlib.sha256(name.encode()).hexdigest()[:10], 16) % 10**12}",
+    },
+    "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": lambda name, inputs, project: {
+        "name": _pool(inputs, project),
+    },
+    "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": (
+        lambda name, inputs, project: {
+            "name": f"{_pool(inputs, project)}/providers/"
+            f"{inputs.get('workloadIdentityPoolProviderId')}",
+        }
+    ),
+}
+
+
+def _computed_outputs(type_: str, name: str, inputs: dict[str, Any], project: str) -> dict:
+    """The inputs echoed, with what the provider would compute for the types in _COMPUTED."""
+    computed = _COMPUTED.get(type_)
+    return {**inputs, **(computed(name, inputs, project) if computed else {})}
 
 
 class PlatformMocks(pulumi_mocks.Mocks):
