@@ -101,6 +101,7 @@ def test_components_reach_the_outside_through_the_ports_alone():
     assert asking == {
         "extract", "gate", "register", "record_metrics", "deploy",  # training
         "new_data", "record_skip", "batch_predict", "decide_and_trigger", "evaluation_report",
+        "publish",  # training and evaluation
         "select_rows", "score_rows",  # scoring
     }  # fmt: skip
 
