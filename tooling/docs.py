@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from resources.access import permissions_reference
-from stacks.config import PROJECT_ROOT, configuration_reference
+from stacks.config import PROJECT_ROOT
 from stacks.platform import ALL_COMPONENTS
+from tooling.config_reference import configuration_reference
 from tooling.security_page import security_reference
 
 GENERATED: dict[str, Callable[[], str]] = {
