@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import csv
 import difflib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from contracts import DataContract
+
+if TYPE_CHECKING:
+    from contracts.model import FileRules
 
 from .objects import Check
 
@@ -28,73 +33,93 @@ _OTHER_DELIMITERS = (";", "\t", "|", ",")
 
 def check_head(head: bytes, size: int, contract: DataContract) -> list[Check]:
     """Every head check in order; the first failure ends the list (the rest would echo it)."""
-    rules = contract.file
     checks: list[Check] = []
+    for name, problem in _checks(head, size, contract):
+        if problem is not None:
+            return [*checks, problem]
+        checks.append(Check.ok(name))
+    return checks
 
-    def fail(name: str, reason: str, **details) -> list[Check]:
-        return [*checks, Check.failed(name, reason, **details)]
 
+def _checks(head: bytes, size: int, contract: DataContract) -> Iterator[tuple[str, Check | None]]:
+    """(name, its failure or None) of each check in order. Lazy: check_head stops asking at the
+    first failure, so no check runs on what an earlier one refused."""
+    rules = contract.file
+    yield "size", _size_problem(size, rules)
+    complete = size <= len(head)  # the head is the whole file
+    text, problem = _text(head, rules, complete=complete)
+    yield "encoding", problem
+    end = text.find("\n")
+    header_line = text if end < 0 else text[:end]
+    yield "line_endings", _first_line_problem(header_line, rules, whole=complete or end >= 0)
+    header = _parse_header(header_line, rules.delimiter)
+    yield "delimiter", _delimiter_problem(header_line, header, contract)
+    yield "header", _header_problem(header, contract)
+    body = text[end + 1 :] if end >= 0 else ""
+    no_rows = Check.failed("rows.present", "the file has a header but no data rows")
+    yield "rows.present", no_rows if complete and not body.strip() else None
+
+
+def _size_problem(size: int, rules: FileRules) -> Check | None:
     if size == 0:
-        return fail("size.empty", "the file is empty (0 bytes)")
+        return Check.failed("size.empty", "the file is empty (0 bytes)")
     if size > rules.max_bytes:
-        return fail(
+        return Check.failed(
             "size.max_bytes",
             f"the file is {size:,} bytes; the contract accepts at most {rules.max_bytes:,}",
         )
-    checks.append(Check.ok("size"))
-    complete = size <= len(head)  # the head is the whole file
+    return None
+
+
+def _text(head: bytes, rules: FileRules, *, complete: bool) -> tuple[str, Check | None]:
+    """The head as text (a UTF-8 byte-order mark taken off), or why it is not UTF-8 text."""
     if head.startswith(_UTF8_BOM):
         if rules.bom == "reject":
-            return fail("encoding.bom", "the file starts with a UTF-8 byte-order mark (BOM); "
-                        "the contract sets bom: reject (save it as UTF-8 without BOM)")  # fmt: skip
+            return "", Check.failed("encoding.bom", "the file starts with a UTF-8 byte-order mark "
+                                    "(BOM); the contract sets bom: reject (save it as UTF-8 "
+                                    "without BOM)")  # fmt: skip
         head = head[len(_UTF8_BOM) :]
     for bom, what in _UTF16_BOMS.items():
         if head.startswith(bom):
-            return fail("encoding.bom", f"the file starts with {what}")
+            return "", Check.failed("encoding.bom", f"the file starts with {what}")
     text, bad_at = _decode(head, complete=complete)
-    if bad_at is not None:
-        line = head[:bad_at].count(b"\n") + 1
-        return fail(
-            "encoding.utf8",
-            f"the file is not UTF-8: byte 0x{head[bad_at]:02X} on line {line} "
-            f"(the contract requires {rules.encoding})",
-            samples=[{"line": line, "text": head[head.rfind(b"\n", 0, bad_at) + 1 :][:80].decode(
-                "utf-8", errors="replace")}],
-        )  # fmt: skip
-    checks.append(Check.ok("encoding"))
+    if bad_at is None:
+        return text, None
+    line = head[:bad_at].count(b"\n") + 1
+    return "", Check.failed(
+        "encoding.utf8",
+        f"the file is not UTF-8: byte 0x{head[bad_at]:02X} on line {line} "
+        f"(the contract requires {rules.encoding})",
+        samples=[{"line": line, "text": head[head.rfind(b"\n", 0, bad_at) + 1 :][:80].decode(
+            "utf-8", errors="replace")}],
+    )  # fmt: skip
 
-    end = text.find("\n")
-    if end < 0 and not complete:
-        return fail("header.columns", f"the first line is longer than {HEAD_BYTES:,} bytes")
-    header_line = text if end < 0 else text[:end]
-    if header_line.endswith("\r") and rules.line_endings == "lf":
-        return fail(
+
+def _first_line_problem(line: str, rules: FileRules, *, whole: bool) -> Check | None:
+    """A first line the head does not hold whole, or one ending in CRLF where LF is required."""
+    if not whole:
+        return Check.failed("header.columns", f"the first line is longer than {HEAD_BYTES:,} bytes")
+    if line.endswith("\r") and rules.line_endings == "lf":
+        return Check.failed(
             "line_endings",
             "the file has Windows (CRLF) line endings; the contract requires Unix (LF) ones",
         )
-    checks.append(Check.ok("line_endings"))
-    header = _parse_header(header_line, rules.delimiter)
-    expected = contract.headers
+    return None
 
+
+def _delimiter_problem(line: str, header: list[str], contract: DataContract) -> Check | None:
+    """A header of one column that another delimiter would split into the contract's columns."""
+    delimiter, expected = contract.file.delimiter, contract.headers
     if len(header) == 1 and len(expected) > 1:
         for other in _OTHER_DELIMITERS:
-            if other != rules.delimiter and len(header_line.split(other)) >= len(expected) - 1:
-                return fail(
+            if other != delimiter and len(line.split(other)) >= len(expected) - 1:
+                return Check.failed(
                     "delimiter",
                     f"the header is separated by {other!r}; the contract's delimiter is "
-                    f"{rules.delimiter!r}",
-                    samples=[{"line": 1, "text": header_line[:200]}],
+                    f"{delimiter!r}",
+                    samples=[{"line": 1, "text": line[:200]}],
                 )
-    checks.append(Check.ok("delimiter"))
-    problem = _header_problem(header, contract)
-    if problem is not None:
-        return [*checks, problem]
-    checks.append(Check.ok("header"))
-    body = text[end + 1 :] if end >= 0 else ""
-    if complete and not body.strip():
-        return fail("rows.present", "the file has a header but no data rows")
-    checks.append(Check.ok("rows.present"))
-    return checks
+    return None
 
 
 def staging_columns(head: bytes, contract: DataContract) -> list[str]:
