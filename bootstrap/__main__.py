@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))  # Pulumi runs this file from bootstrap/: the plat
 
 from bootstrap.delivery import Delivery, DeliveryArgs  # noqa: E402
 from bootstrap.settings import from_stacks  # noqa: E402
-from bootstrap.state import StateBackend, StateBackendArgs  # noqa: E402
+from bootstrap.state import StateBackend  # noqa: E402
 from stacks.config import ConfigError, load_stack_file, stack_file_name  # noqa: E402
 from tooling import github_variables  # noqa: E402
 
@@ -36,27 +36,8 @@ try:
 except ConfigError as error:
     raise pulumi.RunError(f"invalid configuration:\n{error}") from None
 
-state = StateBackend(
-    "state",
-    StateBackendArgs(
-        project=settings.state_project,
-        location=settings.location,
-        bucket=settings.state_bucket,
-        key_ring=settings.key_ring,
-        key=settings.key,
-        users=settings.deployers,
-    ),
-)
-delivery = Delivery(
-    "delivery",
-    DeliveryArgs(
-        owner=settings.owner,
-        repository=settings.repository,
-        environments=settings.environments,
-        required_checks=settings.required_checks,
-        variables=variables,
-    ),
-)
+state = StateBackend("state", settings)
+delivery = Delivery("delivery", DeliveryArgs(settings, variables))
 
 pulumi.export("backend_url", state.bucket.url)
 # `pulumi stack init <stack> --secrets-provider <this>` (make stacks-init) writes it into the

@@ -14,16 +14,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_github as github
 
-from bootstrap.settings import DEPLOY_BRANCH, Environment
+from bootstrap.settings import DEPLOY_BRANCH, BootstrapSettings, Environment
 from tooling.github_variables import Variable
 
 
 @dataclass(frozen=True)
 class DeliveryArgs:
-    owner: str
-    repository: str
-    environments: tuple[Environment, ...]
-    required_checks: tuple[str, ...]
+    settings: BootstrapSettings
+    """The repository, its owner, the stacks' environments and the checks main requires."""
     variables: tuple[Variable, ...] = ()
     """Empty until the stacks are deployed (their outputs are the values)."""
 
@@ -55,23 +53,25 @@ class Delivery(pulumi.ComponentResource):
     def __init__(self, name: str, args: DeliveryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(self.TYPE, name, None, opts)
         # The token is the caller's (GITHUB_TOKEN, an administrator's, at bootstrap time only).
-        provider = github.Provider(f"{name}-github", owner=args.owner, opts=self._child())
+        provider = github.Provider(f"{name}-github", owner=args.settings.owner, opts=self._child())
         child = self._child(provider=provider)
         invoke = pulumi.InvokeOptions(provider=provider, parent=self)
         self.environments = {}
-        for env in args.environments:
+        for env in args.settings.environments:
             self.environments[env.name] = self._environment(name, args, env, child, invoke)
         for variable in args.variables:
-            self._variable(name, args.repository, variable, child)
+            self._variable(name, args.settings.repository, variable, child)
         github.BranchProtection(
             f"{name}-protect-{DEPLOY_BRANCH}",
-            repository_id=args.repository,
+            repository_id=args.settings.repository,
             pattern=DEPLOY_BRANCH,
             enforce_admins=True,
             allows_deletions=False,
             allows_force_pushes=False,
             require_conversation_resolution=True,
-            required_status_checks=[{"strict": True, "contexts": list(args.required_checks)}],
+            required_status_checks=[
+                {"strict": True, "contexts": list(args.settings.required_checks)}
+            ],
             required_pull_request_reviews=[
                 {
                     "required_approving_review_count": 1,
@@ -96,7 +96,7 @@ class Delivery(pulumi.ComponentResource):
     ) -> github.RepositoryEnvironment:
         environment = github.RepositoryEnvironment(
             f"{name}-{env.name}",
-            repository=args.repository,
+            repository=args.settings.repository,
             environment=env.name,
             reviewers=_reviewers(env.reviewers, invoke),
             # Whoever triggered the deploy cannot approve it, administrators included.
@@ -107,7 +107,7 @@ class Delivery(pulumi.ComponentResource):
         )
         github.RepositoryEnvironmentDeploymentPolicy(
             f"{name}-{env.name}-{DEPLOY_BRANCH}",
-            repository=args.repository,
+            repository=args.settings.repository,
             environment=environment.environment,
             branch_pattern=DEPLOY_BRANCH,
             opts=child,

@@ -43,7 +43,8 @@ class BootstrapSettings:
     """The repository's name, without its owner."""
     environments: tuple[Environment, ...]
     deployers: tuple[str, ...]
-    """IAM members who run `pulumi up` by hand: they read and write the state, use the key."""
+    """IAM members who run `pulumi up` by hand: they read and write the state, use the key (the
+    CI identities get the same on both from the stacks themselves, resources/ci.py)."""
     required_checks: tuple[str, ...]
 
     @property
