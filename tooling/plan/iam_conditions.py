@@ -13,6 +13,7 @@ listing: the grant reads objects but cannot list them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 LIST_PREFIX = "storage.googleapis.com/objectListPrefix"
@@ -84,20 +85,18 @@ class _Parser:
         return value
 
     def disjunction(self) -> bool:
-        value = self.conjunction()
-        while self.peek() == "||":
-            self.take()
-            right = self.conjunction()
-            value = value or right
-        return value
+        return self._chain("||", self.conjunction, any)
 
     def conjunction(self) -> bool:
-        value = self.unary()
-        while self.peek() == "&&":
+        return self._chain("&&", self.unary, all)
+
+    def _chain(self, operator: str, operand: Callable[[], bool], combine: Callable) -> bool:
+        """`operand (operator operand)*`, every operand read (the whole expression is parsed)."""
+        values = [operand()]
+        while self.peek() == operator:
             self.take()
-            right = self.unary()
-            value = value and right
-        return value
+            values.append(operand())
+        return combine(values)
 
     def unary(self) -> bool:
         if self.peek() == "!":
