@@ -400,6 +400,15 @@ def verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
+def cpu_ratio(cell: Cell, floor: Cell) -> str:
+    """CPU per request against the floor's per call: steadier than latency on a busy machine,
+    where a busy loop (the in-process rows) gets less CPU than a server sleeping between
+    requests."""
+    if cell.cpu_per_request is None or not floor.cpu_per_request:
+        return ""
+    return f"; CPU per request {cell.cpu_per_request / floor.cpu_per_request:.2f}x the floor's"
+
+
 def targets(cells: list[Cell], kind: str) -> list[str]:
     """The serving issue's targets for one server, each with the load its figures ran at."""
     floor, floor_batch = find(cells, "floor", 1, 1), find(cells, "floor", 100, 1)
@@ -410,7 +419,7 @@ def targets(cells: list[Cell], kind: str) -> list[str]:
         lines.append(
             f"p50, 1 instance, 1 client: {ms(single.percentile(0.5))} = {ratio:.2f}x the floor's "
             f"{ms(floor.percentile(0.5))} (target 1.3x: {verdict(ratio <= 1.3)}; load "
-            f"{floor.load:.1f}/{single.load:.1f})"
+            f"{floor.load:.1f}/{single.load:.1f}{cpu_ratio(single, floor)})"
         )
     plain = find(cells, "fastapi", 1, 1)
     if single and plain and single.latencies and plain.latencies and kind != "fastapi":
@@ -424,7 +433,8 @@ def targets(cells: list[Cell], kind: str) -> list[str]:
         ratio = floor_batch.rate / batch.rate
         lines.append(
             f"100 instances, 1 client: the floor's throughput / {ratio:.2f} (target 1.3: "
-            f"{verdict(ratio <= 1.3)}; load {floor_batch.load:.1f}/{batch.load:.1f})"
+            f"{verdict(ratio <= 1.3)}; load {floor_batch.load:.1f}/{batch.load:.1f}"
+            f"{cpu_ratio(batch, floor_batch)})"
         )
     for instances in (1, 100):
         crowd = find(cells, kind, instances, 128)
