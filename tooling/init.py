@@ -52,22 +52,18 @@ def _state_bucket(answers: dict[str, Any]) -> str | None:
     return f"{answers['prod-project']}-pulumi-state" if answers["prod-project"] else None
 
 
-def _secrets_key(answers: dict[str, Any]) -> str | None:
-    if not (answers["prod-project"] and answers["region"]):
-        return None
-    return (
-        f"projects/{answers['prod-project']}/locations/{answers['region']}"
-        "/keyRings/pulumi/cryptoKeys/stacks"
-    )
+def _prod_key(ring: str, key: str) -> Callable[[dict[str, Any]], str | None]:
+    """The default of a question naming a KMS key: `key` of `ring` in prod's project and region."""
 
+    def default(answers: dict[str, Any]) -> str | None:
+        if not (answers["prod-project"] and answers["region"]):
+            return None
+        return (
+            f"projects/{answers['prod-project']}/locations/{answers['region']}"
+            f"/keyRings/{ring}/cryptoKeys/{key}"
+        )
 
-def _prod_kms_key(answers: dict[str, Any]) -> str | None:
-    if not (answers["prod-project"] and answers["region"]):
-        return None
-    return (
-        f"projects/{answers['prod-project']}/locations/{answers['region']}"
-        "/keyRings/tabular-mlops/cryptoKeys/prod"
-    )
+    return default
 
 
 QUESTIONS = (
@@ -119,7 +115,7 @@ QUESTIONS = (
         "secrets-key",
         "Cloud KMS key of the stacks' secrets (the bootstrap creates it)",
         "platform.ci.secrets_key",
-        default=_secrets_key,
+        default=_prod_key("pulumi", "stacks"),
     ),
     Question(
         "billing-account",
@@ -134,7 +130,7 @@ QUESTIONS = (
         "platform.kms_key",
         ("prod",),
         required=False,
-        default=_prod_kms_key,
+        default=_prod_key("tabular-mlops", "prod"),
     ),
 )
 
