@@ -16,29 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from pipeline_src.lifecycle_page import (
-    EndpointView,
-    headed_by_decision,
-    read_lifecycle,
-    render_page,
-)
+from pipeline_src.lifecycle_page import EndpointView, read_lifecycle, render_page
 
 if TYPE_CHECKING:
-    from pipeline_src.ports import Backend
+    from pipeline_src.ports import ArtifactStorage, Backend
 
 BROWSER = "https://storage.cloud.google.com/"
 """Cloud Storage's authenticated browser downloads: a person with read access opens an object
 at this address after signing in (how the dashboard links the page, too)."""
-
-
-class Storage(Protocol):
-    """What publishing needs of the artifact storage port (pipeline_src.ports.ArtifactStorage)."""
-
-    def path(self, uri: str) -> str: ...
-
-    def write_text(self, uri: str, text: str) -> str: ...
 
 
 def page_location(lifecycle_uri: str) -> str:
@@ -62,7 +49,7 @@ def report_link(lifecycle_uri: str, run_id: str) -> str:
 
 
 def provenance(model_version: str, run_id: str, git_commit: str, when: datetime) -> dict[str, str]:
-    """The facts a training report states under its decision."""
+    """The facts a training report states under its decision (lifecycle_page.headed_by_decision)."""
     return {
         "model version": model_version or "none registered",
         "run": run_id,
@@ -71,17 +58,12 @@ def provenance(model_version: str, run_id: str, git_commit: str, when: datetime)
     }
 
 
-def publish_report(storage: Storage, lifecycle_uri: str, run_id: str, report: str) -> str:
+def publish_report(storage: ArtifactStorage, lifecycle_uri: str, run_id: str, report: str) -> str:
     """Keep a run's report (HTML text) where the page links it; return where it went."""
     return storage.write_text(report_location(lifecycle_uri, run_id), report)
 
 
-def decided_report(report: str, decision: str, reason: str, facts: dict[str, str]) -> str:
-    """A training report headed by the gate's decision, why, and its provenance."""
-    return headed_by_decision(report, decision, reason, facts)
-
-
-def published_reports(storage: Storage, lifecycle_uri: str) -> dict[str, str]:
+def published_reports(storage: ArtifactStorage, lifecycle_uri: str) -> dict[str, str]:
     """Run id -> link, for every report kept under `lifecycle_uri` (read through the storage's
     file view: the /gcs mount on Vertex AI, the folder locally)."""
     folder = Path(storage.path(f"{lifecycle_uri.rstrip('/')}/reports"))
@@ -126,7 +108,7 @@ def refresh_page(
 
 def publish_page(
     read: Callable[[str, str], list[dict[str, Any]]],
-    storage: Storage,
+    storage: ArtifactStorage,
     *,
     dataset: str,
     endpoints: list[EndpointView],

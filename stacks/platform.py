@@ -22,6 +22,7 @@ from pipeline_src.compile import code_version, compile_spec
 from pipeline_src.evaluation import evaluation_pipeline
 from pipeline_src.image import image_uri, registry_path
 from pipeline_src.lifecycle_page import LIFECYCLE_FOLDER, PAGE_OBJECT
+from pipeline_src.publication import BROWSER
 from pipeline_src.scoring import scoring_pipeline
 from pipeline_src.submit import TrainingJob
 from pipeline_src.training import CANDIDATE_ALIAS
@@ -749,7 +750,7 @@ def _monitoring(
             members=members,
             # The page the pipelines write to the artifacts bucket (stakeholders read it).
             lifecycle_page=pulumi.Output.concat(
-                "https://storage.cloud.google.com/", data_lake.artifacts.name, "/", PAGE_OBJECT
+                BROWSER, data_lake.artifacts.name, "/", PAGE_OBJECT
             ),
         ),
         env.after(Monitoring),

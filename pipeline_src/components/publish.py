@@ -44,13 +44,9 @@ def publish(
     stack has one endpoint; locally staging and prod share one page)."""
     from datetime import UTC, datetime
 
+    from pipeline_src.lifecycle_page import headed_by_decision
     from pipeline_src.ports import backend
-    from pipeline_src.publication import (
-        decided_report,
-        provenance,
-        publish_report,
-        refresh_page,
-    )
+    from pipeline_src.publication import provenance, publish_report, refresh_page
 
     now = datetime.now(UTC)
     ports = backend()
@@ -60,7 +56,7 @@ def publish(
             text = source.read()
         if decision:  # a training run: what the gate decided leads its report
             facts = provenance(model_version, run_id, git_commit, now)
-            text = decided_report(text, decision, reason, facts)
+            text = headed_by_decision(text, decision, reason, facts)
         kept = publish_report(ports.artifacts(), lifecycle_uri, run_id, text)
     page = refresh_page(
         ports, project=project, location=location, bq_location=bq_location, dataset=dataset,

@@ -69,10 +69,20 @@ def test_the_gate_deploys_a_better_model_and_keeps_the_champion_against_a_worse(
 def test_where_promotion_deploys_a_better_model_is_registered_and_never_deployed(tmp_path):
     env = LocalEnvironment(root=tmp_path / "state")
     progress: list[str] = []
+    # Published as a stack publishes: under the artifacts bucket's lifecycle/ (here its folder).
+    bucket = env.artifacts_bucket
     outcome = run(
-        env, say=progress.append, endpoint="prod", deploy_by="promotion", model_alias="candidate"
-    )
+        env, say=progress.append, endpoint="prod", deploy_by="promotion", model_alias="candidate",
+        lifecycle_uri=f"gs://{bucket}/lifecycle",
+    )  # fmt: skip
     assert outcome.decision == "register", outcome.reason
+    published = env.root / "buckets" / bucket / "lifecycle"
+    assert outcome.report == published / "reports" / f"{outcome.report.stem}.html"
+    head = outcome.report.read_text(encoding="utf-8").split("<h2>")[0]
+    assert '<span class="badge candidate">registered as a candidate</span>' in head
+    page = (published / "index.html").read_text(encoding="utf-8")
+    browser = f"https://storage.cloud.google.com/{bucket}/lifecycle/reports/"
+    assert f'<a href="{browser}{outcome.report.name}">report</a>' in page
     assert "registered as a candidate for QA" in outcome.reason
     finished = {line.split()[0] for line in progress if " done in " in line}
     assert {"register", "record-metrics"} <= finished and "deploy" not in finished

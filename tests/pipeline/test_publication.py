@@ -13,10 +13,14 @@ import pytest
 
 from pipeline_src.cloud.endpoints import VertexEndpoints
 from pipeline_src.components.publish import publish
-from pipeline_src.lifecycle_page import PAGE_OBJECT, REPORTS_PREFIX, EndpointView
+from pipeline_src.lifecycle_page import (
+    PAGE_OBJECT,
+    REPORTS_PREFIX,
+    EndpointView,
+    headed_by_decision,
+)
 from pipeline_src.ports import BACKEND_VARIABLE, backend_setting
 from pipeline_src.publication import (
-    decided_report,
     endpoint_views,
     provenance,
     publish_page,
@@ -73,7 +77,7 @@ def _rows(table: str) -> list[dict]:
 def test_the_report_leads_with_the_decision_and_its_provenance():
     report = "<!DOCTYPE html><html><body><h1>penguins model report</h1><h2>Test metrics</h2>"
     facts = provenance("", "train-2", "abc123", T0)
-    page = decided_report(report, "keep_champion", "does not beat champion m@1", facts)
+    page = headed_by_decision(report, "keep_champion", "does not beat champion m@1", facts)
     head = page[: page.index("<h2>")]
     assert '<span class="badge neutral">kept the champion</span>' in head
     assert "does not beat champion m@1" in head
