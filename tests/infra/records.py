@@ -1,4 +1,5 @@
-"""Reading IAM bindings and labels out of a recorded plan (shared by the infra tests)."""
+"""Reading a recorded plan (shared by the infra tests): its stack's config, IAM bindings, labels,
+and the pipeline jobs its schedules start."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 
+from stacks.config import PROJECT_ROOT, ScheduleConfig, StackConfig, load_stack_file
 from tooling.plan.offline import ResourceRecord, StackRecord
 
 # Where each kind of IAM member binding names the resource it is on.
@@ -23,6 +25,38 @@ _TARGET_KEYS = (
     "billingAccountId",
     "name",
 )
+
+
+def config_of(record: StackRecord) -> StackConfig:
+    """The validated config of the stack the record planned (its committed stack file)."""
+    return load_stack_file(PROJECT_ROOT / f"Pulumi.{record.stack}.yaml")
+
+
+def job_of(record: StackRecord, schedule: str) -> dict:
+    """The pipeline job the schedule named `schedule` starts."""
+    return record.named(schedule).inputs["createPipelineJobRequest"]["pipelineJob"]
+
+
+def scheduled_job(record: StackRecord, schedule: str, settings: ScheduleConfig) -> dict:
+    """The job of `schedule`, once checked that the schedule runs on the configured cron (in its
+    time zone), paused or active as configured, and one run at a time."""
+    inputs = record.named(schedule).inputs
+    assert inputs["cron"] == f"TZ={settings.time_zone} {settings.cron}"
+    assert inputs["desiredState"] == ("PAUSED" if settings.paused else "ACTIVE")
+    assert inputs["maxConcurrentRunCount"] == "1"
+    return job_of(record, schedule)
+
+
+def compiled_parameters(record: StackRecord, job: dict, pipeline) -> tuple[dict, dict]:
+    """The job's declared parameters and their defaults, once checked that its spec is `pipeline`
+    compiled for the stack's image with those defaults."""
+    from pipeline_src.compile import compile_spec
+
+    spec = json.loads(job["pipelineSpec"])
+    declared = spec["root"]["inputDefinitions"]["parameters"]
+    defaults = {n: p["defaultValue"] for n, p in declared.items() if "defaultValue" in p}
+    assert spec == compile_spec(record.outputs["pipeline_image"], defaults, pipeline=pipeline)
+    return declared, defaults
 
 
 @dataclass(frozen=True)

@@ -4,33 +4,17 @@ from __future__ import annotations
 
 import json
 
-from pipeline_src.compile import compile_spec
 from pipeline_src.components.trigger import decide_and_trigger
 from pipeline_src.evaluation import PIPELINE_NAME, evaluation_pipeline
 from resources.monitoring import EVALUATION_LOG_EVENT
-from stacks.config import PROJECT_ROOT, load_stack_file
-
-
-def config_of(record):
-    return load_stack_file(PROJECT_ROOT / f"Pulumi.{record.stack}.yaml")
-
-
-def job_of(record, name: str) -> dict:
-    return record.named(name).inputs["createPipelineJobRequest"]["pipelineJob"]
+from tests.infra.records import compiled_parameters, config_of, job_of, scheduled_job
 
 
 def test_the_evaluation_schedule_runs_the_compiled_evaluation_with_the_stack_values(stack_record):
     config = config_of(stack_record).platform.pipelines.evaluation
-    schedule = stack_record.named("pipelines-evaluation-schedule").inputs
-    assert schedule["cron"] == f"TZ={config.schedule.time_zone} {config.schedule.cron}"
-    assert schedule["desiredState"] == ("PAUSED" if config.schedule.paused else "ACTIVE")
-    assert schedule["maxConcurrentRunCount"] == "1"  # two runs would judge the same batches
-    job = job_of(stack_record, "pipelines-evaluation-schedule")
-    spec = json.loads(job["pipelineSpec"])
-    declared = spec["root"]["inputDefinitions"]["parameters"]
-    defaults = {n: p["defaultValue"] for n, p in declared.items() if "defaultValue" in p}
-    image = stack_record.outputs["pipeline_image"]
-    assert spec == compile_spec(image, defaults, pipeline=evaluation_pipeline)
+    # One run at a time: two runs would judge the same batches.
+    job = scheduled_job(stack_record, "pipelines-evaluation-schedule", config.schedule)
+    _, defaults = compiled_parameters(stack_record, job, evaluation_pipeline)
     assert defaults["min_new_rows"] == config.min_new_rows
     assert defaults["min_accuracy"] == config.min_accuracy
     assert defaults["max_degradation"] == config.max_degradation

@@ -19,16 +19,12 @@ from pipeline_src.compile import CODE_PATHS, code_version
 from resources.monitoring import METRIC_VISIBILITY_WAIT
 from stacks.config import PROJECT_ROOT, load_stack_file
 from stacks.naming import Naming
-from tests.infra.records import held_by
+from tests.infra.records import config_of, held_by
 from tooling.plan.deploy_checks import METRIC_WAIT, check_record, closure
 from tooling.plan.fresh import plan_fresh
 from tooling.plan.iam_conditions import Request, holds
 from tooling.plan.offline import Organisation
 from tooling.plan.provider_rules import PlanError
-
-
-def config_of(record):
-    return load_stack_file(PROJECT_ROOT / f"Pulumi.{record.stack}.yaml")
 
 
 def test_the_endpoint_id_is_numeric_stable_and_exported(stack_record):

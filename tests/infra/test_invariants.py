@@ -9,14 +9,15 @@ from __future__ import annotations
 import pytest
 
 from resources.access import BASIC_ROLES, IMPERSONATION_ROLES
-from stacks.config import PROJECT_ROOT, load_stack_file
-from tests.infra.records import assert_waits_for_apis, bindings, held_by, resource_labels
+from tests.infra.records import (
+    assert_waits_for_apis,
+    bindings,
+    config_of,
+    held_by,
+    resource_labels,
+)
 
 PUBLIC = ("allUsers", "allAuthenticatedUsers")
-
-
-def config_of(record):
-    return load_stack_file(PROJECT_ROOT / f"Pulumi.{record.stack}.yaml")
 
 
 def custom(record, type_=None):

@@ -7,8 +7,7 @@ import json
 
 from pipeline_src.lifecycle_page import PAGE_OBJECT, REPORTS_PREFIX
 from stacks.config import PROJECT_ROOT, load_stack_file
-from tests.infra.records import bindings
-from tests.infra.test_pipelines import record_job
+from tests.infra.records import bindings, job_of
 from tooling.plan.iam_conditions import Request, holds
 
 WRITE_ROLES = {"roles/storage.objectUser", "roles/storage.objectCreator", "roles/storage.admin"}
@@ -56,8 +55,8 @@ def test_stakeholders_read_the_page_the_dashboard_links(stack_record):
 
 def test_every_training_and_evaluation_run_publishes_where_the_dashboard_links(stack_record):
     bucket = stack_record.named("data-lake-artifacts").inputs["name"]
-    training = record_job(stack_record, "pipelines-training-schedule")["runtimeConfig"]
-    evaluation = record_job(stack_record, "pipelines-evaluation-schedule")["runtimeConfig"]
+    training = job_of(stack_record, "pipelines-training-schedule")["runtimeConfig"]
+    evaluation = job_of(stack_record, "pipelines-evaluation-schedule")["runtimeConfig"]
     expected = f"gs://{bucket}/{PAGE_OBJECT.removesuffix('/index.html')}"
     assert training["parameterValues"]["lifecycle_uri"] == expected
     assert evaluation["parameterValues"]["lifecycle_uri"] == expected

@@ -7,23 +7,15 @@ import json
 
 from pipeline_src.compile import compile_spec, parameter_names
 from pipeline_src.submit import TrainingJob
-from stacks.config import PROJECT_ROOT, load_stack_file, stack_config_values
-from tests.infra.records import held_by
+from stacks.config import stack_config_values
+from tests.infra.records import config_of, held_by, job_of, scheduled_job
 from tooling.plan.offline import run_program
 
 KEY = "projects/acme-security/locations/europe-west4/keyRings/ml/cryptoKeys/data"
 
 
-def config_of(record):
-    return load_stack_file(PROJECT_ROOT / f"Pulumi.{record.stack}.yaml")
-
-
-def record_job(record, schedule: str) -> dict:
-    return record.named(schedule).inputs["createPipelineJobRequest"]["pipelineJob"]
-
-
 def schedule_job(record) -> dict:
-    return record_job(record, "pipelines-training-schedule")
+    return job_of(record, "pipelines-training-schedule")
 
 
 def test_the_schedule_runs_the_spec_compiled_from_pipeline_src(stack_record):
@@ -64,12 +56,8 @@ def test_the_image_lives_in_the_stack_repository_under_an_immutable_tag(stack_re
 
 def test_scheduled_runs_execute_as_the_runner_on_the_configured_cron(stack_record):
     config = config_of(stack_record)
-    schedule = stack_record.named("pipelines-training-schedule").inputs
     settings = config.platform.pipelines.training.schedule
-    assert schedule["cron"] == f"TZ={settings.time_zone} {settings.cron}"
-    assert schedule["desiredState"] == ("PAUSED" if settings.paused else "ACTIVE")
-    assert schedule["maxConcurrentRunCount"] == "1"
-    job = schedule["createPipelineJobRequest"]["pipelineJob"]
+    job = scheduled_job(stack_record, "pipelines-training-schedule", settings)
     assert (
         job["serviceAccount"]
         == f"pipelines-{stack_record.stack}@{config.project}.iam.gserviceaccount.com"
@@ -101,7 +89,7 @@ def test_where_promotion_deploys_the_stack_training_runs_register_and_never_depl
     # scheduled training, and the retraining its evaluation starts, register a candidate.
     promoted = config_of(stack_record).platform.serving.model is not None
     assert promoted == (stack_record.stack == "prod")
-    evaluation = record_job(stack_record, "pipelines-evaluation-schedule")["runtimeConfig"]
+    evaluation = job_of(stack_record, "pipelines-evaluation-schedule")["runtimeConfig"]
     retraining = json.loads(evaluation["parameterValues"]["training_parameters"])
     exported = stack_record.outputs["training_pipeline"]["parameters"]
     for parameters in (schedule_job(stack_record)["runtimeConfig"]["parameterValues"],

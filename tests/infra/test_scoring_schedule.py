@@ -6,25 +6,15 @@ from __future__ import annotations
 import json
 
 from contracts.tables import PREDICTIONS
-from pipeline_src.compile import compile_spec
 from pipeline_src.scoring import PIPELINE_NAME, scoring_pipeline
-from tests.infra.records import bindings
-from tests.infra.test_evaluation_schedule import config_of, job_of
+from tests.infra.records import bindings, compiled_parameters, config_of, job_of, scheduled_job
 
 
 def test_the_scoring_schedule_runs_the_compiled_scoring_with_the_stack_values(stack_record):
     config = config_of(stack_record).platform.pipelines.scoring
-    schedule = stack_record.named("pipelines-scoring-schedule").inputs
-    assert schedule["cron"] == f"TZ={config.schedule.time_zone} {config.schedule.cron}"
-    assert schedule["desiredState"] == ("PAUSED" if config.schedule.paused else "ACTIVE")
-    assert schedule["maxConcurrentRunCount"] == "1"  # two runs would score the same batches
-    job = job_of(stack_record, "pipelines-scoring-schedule")
-    spec = json.loads(job["pipelineSpec"])
-    declared = spec["root"]["inputDefinitions"]["parameters"]
-    defaults = {n: p["defaultValue"] for n, p in declared.items() if "defaultValue" in p}
-    assert spec == compile_spec(
-        stack_record.outputs["pipeline_image"], defaults, pipeline=scoring_pipeline
-    )
+    # One run at a time: two runs would score the same batches.
+    job = scheduled_job(stack_record, "pipelines-scoring-schedule", config.schedule)
+    declared, defaults = compiled_parameters(stack_record, job, scoring_pipeline)
     assert defaults["prediction_replica_count"] == config.replica_count
     values = job["runtimeConfig"]["parameterValues"]
     assert values["prediction_machine_type"] == config.machine_type
