@@ -92,6 +92,19 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _checked_aliases(aliases: tuple[str, ...] | list[str]) -> list[str]:
+    """The aliases a version is uploaded with, once each; RegistryError for one Vertex AI would
+    refuse, or for `default` (set through is_default_version)."""
+    unique = list(dict.fromkeys(aliases))
+    for alias in unique:
+        if alias == DEFAULT_ALIAS or not _ALIAS.match(alias):
+            raise RegistryError(
+                f"alias {alias!r}: aliases start with a letter, hold lowercase letters, digits "
+                f"and '-', and '{DEFAULT_ALIAS}' is set through is_default_version"
+            )
+    return unique
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     """One registered version, with the fields of a Vertex AI `Model.upload`."""
@@ -158,13 +171,7 @@ class LocalModelRegistry:
         source = Path(artifact_dir)
         if not source.is_dir():
             raise RegistryError(f"artifact directory {source} does not exist")
-        aliases = list(dict.fromkeys(version_aliases))
-        for alias in aliases:
-            if alias == DEFAULT_ALIAS or not _ALIAS.match(alias):
-                raise RegistryError(
-                    f"alias {alias!r}: aliases start with a letter, hold lowercase letters, digits "
-                    f"and '-', and '{DEFAULT_ALIAS}' is set through is_default_version"
-                )
+        aliases = _checked_aliases(version_aliases)
         model_dir = self._model_dir(model_id)
         versions_dir = model_dir / "versions"
         with _locked(model_dir / ".lock"):
@@ -192,6 +199,15 @@ class LocalModelRegistry:
         )
         # The model record (aliases) is written last: a version becomes visible by alias only
         # once its files are complete.
+        self._name_version(model_id, version_id, display_name, aliases, is_default_version)
+        return self.get(model_id, version_id)
+
+    def _name_version(
+        self, model_id: str, version_id: str, display_name: str, aliases: list[str], default: bool
+    ) -> None:
+        """Point `aliases` (and `default`, when asked or when no version holds it yet) at the
+        version, moving each off any other, in the model record (created on first upload)."""
+        model_dir = self._model_dir(model_id)
         with _locked(model_dir / ".lock"):
             record = self._model_record(model_id) or {
                 "model_id": model_id,
@@ -199,12 +215,11 @@ class LocalModelRegistry:
                 "aliases": {},
             }
             record["display_name"] = display_name
-            if is_default_version or DEFAULT_ALIAS not in record["aliases"]:
-                aliases.append(DEFAULT_ALIAS)
+            if default or DEFAULT_ALIAS not in record["aliases"]:
+                aliases = [*aliases, DEFAULT_ALIAS]
             for alias in aliases:
                 record["aliases"][alias] = version_id  # moves the alias off any other version
             _write_json(model_dir / "model.json", record)
-        return self.get(model_id, version_id)
 
     @staticmethod
     def _next_version_dir(versions_dir: Path) -> Path:

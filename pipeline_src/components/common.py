@@ -164,6 +164,27 @@ def read_json(path: str):
         return json.load(source)
 
 
+def pyplot():
+    """matplotlib's pyplot, drawing to files: a pipeline task has no display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure, out_dir: str, name: str) -> str:
+    """Lay `figure` out, write it as `<out_dir>/<name>.png` and free it; its path."""
+    import os
+
+    figure.tight_layout()
+    path = os.path.join(out_dir, f"{name}.png")
+    figure.savefig(path, dpi=100)
+    pyplot().close(figure)
+    return path
+
+
 def html_figures(plots: dict) -> str:
     """PNG files (name -> path) as figures embedded in HTML: a report is one file."""
     import base64

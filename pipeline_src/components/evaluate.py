@@ -12,7 +12,14 @@ can open) and `plots` (the PNGs).
 
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
-from pipeline_src.components.common import html_figures, html_page, model_inputs, pipeline_component
+from pipeline_src.components.common import (
+    html_figures,
+    html_page,
+    model_inputs,
+    pipeline_component,
+    pyplot,
+    save_figure,
+)
 
 
 def classification_metrics(labels, probabilities, classes) -> dict:
@@ -48,29 +55,14 @@ def classification_metrics(labels, probabilities, classes) -> dict:
 def evaluate_classifier(model, test_frame, train_frame, spec: dict, seed: int):
     """(evaluation dict, the model's test probabilities) for a fitted classifier."""
     import numpy as np
-    from sklearn.dummy import DummyClassifier
-    from sklearn.inspection import permutation_importance
-    from sklearn.metrics import classification_report, confusion_matrix
+    from sklearn.metrics import confusion_matrix
 
     classes = [str(c) for c in model.classes_]
     features = model_inputs(test_frame, spec)
     labels = test_frame[spec["label"]].astype(str).to_numpy()
     probabilities = model.predict_proba(features)
-
-    baseline = DummyClassifier(strategy="prior").fit(
-        model_inputs(train_frame, spec), train_frame[spec["label"]].astype(str)
-    )
-    baseline_probabilities = np.zeros_like(probabilities)
-    for i, name in enumerate(baseline.classes_):
-        baseline_probabilities[:, classes.index(str(name))] = baseline.predict_proba(features)[:, i]
-
+    baseline = prior_probabilities(train_frame, features, spec, classes)
     predicted = np.asarray(classes)[probabilities.argmax(axis=1)]
-    report = classification_report(
-        labels, predicted, labels=classes, output_dict=True, zero_division=0
-    )
-    importance = permutation_importance(
-        model, features, labels, scoring="accuracy", n_repeats=5, random_state=seed
-    )
     evaluation = {
         "primary_metric": "accuracy",
         "classes": classes,
@@ -78,58 +70,87 @@ def evaluate_classifier(model, test_frame, train_frame, spec: dict, seed: int):
         "model": classification_metrics(labels, probabilities, classes),
         "baseline": {
             "strategy": "predicts the training split's class distribution",
-            **classification_metrics(labels, baseline_probabilities, classes),
+            **classification_metrics(labels, baseline, classes),
         },
-        "per_class": {
-            c: {
-                "precision": float(report[c]["precision"]),
-                "recall": float(report[c]["recall"]),
-                "f1": float(report[c]["f1-score"]),
-                "support": int(report[c]["support"]),
-            }
-            for c in classes
-        },
+        "per_class": per_class_metrics(labels, predicted, classes),
         "confusion_matrix": {
             "labels": classes,
             "matrix": confusion_matrix(labels, predicted, labels=classes).tolist(),
         },
-        # A list, most important first (JSON objects have no order worth relying on).
-        "feature_importance": [
-            {"feature": name, "mean": float(mean), "std": float(std)}
-            for name, mean, std in sorted(
-                zip(
-                    features.columns,
-                    importance.importances_mean,
-                    importance.importances_std,
-                    strict=True,
-                ),
-                key=lambda item: -item[1],
-            )
-        ],
+        "feature_importance": feature_importance(model, features, labels, seed),
     }
     return evaluation, probabilities
+
+
+def prior_probabilities(train_frame, features, spec: dict, classes: list):
+    """The baseline's probabilities for the rows of `features`: the training split's class
+    distribution, in the columns of `classes` (a class the training split lacks gets 0)."""
+    import numpy as np
+    from sklearn.dummy import DummyClassifier
+
+    baseline = DummyClassifier(strategy="prior").fit(
+        model_inputs(train_frame, spec), train_frame[spec["label"]].astype(str)
+    )
+    probabilities = np.zeros((len(features), len(classes)))
+    for i, name in enumerate(baseline.classes_):
+        probabilities[:, classes.index(str(name))] = baseline.predict_proba(features)[:, i]
+    return probabilities
+
+
+def per_class_metrics(labels, predicted, classes: list) -> dict:
+    """Precision, recall, F1 and test rows of each class."""
+    from sklearn.metrics import classification_report
+
+    report = classification_report(
+        labels, predicted, labels=classes, output_dict=True, zero_division=0
+    )
+    return {
+        c: {
+            "precision": float(report[c]["precision"]),
+            "recall": float(report[c]["recall"]),
+            "f1": float(report[c]["f1-score"]),
+            "support": int(report[c]["support"]),
+        }
+        for c in classes
+    }
+
+
+def feature_importance(model, features, labels, seed: int) -> list:
+    """Permutation importance of each raw feature (the drop in accuracy when it is shuffled)."""
+    from sklearn.inspection import permutation_importance
+
+    importance = permutation_importance(
+        model, features, labels, scoring="accuracy", n_repeats=5, random_state=seed
+    )
+    # A list, most important first (JSON objects have no order worth relying on).
+    return [
+        {"feature": name, "mean": float(mean), "std": float(std)}
+        for name, mean, std in sorted(
+            zip(
+                features.columns,
+                importance.importances_mean,
+                importance.importances_std,
+                strict=True,
+            ),
+            key=lambda item: -item[1],
+        )
+    ]
 
 
 def render_plots(evaluation: dict, labels, probabilities, out_dir: str) -> dict:
     """Confusion matrix, ROC and precision-recall curves, feature importance, as PNG files."""
     import os
 
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display in a pipeline task
-    import matplotlib.pyplot as plt
     import numpy as np
     from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
     os.makedirs(out_dir, exist_ok=True)
     classes = evaluation["classes"]
     paths = {}
+    plt = pyplot()
 
     def save(figure, name: str) -> None:
-        figure.tight_layout()
-        paths[name] = os.path.join(out_dir, f"{name}.png")
-        figure.savefig(paths[name], dpi=100)
-        plt.close(figure)
+        paths[name] = save_figure(figure, out_dir, name)
 
     figure, axes = plt.subplots(figsize=(5, 4.5))
     ConfusionMatrixDisplay(

@@ -13,40 +13,46 @@ from pipeline_src.components.common import (
     html_figures,
     html_page,
     pipeline_component,
+    pyplot,
+    save_figure,
 )
 
 
 def history_plots(history, min_accuracy: float, categorical: list, out_dir: str) -> dict:
     """Accuracy and drift over time (one point per evaluation that measured them), as PNGs;
     `categorical` names the features whose drift is a Jensen-Shannon distance."""
-    import json
     import os
 
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display in a pipeline task
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
     os.makedirs(out_dir, exist_ok=True)
-    paths = {}
     measured = history[history["value"].notna()].sort_values("evaluated_at")
     if measured.empty:
-        return paths
-    # One step per evaluation (evenly spaced, labelled with its time and model): a daily
-    # schedule and a burst of manual runs read alike.
-    steps = list(range(len(measured)))
+        return {}
+    paths = {"accuracy_over_time": accuracy_plot(measured, min_accuracy, out_dir)}
+    drift = drift_plot(measured, categorical, out_dir)
+    if drift:
+        paths["drift_over_time"] = drift
+    return paths
+
+
+def label_evaluations(axes, measured) -> None:
+    """One step per evaluation on the x axis (evenly spaced, labelled with its time and model):
+    a daily schedule and a burst of manual runs read alike."""
+    import pandas as pd
+
     ticks = [
         f"{pd.Timestamp(t):%m-%d %H:%M}\n{m}"
         for t, m in zip(measured["evaluated_at"], measured["model_version"], strict=True)
     ]
+    axes.set_xticks(list(range(len(ticks))), ticks, fontsize=9)
+    axes.set_xlim(-0.5, len(ticks) - 0.5)
+    axes.set_xlabel("evaluation (time, model version)", fontsize=10)
 
-    def label_steps(axes) -> None:
-        axes.set_xticks(steps, ticks, fontsize=9)
-        axes.set_xlim(-0.5, len(steps) - 0.5)
-        axes.set_xlabel("evaluation (time, model version)", fontsize=10)
 
-    figure, axes = plt.subplots(figsize=(8, 4))
+def accuracy_plot(measured, min_accuracy: float, out_dir: str) -> str:
+    """The served model's accuracy per evaluation against the bar and its test-time accuracy,
+    degraded evaluations shaded red; the PNG's path."""
+    figure, axes = pyplot().subplots(figsize=(8, 4))
+    steps = list(range(len(measured)))
     axes.plot(steps, measured["value"], marker="o", label="accuracy on new data")
     axes.plot(steps, measured["baseline_value"], marker="x", ls="--", label="test-time accuracy")
     axes.axhline(min_accuracy, color="#c44e52", ls=":", label=f"bar ({min_accuracy:.2f})")
@@ -57,12 +63,18 @@ def history_plots(history, min_accuracy: float, categorical: list, out_dir: str)
     axes.set_ylabel("accuracy", fontsize=10)
     axes.set_title("Served model's accuracy per evaluation (red: degraded)", fontsize=11)
     axes.legend(loc="lower left", fontsize=9)
-    label_steps(axes)
-    figure.tight_layout()
-    paths["accuracy_over_time"] = os.path.join(out_dir, "accuracy_over_time.png")
-    figure.savefig(paths["accuracy_over_time"], dpi=100)
-    plt.close(figure)
+    label_evaluations(axes, measured)
+    return save_figure(figure, out_dir, "accuracy_over_time")
 
+
+def drift_plot(measured, categorical: list, out_dir: str) -> str:
+    """Each feature's drift statistic per evaluation against its significance limit; the PNG's
+    path, or "" when no evaluation measured drift."""
+    import json
+
+    import pandas as pd
+
+    steps = list(range(len(measured)))
     drift = pd.DataFrame([json.loads(d) if d else {} for d in measured["drift"]], index=steps)
     # PSI (numeric features) and Jensen-Shannon (categorical) are different scales: one panel
     # each, so neither hides the other.
@@ -74,34 +86,26 @@ def history_plots(history, min_accuracy: float, categorical: list, out_dir: str)
         )
     ]
     panels = [panel for panel in panels if panel[1]]
-    if panels:
-        figure, grid = plt.subplots(len(panels), 1, figsize=(8, 3.2 * len(panels)), squeeze=False)
-        for axes, (title, columns, limit) in zip(grid[:, 0], panels, strict=True):
-            for name in columns:
-                axes.plot(drift.index, drift[name], marker="o", label=name)
-            axes.axhline(limit, color="#c44e52", ls=":", label=f"significant ({limit})")
-            axes.set_title(f"Drift per evaluation, {title}", fontsize=11)
-            axes.set_ylabel(title.split(": ")[1], fontsize=10)
-            axes.legend(loc="best", fontsize=9, ncol=2)  # not over the points
-            label_steps(axes)
-        figure.tight_layout()
-        paths["drift_over_time"] = os.path.join(out_dir, "drift_over_time.png")
-        figure.savefig(paths["drift_over_time"], dpi=100)
-        plt.close(figure)
-    return paths
+    if not panels:
+        return ""
+    figure, grid = pyplot().subplots(len(panels), 1, figsize=(8, 3.2 * len(panels)), squeeze=False)
+    for axes, (title, columns, limit) in zip(grid[:, 0], panels, strict=True):
+        for name in columns:
+            axes.plot(drift.index, drift[name], marker="o", label=name)
+        axes.axhline(limit, color="#c44e52", ls=":", label=f"significant ({limit})")
+        axes.set_title(f"Drift per evaluation, {title}", fontsize=11)
+        axes.set_ylabel(title.split(": ")[1], fontsize=10)
+        axes.legend(loc="best", fontsize=9, ncol=2)  # not over the points
+        label_evaluations(axes, measured)
+    return save_figure(figure, out_dir, "drift_over_time")
 
 
 def distribution_plots(baseline: dict, frame, out_dir: str) -> dict:
     """Each feature's new distribution beside its training baseline, as one PNG: numeric ones
     over the training deciles, categorical ones per category."""
-    import os
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = pyplot()
     features = [
         (name, stats)
         for name, stats in baseline["features"].items()
@@ -138,11 +142,7 @@ def distribution_plots(baseline: dict, frame, out_dir: str) -> dict:
     for axes in list(grid.flat)[len(features) :]:
         axes.set_visible(False)
     grid[0][0].legend(fontsize=9)
-    figure.tight_layout()
-    path = os.path.join(out_dir, "distributions.png")
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return {"distributions": path}
+    return {"distributions": save_figure(figure, out_dir, "distributions")}
 
 
 def render_evaluation_report(

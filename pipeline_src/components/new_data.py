@@ -39,6 +39,19 @@ def new_rows_query(spec: dict, dataset: str, table: str, evaluations_table: str)
     )
 
 
+def write_new_rows(
+    warehouse, spec: dict, dataset: str, table: str, evaluations_table: str, params: dict, path: str
+) -> tuple[int, list]:
+    """Write the new labelled rows (`new_rows_query`, its `params`) to the Parquet file `path`:
+    how many there are, and their batches (sorted)."""
+    import pyarrow.parquet as pq
+
+    sql = new_rows_query(spec, dataset, table, evaluations_table)
+    rows = warehouse.read(sql, params, tables=[evaluations_table])
+    pq.write_table(rows, path)
+    return rows.num_rows, sorted(set(rows.column("_batch_id").to_pylist()))
+
+
 def served_model(endpoints, endpoint: str, fallback_endpoint: str, purpose: str):
     """(versioned name, artifact directory, endpoint, recorded bundle digest) of the model
     `endpoint` serves, or `fallback_endpoint` while it serves none (`endpoints`: the endpoint
@@ -154,10 +167,8 @@ def new_data(
     from collections import namedtuple
     from datetime import UTC, datetime
 
-    import pyarrow.parquet as pq
-
     from pipeline_src.components.common import feature_spec, write_json
-    from pipeline_src.components.new_data import enough_data, new_rows_query, served_details
+    from pipeline_src.components.new_data import enough_data, served_details, write_new_rows
     from pipeline_src.ports import backend
 
     if min_new_rows < 1:
@@ -169,23 +180,20 @@ def new_data(
     model = served_details(ports.endpoints(project, location), endpoint, fallback_endpoint)
     print(f"model {model['model']}, {model['where']}")
     until, trained_until = datetime.now(UTC), model["trained_until"]
-    sql = new_rows_query(spec, dataset, table, evaluations_table)
     params = {"trained_until": datetime.fromisoformat(trained_until), "until": until}
     warehouse = ports.warehouse(project, bq_location, dataset, job_label="evaluation")
-    rows = warehouse.read(sql, params, tables=[evaluations_table])
-    pq.write_table(rows, new_rows.path)
-    batch_ids = sorted(set(rows.column("_batch_id").to_pylist()))
+    rows, batch_ids = write_new_rows(
+        warehouse, spec, dataset, table, evaluations_table, params, new_rows.path
+    )
     write_json(served.path, model)
-    new_rows.metadata.update({"rows": rows.num_rows, "batches": len(batch_ids)})
-    decision, reason = enough_data(rows.num_rows, len(batch_ids), min_new_rows, model)
+    new_rows.metadata.update({"rows": rows, "batches": len(batch_ids)})
+    decision, reason = enough_data(rows, len(batch_ids), min_new_rows, model)
     print(
-        f"{rows.num_rows} new labelled rows in {len(batch_ids)} batches since {trained_until} "
+        f"{rows} new labelled rows in {len(batch_ids)} batches since {trained_until} "
         f"(at least {min_new_rows} needed): {decision}"
     )
     outputs = namedtuple("Outputs", ["decision", "reason", "rows", "batch_ids", "model", "until"])
-    return outputs(
-        decision, reason, rows.num_rows, json.dumps(batch_ids), model["model"], until.isoformat()
-    )
+    return outputs(decision, reason, rows, json.dumps(batch_ids), model["model"], until.isoformat())
 
 
 @pipeline_component(packages=("google-cloud-bigquery",))

@@ -89,6 +89,24 @@ def version_description(
     }  # fmt: skip
 
 
+def version_fields(
+    display_name: str, serving_image: str, description: dict, alias: str, digest: str
+) -> dict:
+    """What the new version is uploaded with: its names, serving container, labels and
+    description (`version_description`), and the bundle's digest."""
+    return {
+        "display_name": display_name,
+        "serving_container_image_uri": serving_image,
+        **description,
+        "version_aliases": [alias],
+        "is_default_version": True,
+        # The bundle's digest, in the version's serving environment: immutable once uploaded,
+        # passed by Vertex AI to the serving container, read by whatever loads the bundle later
+        # (serving, gate, evaluation, promotion), which refuses a bundle that does not match.
+        "serving_container_environment_variables": {"MODEL_SHA256": digest},
+    }
+
+
 @pipeline_component(packages=("google-cloud-aiplatform",))
 def register(
     model: Input[Model],
@@ -116,7 +134,11 @@ def register(
     from collections import namedtuple
 
     from pipeline_src.components.common import label_value, read_json
-    from pipeline_src.components.register import version_description, write_bundle
+    from pipeline_src.components.register import (
+        version_description,
+        version_fields,
+        write_bundle,
+    )
     from pipeline_src.ports import backend
 
     if not model_id or not alias:
@@ -124,19 +146,10 @@ def register(
     digest = write_bundle(registered.path, model.path, evaluation.path, baseline.path, report.path)
     results = read_json(evaluation.path)
     signature = read_json(os.path.join(model.path, "model.json"))
-    fields = {
-        "display_name": display_name,
-        "serving_container_image_uri": serving_image,
-        **version_description(
-            labels, results, signature, snapshot_id, git_commit, run_id, gate_reason
-        ),
-        "version_aliases": [alias],
-        "is_default_version": True,
-        # The bundle's digest, in the version's serving environment: immutable once uploaded,
-        # passed by Vertex AI to the serving container, read by whatever loads the bundle later
-        # (serving, gate, evaluation, promotion), which refuses a bundle that does not match.
-        "serving_container_environment_variables": {"MODEL_SHA256": digest},
-    }
+    description = version_description(
+        labels, results, signature, snapshot_id, git_commit, run_id, gate_reason
+    )
+    fields = version_fields(display_name, serving_image, description, alias, digest)
     destination = f"{models_uri.rstrip('/')}/{model_id}/{label_value(run_id)}"
     registry = backend().registry(project, location)
     resource, version, artifact_uri, promotable = registry.upload(

@@ -12,7 +12,7 @@ categories, label, classes, contract, hyperparameters, library versions).
 
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from pipeline_src.components.common import model_inputs, pipeline_component
+from pipeline_src.components.common import compute_threads, model_inputs, pipeline_component
 
 
 def build_model(
@@ -85,6 +85,17 @@ def fit_scores(model, frame, spec: dict) -> dict:
     }
 
 
+def fit_and_score(pipeline, frame, validation_frame, spec: dict) -> dict:
+    """Fit `pipeline` on the training split; its scores on that split and on the validation
+    split (when it has rows)."""
+    with compute_threads(len(frame)):
+        pipeline.fit(model_inputs(frame, spec), frame[spec["label"]].astype(str))
+        scores = {"train": fit_scores(pipeline, frame, spec)}
+        if len(validation_frame):
+            scores["validation"] = fit_scores(pipeline, validation_frame, spec)
+    return scores
+
+
 def signature(pipeline, spec: dict, hyperparameters: dict, seed: int, snapshot_id: str) -> dict:
     """The fitted model's `model.json`: what it takes and gives, and what made it."""
     import platform
@@ -136,13 +147,8 @@ def train(
     import pandas as pd
     import sklearn
 
-    from pipeline_src.components.common import (
-        compute_threads,
-        feature_spec,
-        model_inputs,
-        write_json,
-    )
-    from pipeline_src.components.train import build_model, fit_scores, signature
+    from pipeline_src.components.common import feature_spec, write_json
+    from pipeline_src.components.train import build_model, fit_and_score, signature
 
     spec = feature_spec(contract)
     frame = pd.read_parquet(train_data.path)
@@ -154,12 +160,7 @@ def train(
         "l2_regularization": l2_regularization,
     }
     pipeline = build_model(spec, seed=seed, **hyperparameters)
-    validation_frame = pd.read_parquet(validation_data.path)
-    with compute_threads(len(frame)):
-        pipeline.fit(model_inputs(frame, spec), frame[spec["label"]].astype(str))
-        scores = {"train": fit_scores(pipeline, frame, spec)}
-        if len(validation_frame):
-            scores["validation"] = fit_scores(pipeline, validation_frame, spec)
+    scores = fit_and_score(pipeline, frame, pd.read_parquet(validation_data.path), spec)
 
     os.makedirs(model.path, exist_ok=True)
     joblib.dump(pipeline, os.path.join(model.path, "model.joblib"))

@@ -88,6 +88,22 @@ def retraining_labels(evaluation_id: str, model: str) -> dict:
     }
 
 
+def retraining(training, evaluation_id: str, model: str, spans: list, until: str, reason: str):
+    """(request, run) that start the retraining: the request says why (the evaluation, model,
+    batches, snapshot time and reason); the run is `training` (the spec, its parameters, where
+    and as whom it runs) on a snapshot taken at `until`, labelled with who started it."""
+    import dataclasses
+
+    request = {"evaluation_id": evaluation_id, "model": model, "batch_ids": spans,
+               "snapshot_time": until, "reason": reason}  # fmt: skip
+    run = dataclasses.replace(
+        training,
+        parameters={**training.parameters, "snapshot_time": until},
+        labels=retraining_labels(evaluation_id, model),
+    )
+    return request, run
+
+
 def check_bars(min_accuracy: float, max_degradation: float) -> None:
     if not 0 < min_accuracy <= 1 or not 0 <= max_degradation <= 1:
         raise ValueError(
@@ -156,7 +172,7 @@ def decide_and_trigger(
         decide,
         evaluation_record,
         recorded_retraining,
-        retraining_labels,
+        retraining,
         retraining_run_id,
     )
     from pipeline_src.ports import TrainingRun, backend
@@ -170,25 +186,17 @@ def decide_and_trigger(
     already = recorded_retraining(warehouse, dataset, evaluations_table, run_id)
     args = (rows, min_new_rows, result["value"], result["test_value"], min_accuracy)
     decision, reason = decide(*args, max_degradation, already)
-    triggered = ""
     if decision == DEGRADED:
-        request = {"evaluation_id": evaluation_id, "model": result["model"], "batch_ids": spans,
-                   "snapshot_time": until, "reason": reason}  # fmt: skip
-        run = TrainingRun(
-            spec=training_spec,
-            parameters={**json.loads(training_parameters or "{}"), "snapshot_time": until},
-            pipeline_root=pipeline_root, service_account=service_account,
-            labels=retraining_labels(evaluation_id, result["model"]), kms_key=kms_key,
-        )  # fmt: skip
-        if ports.pipeline_runs(project, location).start(run_id, request, run):
-            triggered = run_id
-        else:
-            decision, reason = decide(*args, max_degradation, run_id)
+        training = TrainingRun(training_spec, json.loads(training_parameters or "{}"),
+                               pipeline_root, service_account, kms_key=kms_key)  # fmt: skip
+        request, run = retraining(training, evaluation_id, result["model"], spans, until, reason)
+        if not ports.pipeline_runs(project, location).start(run_id, request, run):
+            decision, reason = decide(*args, max_degradation, run_id)  # it was started already
+    triggered = run_id if decision == DEGRADED else ""  # degraded still: this run started it
     record = evaluation_record(evaluation_id, result, spans, rows, (decision, reason), triggered)
     warehouse.append_rows(evaluations_table, [record])
-    # One structured line (Cloud Logging's jsonPayload): the retraining alert matches it.
     line = {"event": EVALUATION_LOG_EVENT, "decision": decision, "model": result["model"],
             "triggered_run": triggered, "accuracy": result["value"], "reason": reason}  # fmt: skip
-    print(json.dumps(line))
+    print(json.dumps(line))  # one structured line (jsonPayload): the retraining alert matches it
     outputs = namedtuple("Outputs", ["decision", "reason", "triggered_run"])
     return outputs(decision, reason, triggered)

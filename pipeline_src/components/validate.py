@@ -30,45 +30,64 @@ def check_snapshot(
     frame, schema, spec: dict, min_rows_per_class: int, max_missing_rate: float
 ) -> tuple[list, list]:
     """Problems that make the snapshot unfit (list of messages), and notes worth knowing."""
-    problems, notes = [], []
-    present = {field.name: field.type for field in schema}
+    problems = schema_problems(schema, spec["columns"])
+    if problems:  # the value checks below need the columns
+        return problems, []
+    if frame.empty:
+        return ["the snapshot has no rows"], []
     for column in spec["columns"]:
+        problems += value_problems(frame[column["name"]], column)
+    keys = spec["keys"]
+    duplicated = int(frame.duplicated(subset=keys).sum()) if keys else 0
+    if duplicated:
+        problems.append(f"{duplicated} rows repeat a key ({', '.join(keys)})")
+    class_problems, notes = class_checks(frame[spec["label"]], spec, min_rows_per_class)
+    missing_problems, missing_notes = missing_checks(frame, spec["features"], max_missing_rate)
+    return problems + class_problems + missing_problems, notes + missing_notes
+
+
+def schema_problems(schema, columns: list) -> list:
+    """Contract columns the snapshot's (Arrow) schema lacks or holds with another type."""
+    problems = []
+    present = {field.name: field.type for field in schema}
+    for column in columns:
         name = column["name"]
         if name not in present:
             problems.append(f"column {name} is missing")
         elif not arrow_type_fits(column["type"], present[name]):
             problems.append(f"column {name} is {present[name]}, the contract says {column['type']}")
-    if problems:  # the value checks below need the columns
-        return problems, notes
-    if frame.empty:
-        return ["the snapshot has no rows"], notes
+    return problems
 
-    for column in spec["columns"]:
-        values = frame[column["name"]]
-        name, nulls = column["name"], int(values.isna().sum())
-        if nulls and not column.get("nullable", True):
-            problems.append(f"column {name}: {nulls} rows are empty, the contract forbids it")
-        if column.get("allowed") is not None:
-            allowed = {str(v) for v in column["allowed"]}
-            outside = values.dropna().astype(str)
-            outside = outside[~outside.isin(allowed)].value_counts()
-            if len(outside):
-                shown = ", ".join(f"{v!r} ({n})" for v, n in outside.head(5).items())
-                problems.append(f"column {name}: values outside the contract's list: {shown}")
-        if column["type"] in ("INT64", "FLOAT64"):
-            low, high = column.get("min"), column.get("max")
-            numbers = values.dropna()
-            bad = int((numbers < low).sum()) if low is not None else 0
-            bad += int((numbers > high).sum()) if high is not None else 0
-            if bad:
-                problems.append(f"column {name}: {bad} values outside [{low}, {high}]")
 
-    keys = spec["keys"]
-    duplicated = int(frame.duplicated(subset=keys).sum()) if keys else 0
-    if duplicated:
-        problems.append(f"{duplicated} rows repeat a key ({', '.join(keys)})")
+def value_problems(values, column: dict) -> list:
+    """A column's values against its contract: empty where it must not be, outside the allowed
+    list, outside [min, max]."""
+    problems = []
+    name, nulls = column["name"], int(values.isna().sum())
+    if nulls and not column.get("nullable", True):
+        problems.append(f"column {name}: {nulls} rows are empty, the contract forbids it")
+    if column.get("allowed") is not None:
+        allowed = {str(v) for v in column["allowed"]}
+        outside = values.dropna().astype(str)
+        outside = outside[~outside.isin(allowed)].value_counts()
+        if len(outside):
+            shown = ", ".join(f"{v!r} ({n})" for v, n in outside.head(5).items())
+            problems.append(f"column {name}: values outside the contract's list: {shown}")
+    if column["type"] in ("INT64", "FLOAT64"):
+        low, high = column.get("min"), column.get("max")
+        numbers = values.dropna()
+        bad = int((numbers < low).sum()) if low is not None else 0
+        bad += int((numbers > high).sum()) if high is not None else 0
+        if bad:
+            problems.append(f"column {name}: {bad} values outside [{low}, {high}]")
+    return problems
 
-    counts = frame[spec["label"]].value_counts()
+
+def class_checks(labels, spec: dict, min_rows_per_class: int) -> tuple[list, list]:
+    """(problems, notes) of the label's classes: at least two, each with enough rows; classes
+    the contract allows that the snapshot lacks are noted."""
+    problems, notes = [], []
+    counts = labels.value_counts()
     if len(counts) < 2:
         problems.append(
             f"the label {spec['label']} has {len(counts)} class(es); a classifier needs at least 2"
@@ -81,8 +100,14 @@ def check_snapshot(
     absent = [c for c in spec["classes"] or [] if c not in counts.index]
     if absent:
         notes.append(f"classes the contract allows but the snapshot lacks: {absent}")
+    return problems, notes
 
-    for feature in spec["features"]:
+
+def missing_checks(frame, features: list, max_missing_rate: float) -> tuple[list, list]:
+    """(problems, notes) of missing feature values: a problem above `max_missing_rate`, else a
+    note when any are missing."""
+    problems, notes = [], []
+    for feature in features:
         rate = float(frame[feature["name"]].isna().mean())
         if rate > max_missing_rate:
             problems.append(
