@@ -42,7 +42,17 @@ class StateBackend(pulumi.ComponentResource):
         waits = pulumi.ResourceOptions(parent=self, depends_on=services)
         # Every stack's state and history: never deleted by a `pulumi destroy` of this program.
         kept = pulumi.ResourceOptions.merge(waits, pulumi.ResourceOptions(protect=True))
-        self.bucket = gcp.storage.Bucket(
+        self.bucket = self._bucket(name, settings, kept)
+        self.key = self._key(name, settings, kept)
+        for member in settings.deployers:
+            self._grant(name, member)
+        self.register_outputs({"bucket": self.bucket.url, "key": self.key.id})
+
+    def _bucket(
+        self, name: str, settings: BootstrapSettings, opts: pulumi.ResourceOptions
+    ) -> gcp.storage.Bucket:
+        """Private and versioned; superseded versions of a state file beyond the last ones go."""
+        return gcp.storage.Bucket(
             f"{name}-bucket",
             name=settings.state_bucket,
             project=settings.state_project,
@@ -60,26 +70,28 @@ class StateBackend(pulumi.ComponentResource):
                 }
             ],
             force_destroy=False,
-            opts=kept,
+            opts=opts,
         )
+
+    def _key(
+        self, name: str, settings: BootstrapSettings, opts: pulumi.ResourceOptions
+    ) -> gcp.kms.CryptoKey:
+        """The stacks' secrets key, in a key ring of its own, rotated every ROTATION_PERIOD."""
         ring = gcp.kms.KeyRing(
             f"{name}-ring",
             name=settings.key_ring,
             project=settings.state_project,
             location=settings.location,
-            opts=kept,
+            opts=opts,
         )
-        self.key = gcp.kms.CryptoKey(
+        return gcp.kms.CryptoKey(
             f"{name}-key",
             name=settings.key,
             key_ring=ring.id,
             purpose="ENCRYPT_DECRYPT",
             rotation_period=ROTATION_PERIOD,
-            opts=kept,
+            opts=opts,
         )
-        for member in settings.deployers:
-            self._grant(name, member)
-        self.register_outputs({"bucket": self.bucket.url, "key": self.key.id})
 
     def _grant(self, name: str, member: str) -> None:
         """Read and write the state (objects of the bucket), encrypt and decrypt with the key."""
