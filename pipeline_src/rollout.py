@@ -2,7 +2,7 @@
 
 Domain code with no cloud and no infrastructure in it: it drives two ports, `ModelSource` (makes
 the version deployable on the endpoint) and `Endpoint` (what is deployed, deploy with a traffic
-share, set the split, undeploy). Their adapters are Vertex AI's (`pipeline_src/vertex_rollout.py`,
+share, set the split, undeploy). Their adapters are Vertex AI's (`pipeline_src/cloud/rollout.py`,
 used by the prod stack's Promotion resource, `resources/promotion.py`) and the local stand-ins'
 (`local/promotion.py`, used by `make demo`). It lives in `pipeline_src`, the deployed package,
 because that is the one package both the Pulumi program and the local stand-ins import and the

@@ -9,7 +9,7 @@ rollout brings the earlier version back.
 This module is only the Pulumi side: the resource, its arguments and its provider. The rollout
 itself (canary, full traffic, retiring the old; resuming a half-done one) is domain code in
 `pipeline_src/rollout.py`, which the local endpoints use too (`local/promotion.py`); the provider
-drives it through Vertex AI's adapters (`pipeline_src/vertex_rollout.py`: re-registration across
+drives it through Vertex AI's adapters (`pipeline_src/cloud/rollout.py`: re-registration across
 projects and the one deploy routine the training pipeline's deploy step shares).
 """
 
@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 from pulumi import dynamic
 
-from pipeline_src.rollout import roll_out
-from pipeline_src.vertex_rollout import (
+from pipeline_src.cloud.rollout import (
     VertexEndpoint,
     VertexRegistry,
     undeploy_from_vertex_endpoint,
 )
+from pipeline_src.rollout import roll_out
 
 # A type only: Pulumi's provider host imports this module to unpickle the provider and needs
 # none of the config code.

@@ -1,4 +1,5 @@
-"""The deployed backend: Vertex AI and BigQuery adapters of the ports (pipeline_src/ports.py).
+"""The deployed backend: Vertex AI and BigQuery adapters of the ports (pipeline_src/ports.py);
+`rollout.py` holds the rollout's (pipeline_src/rollout.py) and the one Vertex AI deploy routine.
 
 Every Google Cloud library is imported where it is used, so a task loads only the clients it
 needs (and the local backend never loads them).

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pipeline_src.cloud.registry import model_ref
+from pipeline_src.cloud.rollout import deploy_to_vertex_endpoint, undeploy_from_vertex_endpoint
 from pipeline_src.ports import Deployed, Machines, ModelRef
-from pipeline_src.vertex_rollout import deploy_to_vertex_endpoint, undeploy_from_vertex_endpoint
 
 
 class VertexEndpoints:
@@ -39,7 +39,7 @@ class VertexEndpoints:
         """The new model takes 100% of the traffic and the call returns once it serves; only
         then are the models that served before undeployed (they have no traffic left), so the
         endpoint never answers with nothing. The deploy routine is the one the prod stack's
-        rollout uses too (pipeline_src/vertex_rollout.py)."""
+        rollout uses too (pipeline_src/cloud/rollout.py)."""
         from google.cloud import aiplatform
 
         aiplatform.init(project=self.project, location=self.location)

@@ -17,7 +17,7 @@ import pytest
 from google.api_core.exceptions import NotFound
 from pulumi.dynamic.dynamic import serialize_provider
 
-from pipeline_src.vertex_rollout import source_digest
+from pipeline_src.cloud.rollout import source_digest
 from resources.promotion import PromotionProvider
 from stacks.config import ConfigError, parse_stack_config, stack_config_values
 
@@ -176,7 +176,7 @@ def vertex(monkeypatch) -> FakeVertex:
     monkeypatch.setattr(cloud, "aiplatform", world.module(), raising=False)
     monkeypatch.setitem(__import__("sys").modules, "google.cloud.aiplatform", world.module())
     monkeypatch.setattr("resources.promotion.pulumi.log.info", lambda message: None)
-    monkeypatch.setattr("pipeline_src.vertex_rollout.verify_remote_bundle", world.verify)
+    monkeypatch.setattr("pipeline_src.cloud.rollout.verify_remote_bundle", world.verify)
     return world
 
 

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from pipeline_src.cloud.rollout import deploy_to_vertex_endpoint, undeploy_from_vertex_endpoint
 from pipeline_src.rollout import Deployed, roll_out
-from pipeline_src.vertex_rollout import deploy_to_vertex_endpoint, undeploy_from_vertex_endpoint
 
 
 def test_the_canary_period_waits_before_full_traffic():
