@@ -28,6 +28,11 @@ PAGE_OBJECT = f"{LIFECYCLE_FOLDER}/index.html"
 REPORTS_PREFIX = f"{LIFECYCLE_FOLDER}/reports/"
 """Where each run's report is kept beside it, `<run or evaluation id>.html` (the pipeline root
 expires; these do not)."""
+# The page's sections, in order (rows_shown reads them back).
+ENDPOINTS = "What each endpoint serves"
+TRAININGS = "Training runs"
+EVALUATIONS = "Evaluations of the served model"
+INGESTIONS = "Ingested files"
 
 
 @dataclass(frozen=True)
@@ -220,12 +225,24 @@ def render_page(lifecycle: Lifecycle, title: str, generated_at: str) -> str:
     body = (
         f'<p class="meta">Generated {escape(generated_at)} from the warehouse tables '
         "ingestion_log, model_metrics and evaluations. Newest first.</p>"
-        f"<h2>What each endpoint serves</h2>{_endpoints_section(lifecycle)}"
-        f"<h2>Training runs</h2>{_trainings_section(lifecycle)}"
-        f"<h2>Evaluations of the served model</h2>{_evaluations_section(lifecycle)}"
-        f"<h2>Ingested files</h2>{_ingestions_section(lifecycle)}"
+        f"<h2>{ENDPOINTS}</h2>{_endpoints_section(lifecycle)}"
+        f"<h2>{TRAININGS}</h2>{_trainings_section(lifecycle)}"
+        f"<h2>{EVALUATIONS}</h2>{_evaluations_section(lifecycle)}"
+        f"<h2>{INGESTIONS}</h2>{_ingestions_section(lifecycle)}"
     )
     return html_page(title, body)
+
+
+def rows_shown(page: str) -> dict[str, int]:
+    """How many rows each section of a rendered page shows, by its heading (what an end-to-end
+    run checks of the page it finds in the bucket)."""
+    import re
+
+    sections = re.split(r"<h2>([^<]+)</h2>", page)[1:]
+    return {
+        heading: body.split("</table>", 1)[0].count("<tr><td>") if "<table>" in body else 0
+        for heading, body in zip(sections[::2], sections[1::2], strict=True)
+    }
 
 
 def headed_by_decision(page: str, decision: str, reason: str, facts: dict[str, str]) -> str:

@@ -44,9 +44,10 @@ EXPECTED_MINUTES = {
     "up": 25,  # APIs, the function's build, the endpoint (about 10 min by itself)
     "publish-image": 10,  # Cloud Build of the pipeline image; 0 when the tag exists
     "ingest": 5,  # function cold start and a BigQuery load job per file
-    "train": 35,  # 9 tasks; the deploy to the endpoint takes 10-15 min of it
+    "train": 35,  # 10 tasks; the deploy to the endpoint takes 10-15 min of it
     "accept": 3,
     "evaluate": 20,  # batch prediction starts its own machines
+    "lifecycle-page": 1,  # one object read
     "destroy": 15,  # undeploying and deleting the endpoint is the long part
     "stack-rm": 1,
 }
@@ -64,6 +65,7 @@ class Cloud(Protocol):
     def train(self, stack: str, outputs: dict[str, Any]) -> str: ...
     def accept(self, outputs: dict[str, Any]) -> str: ...
     def evaluate(self, outputs: dict[str, Any]) -> str: ...
+    def lifecycle_page(self, outputs: dict[str, Any]) -> str: ...
     def destroy(self, stack: str) -> None: ...
     def remove_stack(self, stack: str) -> None: ...
 
@@ -276,6 +278,19 @@ def step_evaluate(ctx: RunContext) -> str:
     return ctx.cloud.evaluate(ctx.outputs)
 
 
+def step_lifecycle_page(ctx: RunContext) -> str:
+    """The page the runs published where the dashboard links it shows them: the training run
+    (linking its report) and the evaluation."""
+    from pipeline_src.lifecycle_page import EVALUATIONS, TRAININGS, rows_shown
+
+    page = ctx.cloud.lifecycle_page(ctx.outputs)
+    shown = rows_shown(page)
+    if shown.get(TRAININGS, 0) < 1 or shown.get(EVALUATIONS, 0) < 1 or ">report</a>" not in page:
+        raise StepFailed(f"the lifecycle page shows {shown}: not the training run, its report "
+                         "and the evaluation")  # fmt: skip
+    return ", ".join(f"{heading.lower()}: {rows}" for heading, rows in shown.items())
+
+
 STEPS: list[tuple[str, Callable[[RunContext], str]]] = [
     ("up", step_up),
     ("publish-image", step_publish_image),
@@ -283,6 +298,7 @@ STEPS: list[tuple[str, Callable[[RunContext], str]]] = [
     ("train", step_train),
     ("accept", step_accept),
     ("evaluate", step_evaluate),
+    ("lifecycle-page", step_lifecycle_page),
 ]
 CLEANUP: list[tuple[str, Callable[[RunContext], str]]] = [
     ("destroy", lambda ctx: ctx.cloud.destroy(ctx.stack) or f"stack {ctx.stack} destroyed"),

@@ -104,6 +104,14 @@ class GcpCloud:
         job.wait()  # raises if the run fails
         return f"{job.resource_name}: {job.state}"
 
+    def lifecycle_page(self, outputs: dict[str, Any]) -> str:
+        from google.cloud import storage
+
+        from pipeline_src.lifecycle_page import PAGE_OBJECT
+
+        blob = storage.Client().bucket(outputs["artifacts_bucket"]).blob(PAGE_OBJECT)
+        return blob.download_as_text()
+
     def destroy(self, stack: str) -> None:
         self._pulumi("destroy", "--yes", "--skip-preview", "--stack", stack, capture=True)
 
@@ -212,6 +220,9 @@ class LocalCloud:
             f"judged {record['model_version']} on {batch['rows_loaded']} new rows: "
             f"{record['decision']}"
         )
+
+    def lifecycle_page(self, outputs: dict[str, Any]) -> str:
+        return (self.env.root / "index.html").read_text(encoding="utf-8")
 
     def destroy(self, stack: str) -> None:
         if self.landing is not None:

@@ -12,6 +12,7 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
+from pipeline_src.lifecycle_page import EndpointView, Lifecycle, render_page
 from stacks.config import PROJECT_ROOT, parse_stack_config
 from tooling import e2e, e2e_report, e2e_sweep
 
@@ -25,6 +26,21 @@ OUTPUTS = {
     "endpoint": "projects/1/locations/europe-west4/endpoints/42",
     "pipeline_image": "europe-west4-docker.pkg.dev/sandbox-e2e/pipelines/pipeline:deps-1",
 }
+
+
+def _page(**rows) -> str:
+    return render_page(Lifecycle(**rows), title="penguins", generated_at="now")
+
+
+# What the runs of a passing e2e run publish: its training run and its evaluation.
+PUBLISHED = _page(
+    endpoints=[EndpointView("42", {"m@1": 100})],
+    trainings=[{"run_id": "t-1", "decision": "deploy", "reason": "clears the bar",
+                "model_version": "m@1", "recorded_at": "now", "metrics": {"accuracy": 0.98}}],
+    evaluations=[{"evaluation_id": "e-1", "decision": "not_enough_data", "reason": "0 new rows",
+                  "evaluated_at": "now"}],
+    reports={"t-1": "https://storage.cloud.google.com/b/lifecycle/reports/t-1.html"},
+)  # fmt: skip
 
 
 class FakeCloud:
@@ -81,6 +97,10 @@ class FakeCloud:
         self._call("evaluate")
         return "evaluated"
 
+    def lifecycle_page(self, outputs):
+        self._call("lifecycle_page")
+        return PUBLISHED
+
     def destroy(self, stack):
         self._call("destroy")
 
@@ -115,7 +135,7 @@ def context(tmp_path, cloud, inputs) -> e2e.RunContext:
 
 SUCCESS_ORDER = [
     "create_stack", "up", "publish_image", "table_rows", "upload", "upload", "table_rows",
-    "object_names", "train", "accept", "evaluate", "destroy", "remove_stack",
+    "object_names", "train", "accept", "evaluate", "lifecycle_page", "destroy", "remove_stack",
 ]  # fmt: skip
 
 
@@ -134,6 +154,7 @@ def test_a_passing_run_goes_in_order_and_cleans_up(tmp_path, inputs):
 FAILING = {
     "up": "create_stack", "publish-image": "publish_image", "ingest": "upload",
     "train": "train", "accept": "accept", "evaluate": "evaluate",
+    "lifecycle-page": "lifecycle_page",
 }  # fmt: skip
 
 
@@ -255,7 +276,7 @@ def test_main_writes_the_report_with_the_prorated_cost(tmp_path):
     assert code == 1
     assert not list(tmp_path.glob("Pulumi.e2e-*.yaml"))
     suite = ElementTree.parse(out / "junit.xml").getroot()
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("8", "1", "1")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("9", "1", "2")
     failure = suite.find("testcase[@name='accept']/failure")
     assert failure.get("message") == "RuntimeError: Error 403: PERMISSION_DENIED"
     assert failure.text.startswith("IAM propagation:")
@@ -369,6 +390,7 @@ def test_make_e2e_local_runs_every_step_on_the_stand_ins(tmp_path, capsys):
     assert "staging serves tabular-mlops-local-penguins@1" in printed
     assert "accept: acceptance suite on http://127.0.0.1:" in printed and " passed" in printed
     assert "evaluate: judged tabular-mlops-local-penguins@1 on 200 new rows" in printed
+    assert "training runs: 1, evaluations of the served model: 1" in printed  # the page
     assert not (out / "local").exists(), "stack-rm removes the local state"
     assert not list(Path(tmp_path).glob("Pulumi.e2e-*.yaml"))
 
@@ -475,3 +497,15 @@ def test_the_gcp_sweeper_lists_every_stack_and_destroys_then_removes(monkeypatch
         ["stack", "ls"], ["destroy", "--yes"], ["stack", "rm"],
     ]  # fmt: skip
     assert "--all" in calls[0]
+
+
+def test_the_lifecycle_page_must_show_the_runs_of_the_e2e_run(tmp_path, inputs):
+    ctx = context(tmp_path, FakeCloud(), inputs)
+    assert e2e.step_lifecycle_page(ctx) == (
+        "what each endpoint serves: 1, training runs: 1, evaluations of the served model: 1, "
+        "ingested files: 0"
+    )
+    stale = _page()  # a page from before the runs: nothing on it
+    ctx.cloud.lifecycle_page = lambda outputs: stale
+    with pytest.raises(e2e.StepFailed, match="not the training run, its report and the eval"):
+        e2e.step_lifecycle_page(ctx)
