@@ -472,16 +472,22 @@ def summarise(cells: list[Cell]) -> None:
                       f"-> USD {usd:.3f} (load {cell.load:.1f})")  # fmt: skip
 
 
-def node_hour_price(machine_type: str = "n1-standard-4", region: str = "europe-west4"):
-    """(USD per node hour, where the figure comes from) for Vertex AI online prediction."""
+def node_hour_price(stack: str = "prod"):
+    """(USD per node hour, where the figure comes from) for Vertex AI online prediction on the
+    stack's serving machine type in its region (its stack file)."""
     import yaml
 
+    from stacks.config import load_stack_file, stack_file_name
+
+    config = load_stack_file(PROJECT_ROOT / stack_file_name(stack))
+    machine_type, region = config.platform.serving.machine_type, config.region
     table = yaml.safe_load(PRICES.read_text(encoding="utf-8"))
     row = next(r for r in table["prices"] if r["key"] == f"vertex-prediction/{machine_type}"
                and r["region"] == region)  # fmt: skip
     source = table["sources"][row["source"]]
     return row["usd"], (
-        f"Vertex AI online prediction, {machine_type} node hour in {region}: USD {row['usd']} "
+        f"Vertex AI online prediction, {stack}'s {machine_type} node hour in {region}: "
+        f"USD {row['usd']} "
         f"from {PRICES.relative_to(PROJECT_ROOT)} (source {source}, read {table['read']}, "
         f"certainty {row['certainty']})"
     )
