@@ -11,6 +11,8 @@ The warehouse, registry, endpoints and the retraining trigger are the run's back
 launcher, never a parameter (pipeline_src/ports.py).
 """
 
+from typing import Any
+
 from kfp import dsl
 
 from pipeline_src.components.assess import assess
@@ -25,6 +27,109 @@ PIPELINE_NAME = "tabular-mlops-evaluation"
 COMPONENTS = (
     new_data, record_skip, batch_predict, assess, decide_and_trigger, evaluation_report, publish
 )  # fmt: skip
+
+
+# --- the steps the pipeline is built of. kfp builds the graph by running the pipeline function
+# once it is declared, so they come first; each creates its tasks as it is called, in the order
+# of the module's diagram.
+
+
+def _new_data_step(contract, place: dict, **settings) -> Any:
+    """new data?: the model the endpoint serves, and the labelled rows not judged yet."""
+    return sized(
+        new_data(
+            contract=contract,
+            **place,
+            evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            **settings,
+        ).set_display_name("enough new data?")
+    )
+
+
+def _measure_steps(contract, found, vertex: dict, **prediction) -> Any:
+    """batch predict ► assess: the served model's predictions for the new rows (`prediction`:
+    the job's machine, identity and key), then its metric and each feature's drift."""
+    predict_task = sized(
+        batch_predict(
+            contract=contract,
+            new_rows=found.outputs["new_rows"],
+            served=found.outputs["served"],
+            **vertex,
+            **prediction,
+        ).set_display_name("batch predict")
+    )
+    return sized(
+        assess(
+            contract=contract,
+            new_rows=found.outputs["new_rows"],
+            predictions=predict_task.outputs["predictions"],
+            served=found.outputs["served"],
+        ).set_display_name("metric and drift")
+    )
+
+
+def _decide_steps(
+    found, assess_task, place: dict, warehouse: dict, *, evaluations_table, bars: dict,
+    retraining: dict,
+) -> Any:  # fmt: skip
+    """decide and trigger ► report: healthy or degraded by the `bars` (a degraded model starts
+    the `retraining` run, once per batches), recorded; then the report, with every evaluation."""
+    decide_task = sized(
+        decide_and_trigger(
+            assessment=assess_task.outputs["assessment"],
+            rows=found.outputs["rows"],
+            batch_ids=found.outputs["batch_ids"],
+            until=found.outputs["until"],
+            evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            **bars,
+            **place,
+            **retraining,
+            evaluations_table=evaluations_table,
+        ).set_display_name("decide and trigger retraining")
+    )
+    return sized(
+        evaluation_report(
+            assessment=assess_task.outputs["assessment"],
+            served=found.outputs["served"],
+            new_rows=found.outputs["new_rows"],
+            decision=decide_task.outputs["decision"],
+            reason=decide_task.outputs["reason"],
+            triggered_run=decide_task.outputs["triggered_run"],
+            evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            min_accuracy=bars["min_accuracy"],
+            **warehouse,
+            evaluations_table=evaluations_table,
+        ).set_display_name("report")
+    )
+
+
+def _skip_step(found, warehouse: dict, evaluations_table) -> Any:
+    """record why: an evaluation that stopped for want of data (its batches stay new)."""
+    return sized(
+        record_skip(
+            evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            model=found.outputs["model"],
+            batch_ids=found.outputs["batch_ids"],
+            rows=found.outputs["rows"],
+            reason=found.outputs["reason"],
+            **warehouse,
+            evaluations_table=evaluations_table,
+        ).set_display_name("record: not enough data")
+    )
+
+
+def _publish_step(publication: dict, after, report=None) -> Any:
+    """Both branches end by keeping the report (if any) and refreshing the lifecycle page."""
+    given = {} if report is None else {"report": report}  # a task takes no None argument
+    return sized(
+        publish(
+            **publication,
+            run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            **given,
+        )
+        .after(after)
+        .set_display_name("publish report and lifecycle page")
+    )
 
 
 @dsl.pipeline(
@@ -86,103 +191,28 @@ def evaluation_pipeline(
     warehouse = dict(project=project, bq_location=bq_location, dataset=dataset)
     vertex = dict(project=project, location=location)
     place = {**vertex, **warehouse}
-
-    def publish_run(after, report=None):
-        """Both branches end by keeping the report (if any) and refreshing the lifecycle page."""
-        given = {} if report is None else {"report": report}  # a task takes no None argument
-        return sized(
-            publish(
-                contract=contract,
-                **place,
-                lifecycle_uri=lifecycle_uri,
-                run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                endpoint=endpoint,
-                fallback_endpoint=fallback_endpoint,
-                page_endpoints=page_endpoints,
-                **given,
-            )
-            .after(after)
-            .set_display_name("publish report and lifecycle page")
-        )
-
-    new_data_task = sized(
-        new_data(
-            contract=contract,
-            **place,
-            table=table,
-            endpoint=endpoint,
-            fallback_endpoint=fallback_endpoint,
-            model_id=model_id,
-            min_new_rows=min_new_rows,
-            evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-            evaluations_table=evaluations_table,
-        ).set_display_name("enough new data?")
-    )
-    with dsl.If(new_data_task.outputs["decision"] == "evaluate", name="enough-new-data"):
-        predict_task = sized(
-            batch_predict(
-                contract=contract,
-                new_rows=new_data_task.outputs["new_rows"],
-                served=new_data_task.outputs["served"],
-                **vertex,
-                machine_type=prediction_machine_type,
-                service_account=prediction_service_account,
-                kms_key=kms_key,
-            ).set_display_name("batch predict")
-        )
-        assess_task = sized(
-            assess(
-                contract=contract,
-                new_rows=new_data_task.outputs["new_rows"],
-                predictions=predict_task.outputs["predictions"],
-                served=new_data_task.outputs["served"],
-            ).set_display_name("metric and drift")
-        )
-        decide_task = sized(
-            decide_and_trigger(
-                assessment=assess_task.outputs["assessment"],
-                rows=new_data_task.outputs["rows"],
-                batch_ids=new_data_task.outputs["batch_ids"],
-                until=new_data_task.outputs["until"],
-                evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                min_new_rows=min_new_rows,
-                min_accuracy=min_accuracy,
-                max_degradation=max_degradation,
-                **place,
-                training_spec=training_spec,
-                training_parameters=training_parameters,
-                pipeline_root=training_pipeline_root,
-                service_account=training_service_account,
-                kms_key=kms_key,
-                evaluations_table=evaluations_table,
-            ).set_display_name("decide and trigger retraining")
-        )
-        report_task = sized(
-            evaluation_report(
-                assessment=assess_task.outputs["assessment"],
-                served=new_data_task.outputs["served"],
-                new_rows=new_data_task.outputs["new_rows"],
-                decision=decide_task.outputs["decision"],
-                reason=decide_task.outputs["reason"],
-                triggered_run=decide_task.outputs["triggered_run"],
-                evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                min_accuracy=min_accuracy,
-                **warehouse,
-                evaluations_table=evaluations_table,
-            ).set_display_name("report")
-        )
-        judged = publish_run(report_task, report_task.outputs["report"])
+    publication = dict(
+        contract=contract, **place, lifecycle_uri=lifecycle_uri, endpoint=endpoint,
+        fallback_endpoint=fallback_endpoint, page_endpoints=page_endpoints,
+    )  # fmt: skip
+    found = _new_data_step(
+        contract, place, table=table, endpoint=endpoint, fallback_endpoint=fallback_endpoint,
+        model_id=model_id, min_new_rows=min_new_rows, evaluations_table=evaluations_table,
+    )  # fmt: skip
+    with dsl.If(found.outputs["decision"] == "evaluate", name="enough-new-data"):
+        assess_task = _measure_steps(
+            contract, found, vertex, machine_type=prediction_machine_type,
+            service_account=prediction_service_account, kms_key=kms_key,
+        )  # fmt: skip
+        report_task = _decide_steps(
+            found, assess_task, place, warehouse, evaluations_table=evaluations_table,
+            bars=dict(min_new_rows=min_new_rows, min_accuracy=min_accuracy,
+                      max_degradation=max_degradation),
+            retraining=dict(training_spec=training_spec, training_parameters=training_parameters,
+                            pipeline_root=training_pipeline_root,
+                            service_account=training_service_account, kms_key=kms_key),
+        )  # fmt: skip
+        judged = _publish_step(publication, report_task, report_task.outputs["report"])
     with dsl.Else(name="not-enough-new-data"):
-        skipped = sized(
-            record_skip(
-                evaluation_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                model=new_data_task.outputs["model"],
-                batch_ids=new_data_task.outputs["batch_ids"],
-                rows=new_data_task.outputs["rows"],
-                reason=new_data_task.outputs["reason"],
-                **warehouse,
-                evaluations_table=evaluations_table,
-            ).set_display_name("record: not enough data")
-        )
-        not_judged = publish_run(skipped)
+        not_judged = _publish_step(publication, _skip_step(found, warehouse, evaluations_table))
     return dsl.OneOf(judged.output, not_judged.output)

@@ -18,7 +18,8 @@ the schedule (resources/pipelines.py), CI (submit.py) and the local launcher
 endpoint) is the run's backend, chosen by its launcher, never a parameter (pipeline_src/ports.py).
 """
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from kfp import dsl
 
@@ -58,6 +59,189 @@ class TrainingOutputs(NamedTuple):
     reason: str
     evaluation: dsl.Artifact
     report: str
+
+
+# --- the stages the pipeline is built of. kfp builds the graph by running the pipeline function
+# once it is declared, so they come first; each creates its tasks as it is called, in the order
+# of the module's diagram.
+
+
+class _Data(NamedTuple):
+    extract: Any
+    validate: Any
+    split: Any
+
+
+class _Model(NamedTuple):
+    train: Any
+    evaluate: Any
+
+
+def _data_steps(
+    contract, warehouse: dict, *, table, snapshot_time, min_rows_per_class, max_missing_rate,
+    validation_fraction, test_fraction, seed,
+) -> _Data:  # fmt: skip
+    """extract ► validate ► split: the snapshot, checked against the contract, in three splits."""
+    extract_task = sized(
+        extract(
+            contract=contract,
+            **warehouse,
+            table=table,
+            snapshot_time=snapshot_time,
+        ).set_display_name("extract snapshot")
+    )
+    validate_task = sized(
+        validate(
+            contract=contract,
+            snapshot=extract_task.outputs["snapshot"],
+            min_rows_per_class=min_rows_per_class,
+            max_missing_rate=max_missing_rate,
+        ).set_display_name("validate data")
+    )
+    split_task = sized(
+        split(
+            contract=contract,
+            snapshot=extract_task.outputs["snapshot"],
+            validation_fraction=validation_fraction,
+            test_fraction=test_fraction,
+            seed=seed,
+        )
+        .after(validate_task)  # never split (or train on) data validate rejected
+        .set_display_name("split train/validation/test")
+    )
+    return _Data(extract_task, validate_task, split_task)
+
+
+def _model_steps(contract, data: _Data, *, seed, **hyperparameters) -> _Model:
+    """train ► evaluate: the challenger, fitted on the training split with the hyperparameters,
+    and its evaluation on the test split."""
+    train_task = sized(
+        train(
+            contract=contract,
+            train_data=data.split.outputs["train"],
+            validation_data=data.split.outputs["validation"],
+            **hyperparameters,
+            seed=seed,
+        ).set_display_name("train model")
+    )
+    evaluate_task = sized(
+        evaluate(
+            contract=contract,
+            model=train_task.outputs["model"],
+            train_data=data.split.outputs["train"],
+            test_data=data.split.outputs["test"],
+            seed=seed,
+        ).set_display_name("evaluate and report")
+    )
+    return _Model(train_task, evaluate_task)
+
+
+def _gate_step(contract, data: _Data, model: _Model, vertex: dict, **gate_settings) -> Any:
+    """gate: the challenger against the bar and the champion; its decision picks the branch."""
+    return sized(
+        gate(
+            contract=contract,
+            evaluation=model.evaluate.outputs["evaluation"],
+            test_data=data.split.outputs["test"],
+            **vertex,
+            **gate_settings,
+        ).set_display_name("gate: challenger vs champion")
+    )
+
+
+@dataclass(frozen=True)
+class _Release:
+    """What follows the gate; each branch of its decision takes some of it. `registration`,
+    `publication`: the register and publish steps' own settings."""
+
+    contract: Any
+    data: _Data
+    model: _Model
+    gate: Any
+    warehouse: dict
+    vertex: dict
+    metrics_table: Any
+    registration: dict
+    publication: dict
+
+    def by_decision(self, serving: dict) -> TrainingOutputs:
+        """One branch per decision, so the run's outputs can name the report of whichever ran.
+        `serving`: the deploy step's endpoint and machines."""
+        decision = self.gate.outputs["decision"]
+        with dsl.If(decision == "deploy", name="challenger-deploys"):
+            deployed = self.register_version()
+            deploy_task = sized(
+                deploy(model=deployed.outputs["model"], **self.vertex, **serving)
+                .set_display_name("deploy to staging")
+            )  # fmt: skip
+            recorded = self.record(deployed.outputs["model"])
+            published_deploy = self.publish_run(deployed.outputs["model"], recorded, deploy_task)
+        # Where the endpoint is QA's (deploy_by="promotion"): registered, never deployed here.
+        with dsl.Elif(decision == "register", name="challenger-awaits-promotion"):
+            candidate = self.register_version()
+            recorded = self.record(candidate.outputs["model"])
+            published_candidate = self.publish_run(candidate.outputs["model"], recorded)
+        with dsl.Else(name="champion-stays"):
+            published_kept = self.publish_run("", self.record(""))
+        return TrainingOutputs(
+            decision=decision,
+            reason=self.gate.outputs["reason"],
+            evaluation=self.model.evaluate.outputs["evaluation"],
+            report=dsl.OneOf(
+                published_deploy.output, published_candidate.output, published_kept.output
+            ),
+        )
+
+    def record(self, model_version):
+        """Every branch records the run's metrics and the gate's decision."""
+        return sized(
+            record_metrics(
+                evaluation=self.model.evaluate.outputs["evaluation"],
+                training_metrics=self.model.train.outputs["metrics"],
+                decision=self.gate.outputs["decision"],
+                reason=self.gate.outputs["reason"],
+                champion_accuracy=self.gate.outputs["champion_accuracy"],
+                model_version=model_version,
+                snapshot_id=self.data.extract.outputs["snapshot_id"],
+                run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                **self.warehouse,
+                table=self.metrics_table,
+            ).set_display_name("record metrics")
+        )
+
+    def register_version(self):
+        """A winner becomes a registry version (deployed by this run or awaiting promotion)."""
+        return sized(
+            register(
+                model=self.model.train.outputs["model"],
+                evaluation=self.model.evaluate.outputs["evaluation"],
+                baseline=self.data.validate.outputs["baseline"],
+                report=self.model.evaluate.outputs["report"],
+                **self.vertex,
+                snapshot_id=self.data.extract.outputs["snapshot_id"],
+                run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                gate_reason=self.gate.outputs["reason"],
+                **self.registration,
+            ).set_display_name("register version")
+        )
+
+    def publish_run(self, model_version, *after):
+        """Every branch ends by keeping the report, headed by the decision, and refreshing the
+        lifecycle page once the run's row is recorded (and its version deployed)."""
+        return sized(
+            publish(
+                contract=self.contract,
+                **{**self.vertex, **self.warehouse},
+                run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                report=self.model.evaluate.outputs["report"],
+                decision=self.gate.outputs["decision"],
+                reason=self.gate.outputs["reason"],
+                model_version=model_version,
+                **self.publication,
+            )
+            .after(*after)
+            .set_display_name("publish report and lifecycle page")
+        )
 
 
 @dsl.pipeline(
@@ -132,159 +316,36 @@ def training_pipeline(
     # Where the steps' ports point; which backend answers is the run's (pipeline_src/ports.py).
     warehouse = dict(project=project, bq_location=bq_location, dataset=dataset)
     vertex = dict(project=project, location=location)
-    extract_task = sized(
-        extract(
-            contract=contract,
-            **warehouse,
-            table=table,
-            snapshot_time=snapshot_time,
-        ).set_display_name("extract snapshot")
-    )
-    validate_task = sized(
-        validate(
-            contract=contract,
-            snapshot=extract_task.outputs["snapshot"],
-            min_rows_per_class=min_rows_per_class,
-            max_missing_rate=max_missing_rate,
-        ).set_display_name("validate data")
-    )
-    split_task = sized(
-        split(
-            contract=contract,
-            snapshot=extract_task.outputs["snapshot"],
-            validation_fraction=validation_fraction,
-            test_fraction=test_fraction,
-            seed=seed,
-        )
-        .after(validate_task)  # never split (or train on) data validate rejected
-        .set_display_name("split train/validation/test")
-    )
-    train_task = sized(
-        train(
-            contract=contract,
-            train_data=split_task.outputs["train"],
-            validation_data=split_task.outputs["validation"],
-            learning_rate=learning_rate,
-            max_iter=max_iter,
-            max_leaf_nodes=max_leaf_nodes,
-            min_samples_leaf=min_samples_leaf,
-            l2_regularization=l2_regularization,
-            seed=seed,
-        ).set_display_name("train model")
-    )
-    evaluate_task = sized(
-        evaluate(
-            contract=contract,
-            model=train_task.outputs["model"],
-            train_data=split_task.outputs["train"],
-            test_data=split_task.outputs["test"],
-            seed=seed,
-        ).set_display_name("evaluate and report")
-    )
-    gate_task = sized(
-        gate(
-            contract=contract,
-            evaluation=evaluate_task.outputs["evaluation"],
-            test_data=split_task.outputs["test"],
-            **vertex,
-            endpoint=endpoint,
-            model_id=model_id,
-            min_accuracy=min_accuracy,
-            min_improvement=min_improvement,
-            deploy_by=deploy_by,
-        ).set_display_name("gate: challenger vs champion")
-    )
-
-    def record(model_version):
-        """Both branches record the run's metrics and the gate's decision."""
-        return sized(
-            record_metrics(
-                evaluation=evaluate_task.outputs["evaluation"],
-                training_metrics=train_task.outputs["metrics"],
-                decision=gate_task.outputs["decision"],
-                reason=gate_task.outputs["reason"],
-                champion_accuracy=gate_task.outputs["champion_accuracy"],
-                model_version=model_version,
-                snapshot_id=extract_task.outputs["snapshot_id"],
-                run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                **warehouse,
-                table=metrics_table,
-            ).set_display_name("record metrics")
-        )
-
-    def register_version():
-        """A winner becomes a registry version (deployed by this run or awaiting promotion)."""
-        return sized(
-            register(
-                model=train_task.outputs["model"],
-                evaluation=evaluate_task.outputs["evaluation"],
-                baseline=validate_task.outputs["baseline"],
-                report=evaluate_task.outputs["report"],
-                **vertex,
-                model_id=model_id,
-                display_name=model_display_name,
-                alias=model_alias,
-                serving_image=serving_image,
-                models_uri=models_uri,
-                snapshot_id=extract_task.outputs["snapshot_id"],
-                git_commit=git_commit,
-                run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                gate_reason=gate_task.outputs["reason"],
-                labels=model_labels,
-                deploy_by=deploy_by,
-            ).set_display_name("register version")
-        )
-
-    def publish_run(model_version, *after):
-        """Every branch ends by keeping the report, headed by the decision, and refreshing the
-        lifecycle page once the run's row is recorded (and its version deployed)."""
-        return sized(
-            publish(
-                contract=contract,
-                **{**vertex, **warehouse},
-                lifecycle_uri=lifecycle_uri,
-                run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                endpoint=endpoint,
-                page_endpoints=page_endpoints,
-                report=evaluate_task.outputs["report"],
-                decision=gate_task.outputs["decision"],
-                reason=gate_task.outputs["reason"],
-                model_version=model_version,
-                git_commit=git_commit,
-            )
-            .after(*after)
-            .set_display_name("publish report and lifecycle page")
-        )
-
-    # One branch per decision, so the run's outputs can name the report of whichever ran.
-    with dsl.If(gate_task.outputs["decision"] == "deploy", name="challenger-deploys"):
-        deployed = register_version()
-        deploy_task = sized(
-            deploy(
-                model=deployed.outputs["model"],
-                **vertex,
-                endpoint=endpoint,
-                machine_type=serving_machine_type,
-                min_replicas=serving_min_replicas,
-                max_replicas=serving_max_replicas,
-                service_account=serving_service_account,
-            ).set_display_name("deploy to staging")
-        )
-        recorded = record(deployed.outputs["model"])
-        published_deploy = publish_run(deployed.outputs["model"], recorded, deploy_task)
-    # Where the endpoint is QA's (deploy_by="promotion"): registered, never deployed here.
-    with dsl.Elif(gate_task.outputs["decision"] == "register", name="challenger-awaits-promotion"):
-        candidate = register_version()
-        recorded = record(candidate.outputs["model"])
-        published_candidate = publish_run(candidate.outputs["model"], recorded)
-    with dsl.Else(name="champion-stays"):
-        published_kept = publish_run("", record(""))
-
-    return TrainingOutputs(
-        decision=gate_task.outputs["decision"],
-        reason=gate_task.outputs["reason"],
-        evaluation=evaluate_task.outputs["evaluation"],
-        report=dsl.OneOf(
-            published_deploy.output, published_candidate.output, published_kept.output
+    data = _data_steps(
+        contract, warehouse, table=table, snapshot_time=snapshot_time,
+        min_rows_per_class=min_rows_per_class, max_missing_rate=max_missing_rate,
+        validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed,
+    )  # fmt: skip
+    model = _model_steps(
+        contract, data, seed=seed, learning_rate=learning_rate, max_iter=max_iter,
+        max_leaf_nodes=max_leaf_nodes, min_samples_leaf=min_samples_leaf,
+        l2_regularization=l2_regularization,
+    )  # fmt: skip
+    gate_task = _gate_step(
+        contract, data, model, vertex, endpoint=endpoint, model_id=model_id,
+        min_accuracy=min_accuracy, min_improvement=min_improvement, deploy_by=deploy_by,
+    )  # fmt: skip
+    release = _Release(
+        contract, data, model, gate_task, warehouse, vertex, metrics_table,
+        registration=dict(
+            model_id=model_id, display_name=model_display_name, alias=model_alias,
+            serving_image=serving_image, models_uri=models_uri, git_commit=git_commit,
+            labels=model_labels, deploy_by=deploy_by,
         ),
-    )
+        publication=dict(
+            lifecycle_uri=lifecycle_uri, endpoint=endpoint, page_endpoints=page_endpoints,
+            git_commit=git_commit,
+        ),
+    )  # fmt: skip
+    return release.by_decision(
+        serving=dict(
+            endpoint=endpoint, machine_type=serving_machine_type,
+            min_replicas=serving_min_replicas, max_replicas=serving_max_replicas,
+            service_account=serving_service_account,
+        )
+    )  # fmt: skip
