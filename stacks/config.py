@@ -321,12 +321,12 @@ class ScheduleConfig(StrictModel):
 
 TrainingTask = Literal[
     "extract", "validate", "split", "train", "evaluate", "gate", "register", "record_metrics",
-    "deploy",
+    "deploy", "publish",
 ]  # fmt: skip
 """The training pipeline's tasks (pipeline_src/training.py COMPONENTS; a test keeps them equal)."""
 EvaluationTask = Literal[
     "new_data", "record_skip", "batch_predict", "assess", "decide_and_trigger",
-    "evaluation_report",
+    "evaluation_report", "publish",
 ]  # fmt: skip
 """The evaluation pipeline's tasks (pipeline_src/evaluation.py COMPONENTS)."""
 ScoringTask = Literal["select_rows", "score_rows"]
