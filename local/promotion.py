@@ -60,10 +60,16 @@ def promote_locally(
     say: Callable[[str], None] = lambda _: None,
     sleep: Callable[[float], None] | None = None,
 ) -> RolloutResult:
-    """Roll `model` (`<model id>@<version>`) out to a local endpoint."""
+    """Roll `model` (`<model id>@<version>`) out to a local endpoint, then refresh the lifecycle
+    page: it shows what each endpoint serves, and no pipeline run follows a promotion to do it
+    (the demo's page said prod served the version the release had just retired)."""
+    from local.lifecycle import write_index
+
     registry = LocalModelRegistry(env.registry_dir)
     target = LocalEndpointTarget(LocalEndpoint(env.endpoints_dir, endpoint), registry)
     extra = {"sleep": sleep} if sleep is not None else {}
-    return roll_out(
+    result = roll_out(
         LocalRegistry(registry), target, model, canary_percent, canary_minutes, say=say, **extra
     )
+    write_index(env)
+    return result

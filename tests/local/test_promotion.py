@@ -64,6 +64,15 @@ def test_a_promotion_serves_a_canary_then_all_traffic_then_retires_the_old(env):
     assert "prod" in registry.get(model, "1").version_aliases
 
 
+def test_a_promotion_refreshes_the_lifecycle_page(env):
+    """The page's endpoint table says what prod serves right after the rollout, without waiting
+    for the next pipeline run."""
+    model = env.model_id
+    promote_locally(env, "prod", f"{model}@2", canary_percent=0)
+    page = (env.root / "index.html").read_text()
+    assert f"<td><code>prod</code></td><td><code>{model}@2</code> 100%</td>" in page
+
+
 def test_a_traffic_split_must_cover_the_endpoint_and_sum_to_100(env):
     staging = LocalEndpoint(env.endpoints_dir, "staging")
     with pytest.raises(ValueError, match="sums to 100"):
