@@ -30,6 +30,7 @@ from pipeline_src.ports import (
     TrainingRun,
     backend_setting,
 )
+from pipeline_src.rollout import replace_all
 
 STREAM_BATCH_ROWS = 100_000
 
@@ -144,14 +145,12 @@ class LocalEndpoints:
         return {m.resource_name: m.traffic_percentage for m in deployed if m.traffic_percentage}
 
     def deploy(self, endpoint: str, model: str, machines: Machines) -> Deployed:
-        """All traffic to the new version, then the previous ones retired, as on Vertex AI."""
-        version = self.registry.get(model)
-        target = LocalEndpoint(self.env.endpoints_dir, endpoint)
-        previous = [m.id for m in target.deployed_models()]
-        deployed = target.deploy(version, traffic_percentage=100)
-        for deployed_model_id in previous:
-            target.undeploy(deployed_model_id)
-        return Deployed(deployed.id, previous)
+        """All traffic to the new version, then the previous ones retired (`replace_all`, as on
+        Vertex AI), on the rollout's local endpoint adapter."""
+        from local.promotion import LocalEndpointTarget
+
+        target = LocalEndpointTarget(LocalEndpoint(self.env.endpoints_dir, endpoint), self.registry)
+        return Deployed(*replace_all(target, model))
 
 
 class LocalBatchPrediction:

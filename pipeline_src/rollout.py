@@ -121,6 +121,18 @@ def roll_out(
     return RolloutResult(model, deployed_id, undeployed, steps)
 
 
+def replace_all(endpoint: Endpoint, model: str) -> tuple[str, list[str]]:
+    """Deploy `model` with all the traffic, then undeploy every model deployed before; the new
+    deployed id and the undeployed ones. The training pipeline's deploy step (no canary, and a
+    version already deployed is deployed again, unlike `roll_out`). The old models go only once
+    the new one serves, so the endpoint never answers with nothing."""
+    previous = [d.id for d in endpoint.deployed()]
+    deployed_id = endpoint.deploy(model, 100)
+    for old in previous:
+        endpoint.undeploy(old)
+    return deployed_id, previous
+
+
 def _deploy_canary(
     endpoint: Endpoint,
     model: str,

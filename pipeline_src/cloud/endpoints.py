@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pipeline_src.cloud.registry import model_ref
-from pipeline_src.cloud.rollout import deploy_to_vertex_endpoint, undeploy_from_vertex_endpoint
+from pipeline_src.cloud.rollout import VertexEndpoint
 from pipeline_src.ports import Deployed, Machines, ModelRef
+from pipeline_src.rollout import replace_all
 
 
 class VertexEndpoints:
@@ -36,19 +37,14 @@ class VertexEndpoints:
         }
 
     def deploy(self, endpoint: str, model: str, machines: Machines) -> Deployed:
-        """The new model takes 100% of the traffic and the call returns once it serves; only
-        then are the models that served before undeployed (they have no traffic left), so the
-        endpoint never answers with nothing. The deploy routine is the one the prod stack's
-        rollout uses too (pipeline_src/cloud/rollout.py)."""
+        """All traffic to the new version, then the previous ones retired (`replace_all`), on
+        the rollout's Vertex AI endpoint adapter: one deploy routine with the prod stack's
+        rollout (pipeline_src/cloud/rollout.py)."""
         from google.cloud import aiplatform
 
         aiplatform.init(project=self.project, location=self.location)
-        target = aiplatform.Endpoint(endpoint)
-        previous = [d.id for d in target.list_models()]
-        deployed = deploy_to_vertex_endpoint(
-            target, model, 100, machines.machine_type, machines.min_replicas,
-            machines.max_replicas, machines.service_account,
+        target = VertexEndpoint(
+            endpoint, machines.machine_type, machines.min_replicas, machines.max_replicas,
+            machines.service_account,
         )  # fmt: skip
-        for deployed_model_id in previous:
-            undeploy_from_vertex_endpoint(target, deployed_model_id)
-        return Deployed(deployed, previous)
+        return Deployed(*replace_all(target, model))

@@ -2,8 +2,9 @@
 
 `deploy_to_vertex_endpoint` and `undeploy_from_vertex_endpoint` are the only code that deploys to
 or undeploys from a Vertex AI endpoint: the prod stack's rollout (`VertexEndpoint` below, driven
-by `pipeline_src/rollout.py` from the Promotion resource) and the training pipeline's deploy step
-(the endpoint port's Vertex AI adapter, pipeline_src/cloud/endpoints.py) call them.
+by `pipeline_src/rollout.py` from the Promotion resource, and by `replace_all` from the training
+pipeline's deploy step through the endpoint port's adapter, pipeline_src/cloud/endpoints.py) and
+the Promotion resource's delete call them.
 
 `VertexRegistry` and `VertexEndpoint` are the rollout's `ModelSource` and `Endpoint` ports on
 Vertex AI. The SDK is imported inside the calls: the Pulumi program imports this module to
@@ -84,13 +85,17 @@ def undeploy_from_vertex_endpoint(endpoint, deployed_model_id: str) -> None:
 class VertexEndpoint:
     """The rollout's `Endpoint` on a Vertex AI endpoint (resource name projects/P/.../ID)."""
 
-    def __init__(self, endpoint: str, machine_type: str, min_replicas: int, max_replicas: int):
+    def __init__(
+        self, endpoint: str, machine_type: str, min_replicas: int, max_replicas: int,
+        service_account: str = "",
+    ):  # fmt: skip
         from google.cloud import aiplatform
 
         self._endpoint = aiplatform.Endpoint(endpoint)
         self.machine_type, self.min_replicas, self.max_replicas = (
             machine_type, min_replicas, max_replicas,
         )  # fmt: skip
+        self.service_account = service_account
 
     def deployed(self) -> list[Deployed]:
         split = self._endpoint.traffic_split  # each read fetches the endpoint afresh
@@ -102,7 +107,7 @@ class VertexEndpoint:
     def deploy(self, model: str, traffic: int) -> str:
         return deploy_to_vertex_endpoint(
             self._endpoint, model, traffic, self.machine_type, self.min_replicas,
-            self.max_replicas,
+            self.max_replicas, self.service_account,
         )  # fmt: skip
 
     def set_traffic(self, split: dict[str, int]) -> None:

@@ -195,6 +195,8 @@ def test_deploy_on_vertex_undeploys_only_after_the_new_model_serves(monkeypatch)
     calls = []
 
     class Deployed:
+        model, model_version_id = "projects/p/locations/l/models/m", "1"  # what the adapter lists
+
         def __init__(self, id_):
             self.id = id_
 
@@ -203,6 +205,7 @@ def test_deploy_on_vertex_undeploys_only_after_the_new_model_serves(monkeypatch)
     class Endpoint:
         def __init__(self, name):
             calls.append(("endpoint", name))
+            self.traffic_split = {}  # read by the rollout's adapter (the old models' shares)
 
         def list_models(self):
             return list(deployed_models)
