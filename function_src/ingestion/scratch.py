@@ -15,11 +15,13 @@ import fcntl
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT_NAME = "tabular-mlops-ingest"
 LOCK = ".lock"
+UNNAMED_FOR = 60.0  # seconds after which an unnamed (`.new-`) directory is a dead attempt's
 
 
 def scratch_root() -> Path:
@@ -49,9 +51,14 @@ def attempt_scratch(root: Path | None = None) -> Iterator[Path]:
 
 
 def sweep(root: Path) -> list[Path]:
-    """Remove the directories of attempts that are no longer alive; those removed."""
+    """Remove the directories of attempts that are no longer alive; those removed. Besides them,
+    a `.new-` directory older than a minute was left by an attempt killed before it named its
+    scratch (it lives so for microseconds). A younger one may be an attempt's before its lock:
+    taking it then would let our removal, which follows the directory through its rename, empty
+    a live attempt's scratch."""
     removed = []
-    for path in root.glob("attempt-*"):
+    stale_new = [p for p in root.glob(".new-*") if _age_seconds(p) > UNNAMED_FOR]
+    for path in [*root.glob("attempt-*"), *stale_new]:
         try:
             with open(path / LOCK, "a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -60,3 +67,10 @@ def sweep(root: Path) -> list[Path]:
         except (BlockingIOError, FileNotFoundError, NotADirectoryError):
             continue  # alive (its lock is held), or removed by another sweep meanwhile
     return removed
+
+
+def _age_seconds(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0  # named or removed meanwhile

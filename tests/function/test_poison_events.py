@@ -4,7 +4,9 @@ emulator: the HTTP answer (2xx acknowledges, 5xx makes Eventarc redeliver) and t
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -137,6 +139,9 @@ def test_scratch_is_removed_on_every_exit_and_a_dead_attempts_is_swept(harness, 
     dead.mkdir(parents=True)
     (dead / ".lock").touch()  # its process is gone, so nobody holds the lock
     (dead / "copy.csv").write_bytes(b"x" * 1_000_000)
+    unnamed = root / ".new-killed-before-rename"  # killed between making and naming its scratch
+    unnamed.mkdir()
+    os.utime(unnamed, (time.time() - 120, time.time() - 120))
     server = FunctionServer({**harness.landing.function_env, "TMPDIR": str(tmp_path)}).start()
     try:
         lines = harness.sample.split("\n")
@@ -149,3 +154,22 @@ def test_scratch_is_removed_on_every_exit_and_a_dead_attempts_is_swept(harness, 
             assert list(root.iterdir()) == []
     finally:
         server.stop()
+
+
+def test_attempts_and_sweeps_racing_never_lose_a_live_scratch(tmp_path: Path):
+    """Every attempt sweeps before making its own directory; many at once must never remove a
+    live one (each finds its directory and file intact until it ends) and leave nothing behind."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from function_src.ingestion.scratch import attempt_scratch
+
+    root = tmp_path / "tabular-mlops-ingest"
+
+    def attempt(i: int) -> bool:
+        with attempt_scratch(root) as scratch:
+            (scratch / "copy.csv").write_text(str(i))
+            return (scratch / "copy.csv").read_text() == str(i) and (scratch / ".lock").exists()
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(attempt, range(400)))
+    assert list(root.iterdir()) == []
