@@ -184,6 +184,13 @@ class ModelServer:
         )
         self._server = uvicorn.Server(config)
         self._stopped = threading.Event()
+        state = getattr(app, "state", None)
+        if state is not None:  # the app serves a lone connection on the event loop (server.py)
+            state.open_connections = self.open_connections
+
+    def open_connections(self) -> int:
+        """Connections this process has open (uvicorn's count; each worker process has its own)."""
+        return len(self._server.server_state.connections)
 
     @property
     def server_address(self) -> tuple:

@@ -33,6 +33,8 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from pipeline_src.serving.contract import InvalidRequest, LoadedModel
 
 MAX_BODY_BYTES = 1_500_000
@@ -192,7 +194,16 @@ def invalid_request_document(error: InvalidRequest) -> bytes:
 
 def parse_body(body: bytes) -> Any:
     """The request's JSON; InvalidRequest for anything json cannot read (bad bytes, an integer
-    past Python's digit limit, nesting past the recursion limit)."""
+    past Python's digit limit, nesting past the recursion limit).
+
+    orjson reads a request in a fraction of the standard library's time (0.03 ms for 100
+    instances, against 0.12). What it refuses (NaN, integers past a double's range, a byte-order
+    mark, lone surrogates) the standard library reads as it always has, so those requests get the
+    answers they got before: e.g. "an integer of 400 digits", not a parse error."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body)
     except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError too
@@ -200,9 +211,11 @@ def parse_body(body: bytes) -> Any:
 
 
 def answer_predict(source, body: bytes) -> tuple[int, bytes]:
-    """Status and JSON body for a predict request's bytes: every outcome is an answer."""
+    """Status and JSON body for a predict request's bytes: every outcome is an answer. The
+    answer is written by orjson (100 predictions in 0.02 ms, against 0.19 with the standard
+    library): at 100 instances per request JSON was a tenth of the server's own work."""
     try:
-        return 200, json.dumps(source.predict(parse_body(body))).encode()
+        return 200, orjson.dumps(source.predict(parse_body(body)))
     except InvalidRequest as error:
         return 400, invalid_request_document(error)
     except (Unavailable, FileNotFoundError) as error:
@@ -227,17 +240,27 @@ def make_app(source, routes: Routes = DEFAULT_ROUTES):
     from starlette.requests import ClientDisconnect
     from starlette.responses import Response
 
-    # Predictions run on anyio's worker threads (40, as FastAPI's sync routes): the event loop
-    # keeps reading requests (and timing out slow ones) meanwhile, and the model releases the GIL
-    # in its compiled code. Measured at 8 clients on 2 shared cores (load 7): 62 single-instance
-    # requests/s, 29 with one prediction thread. More cores take more processes (--workers).
+    # While other connections are open, predictions run on anyio's worker threads (40, as
+    # FastAPI's sync routes): the event loop keeps reading their requests (and timing out slow
+    # ones), and predictions overlap where the model's compiled code releases the GIL. Measured
+    # at 8 clients on 2 shared cores (load 7): 62 single-instance requests/s, 29 with one
+    # prediction thread. More cores take more processes (--workers). A lone connection has
+    # nobody waiting behind it: its prediction runs on the loop, which saves the hop to a thread
+    # and back (about 1 ms of an 11 ms 100-instance request, measured at one client).
+    # `state.open_connections` is the HTTP server's count (http_server.ModelServer sets it).
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.open_connections = lambda: 2  # served by another server: assume company
 
     def json_response(status: int, body: bytes) -> Response:
         return Response(body, status_code=status, media_type="application/json")
 
+    async def answered(answer: Callable[..., tuple[int, bytes]], *args) -> Response:
+        if app.state.open_connections() <= 1:
+            return json_response(*answer(*args))
+        return json_response(*await anyio.to_thread.run_sync(answer, *args))
+
     async def health(request: Request) -> Response:
-        return json_response(*await anyio.to_thread.run_sync(answer_health, source))
+        return await answered(answer_health, source)
 
     async def predict(request: Request) -> Response:
         try:
@@ -246,8 +269,7 @@ def make_app(source, routes: Routes = DEFAULT_ROUTES):
             return json_response(413, error_document(413, str(error)))
         except ClientDisconnect:
             return json_response(400, error_document(400, "the client went away"))
-        status, answer = await anyio.to_thread.run_sync(answer_predict, source, body)
-        return json_response(status, answer)
+        return await answered(answer_predict, source, body)
 
     async def http_error(request: Request, error: HTTPException) -> Response:
         if error.status_code == 404:

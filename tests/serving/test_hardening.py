@@ -103,9 +103,9 @@ def test_a_400_digit_integer_is_a_400_naming_the_field(connection):
     [
         (b'{"instances": [{"body_mass_g": ' + b"9" * 5000 + b"}]}", "Exceeds the limit"),
         (b"[" * 100_000 + b"]" * 100_000, "recursion"),
-        (b'{"instances": [1], "parameters": ' + b"[" * 1000 + b"]" * 1000 + b"}", "recursion"),
+        (b'{"instances": [1], "parameters": ' + b"[" * 2000 + b"]" * 2000 + b"}", "recursion"),
     ],
-    ids=["5000-digit integer", "nesting 100k deep", "nesting 1k deep in parameters"],
+    ids=["5000-digit integer", "nesting 100k deep", "nesting 2k deep in parameters"],
 )
 def test_what_json_cannot_read_is_a_400(connection, body, expected):
     status, answer, _ = call(connection, body)
@@ -113,6 +113,16 @@ def test_what_json_cannot_read_is_a_400(connection, body, expected):
     assert answer["error"]["message"].startswith("body: not valid JSON")
     assert expected in answer["error"]["message"]
     assert still_serves(connection)
+
+
+def test_nesting_a_json_reader_takes_is_read(connection):
+    """Parameters nested 1,000 deep are valid JSON, and orjson reads up to 1,024 levels: the
+    request is answered (parameters are unused). Deeper, both readers refuse: a 400 (above)."""
+    nested = b"[" * 1000 + b"]" * 1000
+    body = b'{"instances": [%s], "parameters": %s}' % (json.dumps(PENGUIN).encode(), nested)
+    status, answer, _ = call(connection, body)
+    assert status == 200
+    assert len(answer["predictions"]) == 1
 
 
 def test_a_flood_of_unknown_fields_gets_a_bounded_answer(connection):

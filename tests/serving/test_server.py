@@ -383,3 +383,29 @@ def test_a_canary_swap_under_load_answers_every_request(env, sample_model_dir):
             c.close()
     assert answers and all(status == 200 for status, _ in answers)
     assert after == ["2"] * 4  # once the old version is undeployed, only the new one answers
+
+
+def test_a_lone_connection_is_served_on_the_event_loop_and_company_on_worker_threads():
+    """With one connection open nobody waits behind a prediction: it runs on the event loop (no
+    hop to a thread and back). With others open it runs on a worker thread, so the loop keeps
+    reading their requests and predictions overlap."""
+    where: list[str] = []
+
+    class Recording:  # a source that notes the thread each prediction runs on
+        def predict(self, payload):
+            where.append(threading.current_thread().name)
+            return {"predictions": []}
+
+        def health(self):
+            return {"status": "ok"}
+
+    with running(Recording()) as lone:
+        assert predict(lone, [PENGUIN]).status == 200
+        assert not where[-1].startswith("AnyIO worker thread")  # serve_forever's, the loop's
+        company = HttpEndpointClient(lone.target)
+        try:
+            assert company.health().status == 200  # a second connection, open and known
+            assert predict(lone, [PENGUIN]).status == 200
+            assert where[-1].startswith("AnyIO worker thread")
+        finally:
+            company.close()
