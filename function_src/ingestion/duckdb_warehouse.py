@@ -239,7 +239,7 @@ class DuckDbWarehouse:
         self, batch: Batch, contract: DataContract, columns: Sequence[str] | None = None
     ) -> bool:
         """A view reading the local copy with DuckDB's typed reader: nothing is materialised, so
-        the checks' scan and the load each parse the file (a parse costs less than a copy)."""
+        a one-pass load parses the file once (a parse costs less than a copy)."""
         from .sql import typed_staging_columns
 
         names = contract.column_names if columns is None else columns
@@ -267,17 +267,12 @@ class DuckDbWarehouse:
         return local
 
     def query(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
-        import duckdb
-
         values = {name: value for name, (_, value) in (params or {}).items()}
-        try:
-            return query(self.con, sql, values).to_pylist()
-        except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
-            if not self._typed:  # a text staging is a table: no query of it reads the file
-                raise
-            raise TypedReadFailed(str(error).splitlines()[0]) from None
+        return query(self.con, sql, values).to_pylist()
 
     def commit(self, statements: Sequence[Statement], batch: Batch) -> None:
+        import duckdb
+
         with self._commit_lock():
             # Rows land in the curated table in parallel: their order there means nothing.
             self.con.execute("SET preserve_insertion_order = false")
@@ -287,6 +282,13 @@ class DuckDbWarehouse:
                     values = {n: v for n, (_, v) in statement.params.items()}
                     self.con.execute(to_duckdb(statement.sql), values)
                 self.con.commit()
+            except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
+                # A typed staging's reader refused a value or line, or a screened load's
+                # ERROR (sql.rules_hold, keys_unique_statement): rolled back, no verdict.
+                self.con.rollback()
+                if not self._typed:
+                    raise
+                raise TypedReadFailed(str(error).splitlines()[0]) from None
             except BaseException:
                 self.con.rollback()
                 raise

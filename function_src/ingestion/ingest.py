@@ -4,8 +4,10 @@
 2. A batch already LOADED or REJECTED (a redelivered event): a DUPLICATE, nothing else happens.
 3. Head checks (size, encoding, line endings, header), then the whole file into a staging table
    and the contract's row checks as SQL, then duplicate keys. Where the warehouse can, the file
-   is first staged typed (one parse, no text cast again: the fast path for clean files); any
-   problem there stages it as text and checks again, so results and reasons never depend on it.
+   is first staged typed and loaded in one pass (the fast path for clean files: one parse, the
+   load fails at the first broken rule, the keys it inserted are counted before its commit);
+   anything there rolls back and stages the file as text to be checked, so results and reasons
+   never depend on the path.
 4. Rejected: the file is copied to quarantine with a JSON report beside it, first; then the log
    records the rejection. Accepted: one transaction inserts the rows (cast, with lineage) and the
    log row. Either final write happens only if the batch has no final row yet, so concurrent or
@@ -220,10 +222,15 @@ class Ingestor:
         checks = check_head(head, obj.size, self.contract)
         rows_in_file = None
         if all(c.passed for c in checks):
+            columns = staging_columns(head, self.contract)
+            if warehouse.stage_typed(batch, self.contract, columns):
+                try:
+                    return self._loaded_in_one_pass(warehouse, batch, checks)
+                except TypedReadFailed:
+                    pass  # something to report (or a fingerprint collision): checked as text
             try:
-                rows_in_file, row_checks = self._staged_and_checked(
-                    warehouse, batch, staging_columns(head, self.contract)
-                )
+                warehouse.stage(batch, self.contract, columns)
+                rows_in_file, row_checks = self._row_checks(warehouse, batch)
                 checks += [Check.ok("rows.readable"), *row_checks]
             except FileRejected as rejected:
                 checks.append(rejected.check)
@@ -240,56 +247,65 @@ class Ingestor:
         else:
             outcome = Outcome(LOADED, obj.uri, batch.batch_id, rows_in_file, rows_in_file,
                               checks=tuple(checks))  # fmt: skip
-            lineage = {
-                "_source_uri": obj.uri,
-                "_source_generation": obj.generation,
-                "_batch_id": batch.batch_id,
-                "_ingested_at": datetime.now(UTC),
-            }
             statements = [
                 sql.load_statement(self.contract, warehouse.dataset, warehouse.staging_ref(batch),
-                                   self.curated, self.log_table, lineage),
+                                   self.curated, self.log_table, self._lineage(batch)),
                 self._log_statement(warehouse.dataset, batch, outcome, final=True),
             ]  # fmt: skip
         warehouse.commit(statements, batch)
+        return self._committed(warehouse, batch, outcome)
+
+    def _committed(self, warehouse: Warehouse, batch: Batch, outcome: Outcome) -> Outcome:
+        """Ours, unless a concurrent attempt committed first: then its outcome stands, ours
+        changed nothing. Rows counted by the commit itself (a one-pass load) are read back
+        from our log row."""
         done = self._final_row(warehouse, batch)
         if done and done["attempt_id"] != batch.attempt_id:
-            # A concurrent attempt committed first: its outcome stands, ours changed nothing.
             outcome = _duplicate(batch, done)
             self._log_row(warehouse, batch, outcome)
+        elif done and outcome.rows_loaded is None and done["rows_loaded"] is not None:
+            loaded = int(done["rows_loaded"])
+            outcome = replace(outcome, rows_in_file=loaded, rows_loaded=loaded)
         return outcome
 
-    def _staged_and_checked(
-        self, warehouse: Warehouse, batch: Batch, columns: list[str]
-    ) -> tuple[int, list[Check]]:
-        """The file staged and its rows checked: typed first, where the warehouse can.
+    def _loaded_in_one_pass(
+        self, warehouse: Warehouse, batch: Batch, checks: list[Check]
+    ) -> Outcome:
+        """A typed staging loaded as if clean, in one parse: the load itself fails at the first
+        row breaking a rule, and the keys it inserted are counted before the commit.
 
-        The typed staging's verdict stands only when every check passes (the clean file, the
-        usual case: one parse into types, no text copy cast again). Anything else (a value the
-        typed reader refuses, a rule broken, a repeated key) stages the file as text and checks
-        it again, which finds, counts and samples each problem exactly as it always did: the
-        checks' results and reasons do not depend on which path ran.
+        Raises TypedReadFailed (nothing committed) where that finds anything, or the typed
+        reader meets a value it cannot take: the caller then stages the file as text and
+        checks it, which finds, counts and samples each problem exactly as it always did. So
+        the checks' results and reasons do not depend on which path ran; a clean file's checks
+        are those the text path would report, all passed.
         """
-        contract = self.contract
-        if warehouse.stage_typed(batch, contract, columns):
-            try:
-                (counts,) = warehouse.query(sql.count_query(contract, warehouse.staging_ref(batch)))
-            except TypedReadFailed:
-                counts = None
-            if counts is not None and _all_pass(counts, len(sql.row_checks(contract))):
-                return self._row_checks(warehouse, batch, counts)
-        warehouse.stage(batch, contract, columns)
-        return self._row_checks(warehouse, batch)
+        contract, obj, dataset = self.contract, batch.object, warehouse.dataset
+        checks = [*checks, Check.ok("rows.readable"), *_passed_row_checks(contract)]
+        outcome = Outcome(LOADED, obj.uri, batch.batch_id, checks=tuple(checks))
+        rows = sql.batch_rows(dataset, self.curated)
+        load = sql.load_statement(contract, dataset, warehouse.staging_ref(batch), self.curated,
+                                  self.log_table, self._lineage(batch), screened=True)  # fmt: skip
+        keys = sql.keys_unique_statement(contract, dataset, self.curated, batch.batch_id)
+        log = self._log_statement(dataset, batch, outcome, final=True,
+                                  computed={"rows_in_file": rows, "rows_loaded": rows})  # fmt: skip
+        warehouse.commit([load, *([keys] if keys else []), log], batch)
+        return self._committed(warehouse, batch, outcome)
 
-    def _row_checks(
-        self, warehouse: Warehouse, batch: Batch, counts: dict[str, Any] | None = None
-    ) -> tuple[int, list[Check]]:
-        """The row checks' outcomes from their counts (counted here unless given); samples of
-        the rows breaking a rule, and the repeated keys, read only when there are some."""
+    def _lineage(self, batch: Batch) -> dict[str, Any]:
+        return {
+            "_source_uri": batch.object.uri,
+            "_source_generation": batch.object.generation,
+            "_batch_id": batch.batch_id,
+            "_ingested_at": datetime.now(UTC),
+        }
+
+    def _row_checks(self, warehouse: Warehouse, batch: Batch) -> tuple[int, list[Check]]:
+        """The row checks' outcomes from their counts; samples of the rows breaking a rule, and
+        the repeated keys, read only when there are some."""
         contract, staging = self.contract, warehouse.staging_ref(batch)
         rules = sql.row_checks(contract)
-        if counts is None:
-            (counts,) = warehouse.query(sql.count_query(contract, staging))
+        (counts,) = warehouse.query(sql.count_query(contract, staging))
         rows = int(counts["row_count"])
         checks = []
         for i, rule in enumerate(rules):
@@ -355,8 +371,9 @@ class Ingestor:
         return rows[0] if rows else None
 
     def _log_statement(
-        self, dataset: str, batch: Batch, outcome: Outcome, *, final: bool
-    ) -> sql.Statement:
+        self, dataset: str, batch: Batch, outcome: Outcome, *, final: bool,
+        computed: dict[str, str] | None = None,
+    ) -> sql.Statement:  # fmt: skip
         finished = datetime.now(UTC)
         row = {
             "batch_id": batch.batch_id,
@@ -378,7 +395,9 @@ class Ingestor:
             else int((finished - batch.started_at).total_seconds() * 1000),
         }
         schema = list(INGESTION_LOG.schema)
-        return sql.log_statement(dataset, self.log_table, schema, row, final=final)
+        return sql.log_statement(
+            dataset, self.log_table, schema, row, final=final, computed=computed
+        )
 
     def _log_row(self, warehouse: Warehouse, batch: Batch, outcome: Outcome) -> None:
         """A log row that is not final (DUPLICATE, FAILED): every attempt leaves a trace."""
@@ -428,10 +447,12 @@ class Ingestor:
         return outcome
 
 
-def _all_pass(counts: dict[str, Any], rules: int) -> bool:
-    """The count query's row says no rule is broken and no key repeats."""
-    broken = any(counts[f"c{i}"] for i in range(rules))
-    return not broken and int(counts["distinct_keys"]) == int(counts["row_count"])
+def _passed_row_checks(contract: DataContract) -> list[Check]:
+    """The row checks of a file breaking no rule and repeating no key, as `_row_checks` reports
+    them."""
+    checks = [Check.ok(rule.name, rule.column) for rule in sql.row_checks(contract)]
+    key = ", ".join(contract.key_columns)
+    return [*checks, Check.ok("key.unique", key)] if key else checks
 
 
 def _duplicate(batch: Batch, done: dict[str, Any]) -> Outcome:

@@ -166,7 +166,8 @@ class FileRejected(Exception):
 
 
 class TypedReadFailed(Exception):
-    """A typed staging (Warehouse.stage_typed) met a value or line its reader cannot take.
+    """A typed staging (Warehouse.stage_typed) met a value or line its reader cannot take, or
+    its one-pass load stopped at a broken rule or a key that may repeat (rolled back).
 
     Not a verdict on the file: the caller stages it as text, whose checks find, count and sample
     the problem (or accept the file) exactly as without the typed attempt."""

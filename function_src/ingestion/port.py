@@ -46,10 +46,12 @@ class Warehouse(Protocol):
     ) -> bool:
         """Stage the file with sql.typed_staging_columns in their type, the others as STRING.
 
-        The fast path for clean files: the engine's typed reader instead of text cast again.
-        Returns False when this warehouse has none (then the caller stages as text). Queries on
-        this staging raise TypedReadFailed where the reader meets a value or line it cannot take;
-        the caller then stages the file as text (`stage`), which replaces this staging.
+        The fast path for clean files: the engine's typed reader instead of text cast again,
+        loaded in one pass (a screened load, sql.load_statement). Returns False when this
+        warehouse has none (then the caller stages as text). A commit reading this staging
+        raises TypedReadFailed, rolled back, where the reader meets a value or line it cannot
+        take or a screened statement's ERROR fires; the caller then stages the file as text
+        (`stage`), which replaces this staging.
         """
 
     def query(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:

@@ -7,6 +7,10 @@ them with sqlglot, so the same checks and the same load run in the cloud and loc
 was read: one STRING column per contract column (null markers already NULL). Checks count the rows
 breaking each rule in one scan; samples are read only for the rules that failed. The load casts
 into the curated table and adds the lineage columns.
+
+A file expected clean can skip the checks' scan: its load is screened (it fails at the first row
+breaking a rule) and followed by a key count on the rows it inserted, in one transaction; only a
+failure (rolled back) sends the file to the checks, which find and report what is wrong.
 """
 
 from __future__ import annotations
@@ -260,28 +264,89 @@ def load_statement(
     curated: str,
     log_table: str,
     lineage: Mapping[str, Any],
+    *,
+    screened: bool = False,
 ) -> Statement:
-    """Staging -> curated with lineage, unless the batch is already done (exactly once)."""
+    """Staging -> curated with lineage, unless the batch is already done (exactly once).
+
+    `screened`: the statement fails (ERROR, so its transaction rolls back) at the first row
+    breaking any rule, in the same scan that loads the rows: the checks of a file expected
+    clean, without a scan of their own (`rules_hold`).
+    """
     columns = [*contract.column_names, *(c.name for c in LINEAGE_COLUMNS)]
     values = [typed_value(contract, col) for col in contract.columns]
     values += [f"@{c.name.lstrip('_')}" for c in LINEAGE_COLUMNS]
     params: Params = {c.name.lstrip("_"): (c.type, lineage[c.name]) for c in LINEAGE_COLUMNS}
+    where = _not_final(dataset, log_table)
+    if screened:
+        where += f" AND {rules_hold(contract)}"
     return Statement(
         f"INSERT INTO {table(dataset, curated)} ({', '.join(ident(c) for c in columns)}) "
-        f"SELECT {', '.join(values)} FROM {staging} "
-        f"WHERE {_not_final(dataset, log_table)}",
+        f"SELECT {', '.join(values)} FROM {staging} WHERE {where}",
         params,
     )
 
 
+RULE_BROKEN = "a row breaks a rule of the data contract"
+KEY_REPEATED = "a key of the batch may repeat"
+"""The ERROR messages of a screened load (`rules_hold`, `keys_unique_statement`)."""
+
+
+def rules_hold(contract: DataContract) -> str:
+    """TRUE for a row that breaks no rule; ERROR (the statement fails) for one that does.
+
+    A row breaks a rule where its `bad` is TRUE, as COUNTIF counts it (NULL is not TRUE).
+    Which rule, how often and where is left to the checks (count_query, sample_query): this
+    only says whether all of them would pass.
+    """
+    if not (rules := row_checks(contract)):
+        return "TRUE"
+    broken = " OR ".join(f"({rule.bad})" for rule in rules)
+    return f"IF({broken}, ERROR({literal(RULE_BROKEN)}), TRUE)"
+
+
+def keys_unique_statement(
+    contract: DataContract, dataset: str, curated: str, batch_id: str
+) -> Statement | None:
+    """After a screened load: ERROR unless the batch's rows in the curated table have as many
+    key fingerprints as rows (None without a key: nothing can repeat).
+
+    The loaded keys are typed values: two texts of one value ('01', '1') count as a repeat here
+    though the file's text differs, and NULL keys count as rows without a fingerprint. Either
+    only sends the batch to the checks on the file (`duplicate_keys_query`), which decide.
+    """
+    if not contract.key_columns:
+        return None
+    keys = [f"CAST({ident(k)} AS STRING)" for k in contract.key_columns]
+    key = keys[0] if len(keys) == 1 else f"TO_JSON_STRING(STRUCT({', '.join(keys)}))"
+    return Statement(
+        f"SELECT ERROR({literal(KEY_REPEATED)}) FROM (SELECT COUNT(*) AS row_count, "
+        f"COUNT(DISTINCT FARM_FINGERPRINT({key})) AS distinct_keys "
+        f"FROM {table(dataset, curated)} WHERE _batch_id = @batch_id) "
+        "WHERE distinct_keys < row_count",
+        {"batch_id": ("STRING", batch_id)},
+    )
+
+
+def batch_rows(dataset: str, curated: str) -> str:
+    """The number of the batch's rows in the curated table (as a scalar subquery)."""
+    return f"(SELECT COUNT(*) FROM {table(dataset, curated)} WHERE _batch_id = @batch_id)"
+
+
 def log_statement(
     dataset: str, log_table: str, schema: list[dict[str, str]], row: Mapping[str, Any], *,
-    final: bool,
+    final: bool, computed: Mapping[str, str] | None = None,
 ) -> Statement:  # fmt: skip
-    """One ingestion-log row. A final one (LOADED/REJECTED) only if the batch has none yet."""
-    names = [f["name"] for f in schema if f["name"] in row]
-    params: Params = {f["name"]: (f["type"], row[f["name"]]) for f in schema if f["name"] in row}
-    select = f"SELECT {', '.join('@' + n for n in names)}"
+    """One ingestion-log row. A final one (LOADED/REJECTED) only if the batch has none yet.
+
+    `computed` gives SQL for fields known only once the statements before this one ran (the rows
+    a screened load inserted, `batch_rows`); the other fields are parameters.
+    """
+    computed = computed or {}
+    names = [f["name"] for f in schema if f["name"] in row or f["name"] in computed]
+    params: Params = {f["name"]: (f["type"], row[f["name"]]) for f in schema
+                      if f["name"] in row and f["name"] not in computed}  # fmt: skip
+    select = f"SELECT {', '.join(computed.get(n, '@' + n) for n in names)}"
     if final:
         select += f" FROM (SELECT 1 AS one) WHERE {_not_final(dataset, log_table)}"
     return Statement(
