@@ -282,9 +282,13 @@ class DuckDbWarehouse:
                     values = {n: v for n, (_, v) in statement.params.items()}
                     self.con.execute(to_duckdb(statement.sql), values)
                 self.con.commit()
-            except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
-                # A typed staging's reader refused a value or line, or a screened load's
-                # ERROR (sql.rules_hold, keys_unique_statement): rolled back, no verdict.
+            except (
+                duckdb.ConversionException, duckdb.InvalidInputException,
+                duckdb.ConstraintException,
+            ) as error:  # fmt: skip
+                # A typed staging's reader refused a value or line, a screened load's ERROR
+                # (sql.rules_hold and the statements after it) or a required column's NOT NULL
+                # (its rule is among those checked after the load): rolled back, no verdict.
                 self.con.rollback()
                 if not self._typed:
                     raise

@@ -297,12 +297,43 @@ def rules_hold(contract: DataContract) -> str:
 
     A row breaks a rule where its `bad` is TRUE, as COUNTIF counts it (NULL is not TRUE).
     Which rule, how often and where is left to the checks (count_query, sample_query): this
-    only says whether all of them would pass.
+    only says whether all of them would pass. The rules of `listed_columns` are left to
+    `listed_values_statement`.
     """
-    if not (rules := row_checks(contract)):
+    listed = {col.name for col in listed_columns(contract)}
+    if not (rules := [r for r in row_checks(contract) if r.column not in listed]):
         return "TRUE"
     broken = " OR ".join(f"({rule.bad})" for rule in rules)
     return f"IF({broken}, ERROR({literal(RULE_BROKEN)}), TRUE)"
+
+
+def listed_columns(contract: DataContract) -> list[Column]:
+    """STRING columns with allowed values: a screened load leaves their rules to the distinct
+    values it loaded (`listed_values_statement`), a handful, where its scan would test every
+    row. Their rules read the value only, which the load keeps as it was staged (`cell`)."""
+    return [col for col in contract.columns if col.type == "STRING" and col.allowed is not None]
+
+
+def listed_values_statement(
+    contract: DataContract, dataset: str, curated: str, batch_id: str
+) -> Statement | None:
+    """After a screened load: ERROR if a distinct value the batch loaded into a column of
+    `listed_columns` breaks one of its rules (None without such columns)."""
+    counts = []
+    for col in listed_columns(contract):
+        bad = " OR ".join(f"({r.bad})" for r in row_checks(contract) if r.column == col.name)
+        # Counted, not filtered: a filter would be pushed below the DISTINCT, onto every row.
+        counts.append(
+            f"SELECT COUNTIF({bad}) AS broken FROM (SELECT DISTINCT {ident(col.name)} "
+            f"FROM {table(dataset, curated)} WHERE _batch_id = @batch_id)"
+        )
+    if not counts:
+        return None
+    return Statement(
+        f"SELECT ERROR({literal(RULE_BROKEN)}) FROM ({' UNION ALL '.join(counts)}) "
+        "WHERE broken > 0 LIMIT 1",
+        {"batch_id": ("STRING", batch_id)},
+    )
 
 
 def keys_unique_statement(
