@@ -96,8 +96,8 @@ PHASES: dict[str, float] = {}
 
 def _timed(warehouse):
     """The adapter with its port methods timed into PHASES: which path ran, and its cost."""
-    names = {"stage_typed": "typed staging", "stage": "text staging",
-             "query": "queries (checks)", "commit": "commits (load, screened)"}  # fmt: skip
+    names = {"stage_typed": "typed staging", "stage": "text staging", "query": "queries (checks)",
+             "commit": "commits (load; the fast path's checks too)"}  # fmt: skip
     for method, phase in names.items():
         original = getattr(warehouse, method)
 
