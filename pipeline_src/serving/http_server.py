@@ -179,14 +179,14 @@ class ModelServer:
             backlog=BACKLOG,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
             server_header=False,
+            proxy_headers=False,  # nothing reads the client's address: no middleware for it
             log_config=log_config,
             access_log=access_log,
         )
         self._server = uvicorn.Server(config)
         self._stopped = threading.Event()
-        state = getattr(app, "state", None)
-        if state is not None:  # the app serves a lone connection on the event loop (server.py)
-            state.open_connections = self.open_connections
+        if hasattr(app, "open_connections"):  # a lone connection is served on the loop
+            app.open_connections = self.open_connections
 
     def open_connections(self) -> int:
         """Connections this process has open (uvicorn's count; each worker process has its own)."""
