@@ -230,10 +230,15 @@ def answer_predict(source, body: bytes) -> tuple[int, bytes]:
 
 
 def answer_health(source) -> tuple[int, bytes]:
+    """Status and JSON body for a health check: 503 while nothing can be served, and a JSON 500
+    (logged with its traceback) for a failure nobody expected, as predict answers one."""
     try:
         return 200, json.dumps(source.health()).encode()
     except (Unavailable, FileNotFoundError) as error:
         return 503, error_document(503, str(error))
+    except Exception as error:
+        log.exception("health failed")
+        return 500, error_document(500, f"internal error: {type(error).__name__}")
 
 
 class ModelApp:

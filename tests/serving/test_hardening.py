@@ -50,6 +50,13 @@ class Broken:
         raise KeyError("something the server did not expect")
 
 
+class BrokenHealth(Broken):
+    """A source whose health check fails unexpectedly (say, an endpoint's state file garbled)."""
+
+    def health(self):
+        raise ValueError("something the server did not expect")
+
+
 def serve(source) -> Iterator[int]:
     server = make_server(source, "127.0.0.1", 0, request_timeout=REQUEST_TIMEOUT)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -224,6 +231,12 @@ def test_an_unexpected_failure_is_a_500_and_the_connection_serves_on():
         for _ in range(2):
             status, answer, _ = call(connection, body)
             assert (status, answer["error"]["message"]) == (500, "internal error: KeyError")
+        connection.close()
+    for port in serve(BrokenHealth()):  # health too: a JSON 500, not the server's plain text
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for _ in range(2):
+            status, answer, _ = call(connection, b"", method="GET", path="/health")
+            assert (status, answer["error"]["message"]) == (500, "internal error: ValueError")
         connection.close()
 
 
